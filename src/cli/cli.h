@@ -1,0 +1,29 @@
+/* The yaflow command line: one file per subcommand. Only the CLI prints and
+ * exits; the library reports through yf_error. */
+#ifndef YAFLOW_CLI_H
+#define YAFLOW_CLI_H
+
+#include "../yaflow.h"
+
+typedef struct cli_args {
+    const char *positional;     /* SPEC or RUN */
+    const char *overrides[256]; /* key=value */
+    int n_overrides;
+    const char *out;
+    int threads;
+    int json;
+    int help;
+} cli_args;
+
+/* Parses argv[2..]; prints a message and returns 2 on bad usage. */
+int cli_parse(int argc, char **argv, const char *usage, int allow_overrides,
+              cli_args *a);
+/* Prints the error and returns the exit code for it. */
+int cli_fail(yf_error *err);
+
+int cmd_check(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,30 @@
+/* yaflow info */
+#include "cli.h"
+
+#include <stdio.h>
+
+static const char usage[] =
+    "usage: yaflow info\n"
+    "Shows the BLIS version and kernel set in use (and how it was chosen), the\n"
+    "thread counts and the CPU features.\n";
+
+int cmd_info(int argc, char **argv)
+{
+    cli_args a;
+    int rc = cli_parse(argc, argv, usage, 0, &a);
+    if (rc || a.help)
+        return rc;
+    yf_runtime_info info;
+    yf_runtime_info_get(&info);
+    printf("yaflow %s\n", PACKAGE_VERSION);
+    printf("blis_version=%s\n", info.blis_version);
+    printf("blis_kernels=%s\n", info.blis_arch);
+    printf("blis_kernels_source=%s\n", info.arch_source);
+    printf("blis_own_detection=%s\n", info.blis_arch_detected);
+    printf("cpu_features=%s\n", info.cpu_features);
+    printf("cores=%d\n", info.cores);
+    printf("omp_max_threads=%d\n", info.omp_threads);
+    printf("threads_default=%d (yaflow runs BLIS and its OpenMP workers within this count)\n",
+           info.cores);
+    return 0;
+}

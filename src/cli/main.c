@@ -1,0 +1,103 @@
+/* yaflow: the command-line driver. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COMMANDS(XX)                                                               \
+    XX(check, "validate a model spec and print its layers, shapes, parameters, FLOPs") \
+    XX(train, "train a model spec and write a run folder")                         \
+    XX(eval, "evaluate a trained run on the test set")                             \
+    XX(info, "show BLIS kernels, threads and CPU features")
+
+static const struct {
+    const char *name, *help;
+    int (*fn)(int, char **);
+} commands[] = {
+#define XX(n, h) {#n, h, cmd_##n},
+    COMMANDS(XX)
+#undef XX
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: yaflow COMMAND [ARGS]   (yaflow COMMAND --help for more)\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-7s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\nexit codes: 0 ok, 1 runtime failure, 2 bad input (spec, data, checkpoint)\n");
+}
+
+int cli_parse(int argc, char **argv, const char *usage_text, int allow_overrides,
+              cli_args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            printf("%s", usage_text);
+            a->help = 1;
+            return 0;
+        } else if (!strcmp(s, "--json")) {
+            a->json = 1;
+        } else if (!strcmp(s, "--out") || !strcmp(s, "--threads")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "yaflow %s: %s needs a value\n%s", argv[1], s, usage_text);
+                return 2;
+            }
+            if (!strcmp(s, "--out")) {
+                a->out = argv[++i];
+            } else {
+                char *end;
+                long t = strtol(argv[++i], &end, 10);
+                if (*end || t < 1 || t > 1024) {
+                    fprintf(stderr, "yaflow %s: --threads must be a positive integer, not '%s'\n",
+                            argv[1], argv[i]);
+                    return 2;
+                }
+                a->threads = (int)t;
+            }
+        } else if (s[0] == '-') {
+            fprintf(stderr, "yaflow %s: unknown option '%s'\n%s", argv[1], s, usage_text);
+            return 2;
+        } else if (!a->positional) {
+            a->positional = s;
+        } else if (allow_overrides && strchr(s, '=')) {
+            if (a->n_overrides == 256) {
+                fprintf(stderr, "yaflow %s: too many overrides\n", argv[1]);
+                return 2;
+            }
+            a->overrides[a->n_overrides++] = s;
+        } else {
+            fprintf(stderr, "yaflow %s: unexpected argument '%s'%s\n%s", argv[1], s,
+                    allow_overrides ? " (overrides are dotted.key=value)" : "", usage_text);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+int cli_fail(yf_error *err)
+{
+    fprintf(stderr, "yaflow: %s\n", yf_error_format(err));
+    return yf_status_exit_code(err->code);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("yaflow %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc, argv);
+    fprintf(stderr, "yaflow: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

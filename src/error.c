@@ -1,0 +1,112 @@
+/* Error objects, status names and "did you mean" suggestions. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *yf_status_name(yf_status s)
+{
+    switch (s) {
+#define XX(name, value, exitcode, text) case YF_##name: return text;
+        YF_STATUS_MAP(XX)
+#undef XX
+    }
+    return "unknown error";
+}
+
+int yf_status_exit_code(yf_status s)
+{
+    switch (s) {
+#define XX(name, value, exitcode, text) case YF_##name: return exitcode;
+        YF_STATUS_MAP(XX)
+#undef XX
+    }
+    return 1;
+}
+
+const char *yf_error_format(yf_error *err)
+{
+    if (err->file[0] && err->line > 0)
+        snprintf(err->text, sizeof err->text, "%s:%d:%d: %s", err->file,
+                 err->line, err->col, err->msg);
+    else if (err->file[0])
+        snprintf(err->text, sizeof err->text, "%s: %s", err->file, err->msg);
+    else
+        snprintf(err->text, sizeof err->text, "%s", err->msg);
+    return err->text;
+}
+
+static int vfail(yf_error *err, const yf__node *at, yf_status code,
+                 const char *fmt, va_list ap)
+{
+    if (!err)
+        return code;
+    memset(err, 0, offsetof(yf_error, text));
+    err->code = code;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    if (at) {
+        snprintf(err->file, sizeof err->file, "%s", at->file ? at->file : "");
+        err->line = at->line;
+        err->col = at->col;
+        yf__node_path(at, err->key, sizeof err->key);
+    }
+    return code;
+}
+
+int yf__fail(yf_error *err, yf_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(err, NULL, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int yf__fail_at(yf_error *err, const yf__node *at, yf_status code,
+                const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(err, at, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int yf__edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 99;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb];
+}
+
+const char *yf__closest(const char *word, const char *const *cands, int n)
+{
+    const char *best = NULL;
+    int best_d = 99;
+    int limit = strlen(word) <= 4 ? 2 : 3;
+    for (int i = 0; i < n; i++) {
+        int d = yf__edit_distance(word, cands[i]);
+        /* a prefix ("log_var" in "log_variance") is a likely meaning too */
+        size_t lc = strlen(cands[i]);
+        if (lc >= 3 && strncmp(word, cands[i], lc) == 0 && d > 1)
+            d = limit;
+        if (d < best_d) {
+            best_d = d;
+            best = cands[i];
+        }
+    }
+    return best_d <= limit ? best : NULL;
+}

@@ -1,0 +1,376 @@
+/* Internal interfaces of libyaflow: yf__* names are not part of the API. */
+#ifndef YAFLOW_INTERNAL_H
+#define YAFLOW_INTERNAL_H
+
+#include "yaflow.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#define YF__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- errors (error.c) ------------------------------------------------------ */
+
+typedef struct yf__node yf__node;
+
+/* Sets err (if not NULL) and returns code. */
+int yf__fail(yf_error *err, yf_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* As yf__fail, placing the error at a spec node (file:line:col, key path). */
+int yf__fail_at(yf_error *err, const yf__node *at, yf_status code,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Levenshtein distance, for "did you mean" suggestions. */
+int yf__edit_distance(const char *a, const char *b);
+/* The closest candidate within a small distance, or NULL. */
+const char *yf__closest(const char *word, const char *const *cands, int n);
+
+/* ---- YAML trees with source positions (tree.c) ---------------------------- */
+
+typedef enum { YF__SCALAR, YF__SEQ, YF__MAP } yf__kind;
+
+/* A YAML node. Maps keep their keys in order: key[i] names kid[i]. Each
+ * node knows its parent and its key path for error messages. The whole tree
+ * is owned by its root; yf__tree_free frees it. */
+struct yf__node {
+    yf__kind kind;
+    char *str;   /* scalar text */
+    bool quoted; /* scalar was quoted in the source: always a string */
+    const char *file; /* owned by the root's yf__tree */
+    int line, col;
+    int n, cap;
+    yf__node **kid;
+    char **key; /* maps only */
+    int *kpos;  /* maps only: line, col of key i at kpos[2i], kpos[2i+1] */
+    yf__node *parent;
+};
+
+typedef struct yf__tree {
+    yf__node *root;
+    char *file; /* name used in messages */
+    char **extra; /* names of override sources, owned here */
+    int n_extra;
+} yf__tree;
+
+yf__tree *yf__tree_parse(const char *text, size_t len, const char *file,
+                         yf_error *err);
+yf__tree *yf__tree_load(const char *path, yf_error *err);
+void yf__tree_free(yf__tree *t);
+/* Applies "a.b.c=value"; a sequence step may be an index or the name of a
+ * map element ("model.layers.coding.units=20"). */
+int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err);
+yf__node *yf__map_get(const yf__node *map, const char *key);
+/* Sets map[key] = a new scalar; returns it. */
+yf__node *yf__map_set_scalar(yf__node *map, const char *key, const char *val);
+yf__node *yf__map_set_node(yf__node *map, const char *key, yf__node *val);
+yf__node *yf__node_new(yf__kind kind, const char *file, int line, int col);
+void yf__node_free(yf__node *n);
+void yf__seq_push(yf__node *seq, yf__node *kid);
+/* "model.layers[2].units" */
+void yf__node_path(const yf__node *n, char *buf, size_t cap);
+void yf__tree_emit(const yf__node *n, FILE *out);
+
+/* ---- specs (spec.c) -------------------------------------------------------- */
+
+#define YF__NAME_MAX 64
+#define YF__MAX_INPUTS 4
+#define YF__MAX_DIMS 4
+
+#define YF_ACTIVATIONS(XX)                                                  \
+    XX(LINEAR, linear) XX(RELU, relu) XX(ELU, elu) XX(SELU, selu)           \
+    XX(LEAKY_RELU, leaky_relu) XX(SIGMOID, sigmoid) XX(TANH, tanh)          \
+    XX(SOFTMAX, softmax)
+
+typedef enum {
+#define XX(e, s) YF_ACT_##e,
+    YF_ACTIVATIONS(XX)
+#undef XX
+    YF_ACT_COUNT
+} yf__act;
+
+#define YF_INITS(XX) XX(GLOROT_UNIFORM, glorot_uniform) XX(HE_NORMAL, he_normal) XX(ZEROS, zeros)
+
+typedef enum {
+#define XX(e, s) YF_INIT_##e,
+    YF_INITS(XX)
+#undef XX
+} yf__init;
+
+/* Layer types: XX(enum, yaml name). */
+#define YF_LAYER_TYPES(XX)                                                  \
+    XX(DENSE, dense) XX(ACTIVATION, activation)                             \
+    XX(GAUSSIAN_NOISE, gaussian_noise) XX(DROPOUT, dropout)
+
+typedef enum {
+#define XX(e, s) YF_LAYER_##e,
+    YF_LAYER_TYPES(XX)
+#undef XX
+} yf__layer_type;
+
+#define YF_LOSS_TYPES(XX) XX(MSE, mse) XX(SIGMOID_CE, sigmoid_cross_entropy) XX(L2, l2)
+
+typedef enum {
+#define XX(e, s) YF_LOSS_##e,
+    YF_LOSS_TYPES(XX)
+#undef XX
+} yf__loss_type;
+
+#define YF_OPTIMIZERS(XX) XX(SGD, sgd) XX(MOMENTUM, momentum) XX(ADAM, adam)
+
+typedef enum {
+#define XX(e, s) YF_OPTIM_##e,
+    YF_OPTIMIZERS(XX)
+#undef XX
+} yf__optim_type;
+
+typedef struct yf__layer_spec {
+    const yf__node *at; /* the layer's map, for errors */
+    char name[YF__NAME_MAX];
+    yf__layer_type type;
+    int n_inputs;
+    char inputs[YF__MAX_INPUTS][YF__NAME_MAX];
+    const yf__node *inputs_at;
+    /* dense */
+    int units;
+    yf__act activation;
+    float alpha; /* elu / leaky_relu */
+    yf__init init, bias_init;
+    char weights[YF__NAME_MAX]; /* shared weight "layer.W", or "" */
+    bool weights_transposed;
+    const yf__node *weights_at;
+    bool use_bias, trainable;
+    /* noise */
+    float stddev, rate;
+} yf__layer_spec;
+
+typedef struct yf__loss_spec {
+    const yf__node *at;
+    yf__loss_type type;
+    char input[YF__NAME_MAX], target[YF__NAME_MAX];
+    float weight;
+    bool reduce_sum; /* sum over features, mean over examples */
+    int n_params;
+    char (*params)[YF__NAME_MAX];
+    const yf__node *params_at;
+} yf__loss_spec;
+
+typedef struct yf__optim_spec {
+    yf__optim_type type;
+    float lr, momentum, beta1, beta2, epsilon, weight_decay;
+    bool nesterov;
+} yf__optim_spec;
+
+struct yf_spec {
+    yf__tree *tree;
+    char name[YF__NAME_MAX];
+    uint64_t seed;
+    /* data */
+    char source[32];
+    char data_dir[512];
+    long valid;
+    double train_fraction;
+    /* model */
+    char input_name[YF__NAME_MAX];
+    int input_shape[YF__MAX_DIMS], input_ndim;
+    const yf__node *input_at;
+    int n_layers;
+    yf__layer_spec *layers;
+    int n_losses;
+    yf__loss_spec *losses;
+    /* train */
+    yf__optim_spec optim;
+    int batch_size, epochs;
+};
+
+/* ---- graphs (compile.c, autodiff.c, plan.c, sched.c) ---------------------- */
+
+typedef enum {
+#define YF_OP(e, name, fwd, bwd) YF_OP_##e,
+#include "ops/ops.def"
+#undef YF_OP
+    YF_OP_COUNT
+} yf__op;
+
+extern const char *const yf__op_names[YF_OP_COUNT];
+
+typedef struct yf__gnode {
+    yf__op op;
+    int n_in;
+    int in[YF__MAX_INPUTS];
+    int after; /* an extra ordering dependency (-1: none) */
+    char name[2 * YF__NAME_MAX];
+    const yf__node *at; /* where the user wrote it */
+    /* shape of one example: `size` floats; per_row nodes hold rows*size */
+    int ndim, dims[YF__MAX_DIMS];
+    size_t size;
+    bool per_row;
+    bool needs_grad;
+    bool keep; /* output read after the run: never reused */
+    int grad;  /* node holding d(loss)/d(this), -1 if none */
+    /* attributes */
+    int act;
+    float alpha, stddev, rate, weight;
+    bool trans;      /* dense: y = x·Wᵀ */
+    bool accumulate; /* writes into a parameter gradient: beta = 1 */
+    bool reduce_sum;
+    bool training_only;
+    int param;     /* param / grad nodes: index in the model's param table */
+    int stream;    /* random stream */
+    int term;      /* loss nodes: index of the spec's loss term */
+    /* placement */
+    int level;
+    size_t offset; /* in the arena, for per_row nodes */
+    float *buf;
+} yf__gnode;
+
+typedef struct yf__param {
+    char name[2 * YF__NAME_MAX]; /* "hidden1.W" */
+    int ndim, dims[2];
+    size_t size, offset; /* in the parameter block */
+    yf__init init;
+    int fan_in, fan_out;
+    bool trainable;
+    const yf__node *at;
+} yf__param;
+
+typedef struct yf__graph {
+    int n, cap;
+    yf__gnode *node;
+    bool training;
+    int max_rows;
+    /* plan */
+    int n_levels;
+    int *level_start; /* nodes sorted by level: order[level_start[l]..] */
+    int *order;
+    float *arena;
+    size_t arena_floats, naive_floats;
+    float *scalars; /* one float per non-per_row, non-param node */
+    int loss_node[16]; /* weighted loss terms, in spec order */
+    int n_loss;
+    int input_node;
+    int n_fwd; /* nodes below n_fwd are the forward graph */
+    int *param_writer; /* autodiff: last node writing each parameter's gradient */
+} yf__graph;
+
+struct yf_model {
+    const yf_spec *spec;
+    int threads;
+    int n_params;
+    yf__param *params;
+    size_t param_floats;
+    float *param_block, *grad_block;
+    yf__graph train, eval;
+    /* optimizer state: one block per moment */
+    float *m_block, *v_block;
+    uint64_t step;
+};
+
+typedef struct yf__exec {
+    int rows;
+    int threads; /* threads this node may use */
+    uint64_t seed, step;
+    const yf_model *model;
+    yf__graph *g;
+} yf__exec;
+
+typedef void (*yf__fwd_fn)(yf__gnode *n, const yf__exec *ex);
+/* Appends the backward nodes of node `id` given the gradient node `dy`
+ * (dy < 0 for a loss term: d(total)/d(term) = 1). */
+typedef int (*yf__bwd_fn)(yf__graph *g, int id, int dy, yf_error *err);
+
+/* Prototypes of every op's kernel and backward builder, from the list. */
+#define YF_OP(e, name, fwd, bwd)                                            \
+    void fwd(yf__gnode *n, const yf__exec *ex);                             \
+    int bwd(yf__graph *g, int id, int dy, yf_error *err);
+#include "ops/ops.def"
+#undef YF_OP
+
+extern const yf__fwd_fn yf__op_fwd[YF_OP_COUNT];
+extern const yf__bwd_fn yf__op_bwd[YF_OP_COUNT];
+
+int yf__graph_add(yf__graph *g, yf__op op, const char *name, const yf__node *at,
+                  yf_error *err);
+/* Records that `contrib` is a part of d(loss)/d(id): sets grad or sums. */
+int yf__grad_accum(yf__graph *g, int id, int contrib, yf_error *err);
+/* Builds the forward graph from the spec (training adds noise/dropout). */
+int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err);
+int yf__autodiff(yf_model *m, yf__graph *g, yf_error *err);
+int yf__plan(yf_model *m, yf__graph *g, yf_error *err);
+void yf__graph_free(yf__graph *g);
+/* Runs every node; rows ≤ g->max_rows. */
+void yf__run(yf_model *m, yf__graph *g, int rows);
+/* A node writing into parameter p's gradient: chains it after the previous
+ * writer and makes it accumulate. */
+void yf__param_grad_writer(yf__graph *g, int id, int p);
+double yf__node_flops(const yf__graph *g, const yf__gnode *n, int rows);
+static inline float *yf__out(const yf__graph *g, int id) { return g->node[id].buf; }
+
+/* ---- kernels ---------------------------------------------------------------- */
+
+/* C[m,n] = alpha·op(A)·op(B) + beta·C, row-major, lda etc. are row strides. */
+void yf__sgemm(bool ta, bool tb, int m, int n, int k, float alpha,
+               const float *a, int lda, const float *b, int ldb, float beta,
+               float *c, int ldc, int threads);
+void yf__act_forward(int act, float alpha, const float *x, float *y,
+                     size_t rows, size_t cols);
+void yf__act_backward(int act, float alpha, const float *y, const float *dy,
+                      float *dx, size_t rows, size_t cols);
+
+/* ---- random numbers (rng.c) ------------------------------------------------- */
+
+/* Philox4x32-10: 4 random words for (seed, stream, step, index). */
+void yf__philox(uint64_t seed, uint32_t stream, uint64_t step, uint32_t index,
+                uint32_t out[4]);
+/* Fills n floats; element i depends only on (seed, stream, step, i). */
+void yf__rand_normal(uint64_t seed, uint32_t stream, uint64_t step,
+                     float *out, size_t n, float mean, float stddev);
+void yf__rand_uniform(uint64_t seed, uint32_t stream, uint64_t step,
+                      float *out, size_t n, float lo, float hi);
+/* Random streams used outside graphs. */
+enum { YF__STREAM_INIT = 1, YF__STREAM_SHUFFLE = 2, YF__STREAM_NODE0 = 100 };
+
+/* ---- optimisers (optim.c) ------------------------------------------------------ */
+
+void yf__optim_step(yf_model *m);
+
+/* ---- data (data/) --------------------------------------------------------- */
+
+typedef struct yf__idx {
+    int ndim;
+    uint32_t dims[4];
+    size_t count, item; /* items and bytes per item */
+    uint8_t *data;
+} yf__idx;
+
+/* Reads an IDX file (plain or gzip). expect_ndim: 3 for images, 1 labels. */
+int yf__idx_read(const char *path, int expect_ndim, yf__idx *out,
+                 yf_error *err);
+void yf__idx_free(yf__idx *idx);
+
+struct yf_dataset {
+    yf__idx train_x, train_y, test_x, test_y;
+    size_t n_train, n_valid; /* valid = last n_valid of the training file */
+    size_t dim;
+};
+
+/* Copies rows idx[0..n) of a split as floats in [0,1] into out[n, dim]. */
+void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx,
+                int n, float *out);
+
+/* ---- small JSON reader for safetensors headers (json.c) ------------------- */
+
+typedef struct yf__json yf__json;
+struct yf__json {
+    enum { YF__J_NULL, YF__J_NUM, YF__J_STR, YF__J_ARR, YF__J_OBJ, YF__J_BOOL } t;
+    double num;
+    char *str;
+    int n;
+    char **keys;
+    yf__json *items;
+};
+/* Parses text[0..len); returns 0 or -1 with a message in msg. */
+int yf__json_parse(const char *text, size_t len, yf__json *out, char *msg,
+                   size_t msgcap);
+void yf__json_free(yf__json *j);
+const yf__json *yf__json_get(const yf__json *obj, const char *key);
+
+#endif

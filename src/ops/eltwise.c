@@ -1,0 +1,226 @@
+/* Activations and sums, element by element. The loops are written without
+ * branches or library calls so that GCC vectorises them; target_clones makes
+ * AVX-512 and AVX2 versions chosen at load time. */
+#include "../internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define YF__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* exp(x) within 2 ulp for x in [-87, 88]; smaller inputs give 0. */
+static inline float fast_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = __builtin_roundf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { float f; int32_t i; } u = {.f = p};
+    u.i += (int32_t)n << 23;
+    return u.f;
+}
+
+#define SELU_ALPHA 1.6732632423543772f
+#define SELU_SCALE 1.0507009873554805f
+
+YF__CLONES static void act_fwd_flat(int act, float alpha, const float *x, float *y,
+                                    size_t n)
+{
+    switch (act) {
+    case YF_ACT_LINEAR:
+        if (x != y)
+            memcpy(y, x, n * sizeof(float));
+        break;
+    case YF_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case YF_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+        break;
+    case YF_ACT_ELU:
+        for (size_t i = 0; i < n; i++) {
+            float e = alpha * (fast_expf(x[i]) - 1.0f);
+            y[i] = x[i] > 0.0f ? x[i] : e;
+        }
+        break;
+    case YF_ACT_SELU:
+        for (size_t i = 0; i < n; i++) {
+            float e = SELU_ALPHA * (fast_expf(x[i]) - 1.0f);
+            y[i] = SELU_SCALE * (x[i] > 0.0f ? x[i] : e);
+        }
+        break;
+    case YF_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            y[i] = 1.0f / (1.0f + fast_expf(-x[i]));
+        break;
+    case YF_ACT_TANH:
+        for (size_t i = 0; i < n; i++) {
+            float e = fast_expf(-2.0f * fabsf(x[i]));
+            float t = (1.0f - e) / (1.0f + e);
+            y[i] = x[i] < 0.0f ? -t : t;
+        }
+        break;
+    }
+}
+
+/* dx from the output y and dy; every activation's derivative is a function
+ * of its output, so the input need not be kept. */
+YF__CLONES static void act_bwd_flat(int act, float alpha, const float *y,
+                                    const float *dy, float *dx, size_t n)
+{
+    switch (act) {
+    case YF_ACT_LINEAR:
+        if (dy != dx)
+            memcpy(dx, dy, n * sizeof(float));
+        break;
+    case YF_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case YF_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = y[i] > 0.0f ? dy[i] : alpha * dy[i];
+        break;
+    case YF_ACT_ELU:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = y[i] > 0.0f ? dy[i] : dy[i] * (y[i] + alpha);
+        break;
+    case YF_ACT_SELU:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = y[i] > 0.0f ? SELU_SCALE * dy[i]
+                                : dy[i] * (y[i] + SELU_SCALE * SELU_ALPHA);
+        break;
+    case YF_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case YF_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    }
+}
+
+/* x, y are (R,C); softmax over each row */
+static void softmax_rows(const float *x, float *y, size_t R, size_t C)
+{
+    for (size_t r = 0; r < R; r++) {
+        const float *xr = x + r * C;
+        float *yr = y + r * C;
+        float mx = xr[0];
+        for (size_t j = 1; j < C; j++)
+            mx = xr[j] > mx ? xr[j] : mx;
+        float s = 0.0f;
+        for (size_t j = 0; j < C; j++)
+            s += (yr[j] = fast_expf(xr[j] - mx));
+        for (size_t j = 0; j < C; j++)
+            yr[j] /= s;
+    }
+}
+
+void yf__act_forward(int act, float alpha, const float *x, float *y, size_t R,
+                     size_t C)
+{
+    if (act == YF_ACT_SOFTMAX)
+        softmax_rows(x, y, R, C);
+    else
+        act_fwd_flat(act, alpha, x, y, R * C);
+}
+
+void yf__act_backward(int act, float alpha, const float *y, const float *dy,
+                      float *dx, size_t R, size_t C)
+{
+    if (act != YF_ACT_SOFTMAX) {
+        act_bwd_flat(act, alpha, y, dy, dx, R * C);
+        return;
+    }
+    /* dx = y ⊙ (dy − Σ dy⊙y) per row */
+    for (size_t r = 0; r < R; r++) {
+        const float *yr = y + r * C, *dyr = dy + r * C;
+        float *dxr = dx + r * C;
+        float dot = 0.0f;
+        for (size_t j = 0; j < C; j++)
+            dot += dyr[j] * yr[j];
+        for (size_t j = 0; j < C; j++)
+            dxr[j] = yr[j] * (dyr[j] - dot);
+    }
+}
+
+/* Splits R rows among ex->threads threads. */
+#define FOR_ROW_CHUNKS(ex, R, r0, nr, body)                                 \
+    do {                                                                    \
+        int nt_ = (ex)->threads > 1 && (R) >= 16 ? (ex)->threads : 1;       \
+        _Pragma("omp parallel for num_threads(nt_) if(nt_ > 1)")            \
+        for (int t_ = 0; t_ < nt_; t_++) {                                  \
+            size_t r0 = (size_t)(R) * t_ / nt_;                             \
+            size_t nr = (size_t)(R) * (t_ + 1) / nt_ - r0;                  \
+            body;                                                           \
+        }                                                                   \
+    } while (0)
+
+/* x, y are (R, size) */
+void yf__act_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const float *x = ex->g->node[n->in[0]].buf;
+    size_t C = n->size;
+    FOR_ROW_CHUNKS(ex, ex->rows, r0, nr,
+                   yf__act_forward(n->act, n->alpha, x + r0 * C, n->buf + r0 * C, nr, C));
+}
+
+/* in[0] = y (the activation's output), in[1] = dy; dx is (R, size) */
+void yf__act_grad_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const float *y = ex->g->node[n->in[0]].buf, *dy = ex->g->node[n->in[1]].buf;
+    size_t C = n->size;
+    FOR_ROW_CHUNKS(ex, ex->rows, r0, nr,
+                   yf__act_backward(n->act, n->alpha, y + r0 * C, dy + r0 * C,
+                                    n->buf + r0 * C, nr, C));
+}
+
+int yf__act_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    if (!g->node[g->node[id].in[0]].needs_grad)
+        return 0;
+    int dx = yf__graph_add(g, YF_OP_ACT_GRAD, g->node[id].name, g->node[id].at, err);
+    if (dx < 0)
+        return dx;
+    yf__gnode *d = &g->node[dx], *n = &g->node[id];
+    d->n_in = 2, d->in[0] = id, d->in[1] = dy;
+    d->act = n->act, d->alpha = n->alpha;
+    d->size = n->size, d->per_row = true;
+    return yf__grad_accum(g, n->in[0], dx, err);
+}
+
+YF__CLONES static void add_flat(const float *a, const float *b, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
+/* a, b, y are (R, size), or scalars */
+void yf__add_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    size_t count = n->per_row ? (size_t)ex->rows * n->size : n->size;
+    add_flat(ex->g->node[n->in[0]].buf, ex->g->node[n->in[1]].buf, n->buf, count);
+}
+
+int yf__add_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    for (int k = 0; k < 2; k++)
+        if (g->node[g->node[id].in[k]].needs_grad) {
+            int rc = yf__grad_accum(g, g->node[id].in[k], dy, err);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
+
+int yf__nograd_bwd(yf__graph *g, int id, int dy, yf_error *err) { return 0; }

@@ -1,0 +1,70 @@
+/* Optimisers: one loop over each trainable parameter's view of the
+ * contiguous parameter, gradient and moment blocks. Semantics follow
+ * PyTorch's SGD (momentum, nesterov) and Adam, with weight decay added to
+ * the gradient. */
+#include "internal.h"
+
+#include <math.h>
+
+#define YF__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* p, g, m, v are (n) */
+YF__CLONES static void adam(float *p, const float *g, float *m, float *v, size_t n,
+                            float lr_t, float b1, float b2, float eps, float wd,
+                            float c2)
+{
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] -= lr_t * m[i] / (sqrtf(v[i] * c2) + eps);
+    }
+}
+
+/* p, g, buf are (n) */
+YF__CLONES static void momentum(float *p, const float *g, float *buf, size_t n,
+                                float lr, float mu, float wd, bool nesterov,
+                                bool first)
+{
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * p[i];
+        buf[i] = first ? gi : mu * buf[i] + gi;
+        p[i] -= lr * (nesterov ? gi + mu * buf[i] : buf[i]);
+    }
+}
+
+YF__CLONES static void sgd(float *p, const float *g, size_t n, float lr, float wd)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] -= lr * (g[i] + wd * p[i]);
+}
+
+void yf__optim_step(yf_model *m)
+{
+    const yf__optim_spec *o = &m->spec->optim;
+    m->step++;
+    double t = (double)m->step;
+    float lr_t = (float)(o->lr / (1.0 - pow(o->beta1, t)));
+    float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
+    int np = m->n_params;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(m->threads) if (m->threads > 1)
+    for (int i = 0; i < np; i++) {
+        const yf__param *p = &m->params[i];
+        if (!p->trainable)
+            continue;
+        float *w = m->param_block + p->offset, *g = m->grad_block + p->offset;
+        switch (o->type) {
+        case YF_OPTIM_SGD:
+            sgd(w, g, p->size, o->lr, o->weight_decay);
+            break;
+        case YF_OPTIM_MOMENTUM:
+            momentum(w, g, m->m_block + p->offset, p->size, o->lr, o->momentum,
+                     o->weight_decay, o->nesterov, m->step == 1);
+            break;
+        case YF_OPTIM_ADAM:
+            adam(w, g, m->m_block + p->offset, m->v_block + p->offset, p->size, lr_t,
+                 o->beta1, o->beta2, o->epsilon, o->weight_decay, c2);
+            break;
+        }
+    }
+}

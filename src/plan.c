@@ -1,0 +1,119 @@
+/* Memory plan and schedule: nodes are grouped into levels (a node's level is
+ * one more than its inputs'), and every per-example buffer gets an offset in
+ * one arena, reusing the space of buffers whose last reader ran before. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int first, last; /* levels during which the buffer is live */
+    size_t off, size;
+} interval;
+
+static int by_offset(const void *a, const void *b)
+{
+    const interval *x = *(const interval *const *)a, *y = *(const interval *const *)b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
+{
+    int n = g->n;
+    int max_level = 0;
+    for (int i = 0; i < n; i++) {
+        yf__gnode *nd = &g->node[i];
+        nd->level = 0;
+        if (nd->op == YF_OP_INPUT || nd->op == YF_OP_PARAM)
+            continue;
+        int lv = 0;
+        for (int k = 0; k < nd->n_in; k++)
+            lv = g->node[nd->in[k]].level > lv ? g->node[nd->in[k]].level : lv;
+        if (nd->after >= 0 && g->node[nd->after].level > lv)
+            lv = g->node[nd->after].level;
+        nd->level = lv + 1;
+        max_level = nd->level > max_level ? nd->level : max_level;
+    }
+    g->n_levels = max_level + 1;
+    g->level_start = calloc(g->n_levels + 1, sizeof *g->level_start);
+    g->order = malloc(n * sizeof *g->order);
+    g->scalars = calloc(n, sizeof *g->scalars);
+    interval *iv = calloc(n, sizeof *iv);
+    interval **placed = malloc(n * sizeof *placed);
+    if (!g->level_start || !g->order || !g->scalars || !iv || !placed) {
+        free(iv);
+        free(placed);
+        return yf__fail(err, YF_ENOMEM, "out of memory planning the graph");
+    }
+    for (int i = 0; i < n; i++)
+        g->level_start[g->node[i].level + 1]++;
+    for (int l = 0; l < g->n_levels; l++)
+        g->level_start[l + 1] += g->level_start[l];
+    int *fill = calloc(g->n_levels, sizeof *fill);
+    for (int i = 0; i < n; i++) {
+        int l = g->node[i].level;
+        g->order[g->level_start[l] + fill[l]++] = i;
+    }
+    free(fill);
+
+    /* liveness */
+    for (int i = 0; i < n; i++)
+        iv[i].first = iv[i].last = g->node[i].level;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < g->node[i].n_in; k++) {
+            int src = g->node[i].in[k];
+            if (g->node[i].level > iv[src].last)
+                iv[src].last = g->node[i].level;
+        }
+    /* first fit among the buffers live at the same time */
+    size_t top = 0;
+    g->naive_floats = 0;
+    int n_placed = 0;
+    for (int i = 0; i < n; i++) {
+        yf__gnode *nd = &g->node[i];
+        if (!nd->per_row)
+            continue;
+        if (nd->keep)
+            iv[i].last = g->n_levels;
+        iv[i].size = ((size_t)g->max_rows * nd->size + 15) & ~(size_t)15;
+        g->naive_floats += iv[i].size;
+        interval *live[4096];
+        int n_live = 0;
+        for (int j = 0; j < n_placed && n_live < 4096; j++)
+            if (placed[j]->first <= iv[i].last && iv[i].first <= placed[j]->last)
+                live[n_live++] = placed[j];
+        qsort(live, n_live, sizeof *live, by_offset);
+        size_t off = 0;
+        for (int j = 0; j < n_live; j++) {
+            if (live[j]->off >= off + iv[i].size)
+                break;
+            if (live[j]->off + live[j]->size > off)
+                off = live[j]->off + live[j]->size;
+        }
+        iv[i].off = off;
+        nd->offset = off;
+        placed[n_placed++] = &iv[i];
+        if (off + iv[i].size > top)
+            top = off + iv[i].size;
+    }
+    free(iv);
+    free(placed);
+    g->arena_floats = top;
+    g->arena = aligned_alloc(64, (top ? top : 16) * sizeof(float));
+    if (!g->arena)
+        return yf__fail(err, YF_ENOMEM, "out of memory: the graph needs %zu MB",
+                        top * sizeof(float) >> 20);
+    memset(g->arena, 0, (top ? top : 16) * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        yf__gnode *nd = &g->node[i];
+        if (nd->op == YF_OP_PARAM)
+            nd->buf = m->param_block + m->params[nd->param].offset;
+        else if (nd->param >= 0)
+            nd->buf = m->grad_block + m->params[nd->param].offset;
+        else if (nd->per_row)
+            nd->buf = g->arena + nd->offset;
+        else
+            nd->buf = &g->scalars[i];
+    }
+    return 0;
+}

@@ -1,0 +1,58 @@
+/* The scheduler: runs a planned graph level by level. Nodes of one level are
+ * independent; when none dominates the level's work they run side by side,
+ * one OpenMP worker each with single-threaded kernels, otherwise one after
+ * the other with every thread inside the kernel. Either way the number of
+ * busy threads never exceeds the model's thread count. */
+#include "internal.h"
+
+const char *const yf__op_names[YF_OP_COUNT] = {
+#define YF_OP(e, name, fwd, bwd) [YF_OP_##e] = #name,
+#include "ops/ops.def"
+#undef YF_OP
+};
+
+const yf__fwd_fn yf__op_fwd[YF_OP_COUNT] = {
+#define YF_OP(e, name, fwd, bwd) [YF_OP_##e] = fwd,
+#include "ops/ops.def"
+#undef YF_OP
+};
+
+const yf__bwd_fn yf__op_bwd[YF_OP_COUNT] = {
+#define YF_OP(e, name, fwd, bwd) [YF_OP_##e] = bwd,
+#include "ops/ops.def"
+#undef YF_OP
+};
+
+void yf__run(yf_model *m, yf__graph *g, int rows)
+{
+    yf__exec ex = {.rows = rows, .threads = m->threads, .seed = m->spec->seed,
+                   .step = m->step, .model = m, .g = g};
+    for (int l = 1; l < g->n_levels; l++) {
+        int a = g->level_start[l], b = g->level_start[l + 1];
+        bool side_by_side = false;
+        if (m->threads > 1 && b - a > 1) {
+            double total = 0, most = 0;
+            for (int k = a; k < b; k++) {
+                double f = yf__node_flops(g, &g->node[g->order[k]], rows);
+                total += f;
+                most = f > most ? f : most;
+            }
+            side_by_side = most < 0.6 * total;
+        }
+        if (!side_by_side) {
+            for (int k = a; k < b; k++) {
+                yf__gnode *n = &g->node[g->order[k]];
+                yf__op_fwd[n->op](n, &ex);
+            }
+            continue;
+        }
+        int nt = m->threads < b - a ? m->threads : b - a;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+        for (int k = a; k < b; k++) {
+            yf__exec one = ex;
+            one.threads = 1;
+            yf__gnode *n = &g->node[g->order[k]];
+            yf__op_fwd[n->op](n, &one);
+        }
+    }
+}

@@ -1,0 +1,591 @@
+/* YAML tree → validated yf_spec. Every key is checked against the list of
+ * keys its section allows ("did you mean" for the others), every default is
+ * written back into the tree so that the resolved config shows it. */
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- key checks and typed getters --------------------------------------- */
+
+static int fail_key(yf_error *err, const yf__node *map, int i, const char *ctx,
+                    const char *fmt, const char *a, const char *b)
+{
+    yf__fail_at(err, map, YF_ESPEC, "x");
+    err->line = map->kpos[2 * i];
+    err->col = map->kpos[2 * i + 1];
+    size_t l = strlen(err->key);
+    snprintf(err->key + l, sizeof err->key - l, "%s%s", l ? "." : "", map->key[i]);
+    char msg[600];
+    snprintf(msg, sizeof msg, fmt, a, b);
+    snprintf(err->msg, sizeof err->msg, "%s%s", ctx, msg);
+    return YF_ESPEC;
+}
+
+static int check_keys(const yf__node *map, const char *const *allowed, int n,
+                      const char *ctx, yf_error *err)
+{
+    for (int i = 0; i < map->n; i++) {
+        bool ok = false;
+        for (int j = 0; j < n && !ok; j++)
+            ok = strcmp(map->key[i], allowed[j]) == 0;
+        if (ok)
+            continue;
+        const char *near = yf__closest(map->key[i], allowed, n);
+        if (near)
+            return fail_key(err, map, i, ctx, "unknown key '%s' (did you mean '%s'?)",
+                            map->key[i], near);
+        char list[400] = "";
+        for (int j = 0; j < n; j++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                     j ? ", " : "", allowed[j]);
+        return fail_key(err, map, i, ctx, "unknown key '%s' (expected one of: %s)",
+                        map->key[i], list);
+    }
+    return 0;
+}
+
+static int expect_map(const yf__node *n, const char *what, const char *ctx,
+                      yf_error *err)
+{
+    if (n->kind != YF__MAP)
+        return yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be a mapping of keys", ctx,
+                           what);
+    return 0;
+}
+
+/* The scalar at map[key]; inserts def when missing (def NULL: required). */
+static const yf__node *scalar(yf__node *map, const char *key, const char *def,
+                              const char *ctx, yf_error *err)
+{
+    const yf__node *n = yf__map_get(map, key);
+    if (!n) {
+        if (!def) {
+            yf__fail_at(err, map, YF_ESPEC, "%smissing required key '%s'", ctx, key);
+            return NULL;
+        }
+        return yf__map_set_scalar(map, key, def);
+    }
+    if (n->kind != YF__SCALAR) {
+        yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be a single value, not a %s", ctx,
+                    key, n->kind == YF__MAP ? "mapping" : "list");
+        return NULL;
+    }
+    return n;
+}
+
+static int get_str(yf__node *map, const char *key, const char *def, char *out,
+                   size_t cap, const char *ctx, yf_error *err)
+{
+    const yf__node *n = scalar(map, key, def, ctx, err);
+    if (!n)
+        return YF_ESPEC;
+    if (strlen(n->str) >= cap)
+        return yf__fail_at(err, n, YF_ESPEC, "%s'%s' is too long (at most %zu characters)",
+                           ctx, key, cap - 1);
+    strcpy(out, n->str);
+    return 0;
+}
+
+static int get_num(yf__node *map, const char *key, const char *def, double lo,
+                   double hi, bool integer, double *out, const char *ctx,
+                   yf_error *err)
+{
+    const yf__node *n = scalar(map, key, def, ctx, err);
+    if (!n)
+        return YF_ESPEC;
+    char *end;
+    errno = 0;
+    double v = strtod(n->str, &end);
+    bool bad = n->quoted || end == n->str || *end || errno || !isfinite(v) ||
+               (integer && v != floor(v));
+    if (bad)
+        return yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be %s, not '%s'", ctx, key,
+                           integer ? "an integer" : "a number", n->str);
+    if (v < lo || v > hi) {
+        if (integer)
+            return yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be between %.0f and %.0f, not %s",
+                               ctx, key, lo, hi, n->str);
+        return yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be between %g and %g, not %s", ctx,
+                           key, lo, hi, n->str);
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_int(yf__node *map, const char *key, const char *def, double lo,
+                   double hi, int *out, const char *ctx, yf_error *err)
+{
+    double v;
+    int rc = get_num(map, key, def, lo, hi, true, &v, ctx, err);
+    if (!rc)
+        *out = (int)v;
+    return rc;
+}
+
+static int get_float(yf__node *map, const char *key, const char *def, double lo,
+                     double hi, float *out, const char *ctx, yf_error *err)
+{
+    double v;
+    int rc = get_num(map, key, def, lo, hi, false, &v, ctx, err);
+    if (!rc)
+        *out = (float)v;
+    return rc;
+}
+
+static int get_bool(yf__node *map, const char *key, const char *def, bool *out,
+                    const char *ctx, yf_error *err)
+{
+    const yf__node *n = scalar(map, key, def, ctx, err);
+    if (!n)
+        return YF_ESPEC;
+    if (!n->quoted && strcmp(n->str, "true") == 0)
+        *out = true;
+    else if (!n->quoted && strcmp(n->str, "false") == 0)
+        *out = false;
+    else
+        return yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be true or false, not '%s'",
+                           ctx, key, n->str);
+    return 0;
+}
+
+static int get_enum(yf__node *map, const char *key, const char *def,
+                    const char *const *names, int n_names, int *out,
+                    const char *ctx, yf_error *err)
+{
+    const yf__node *n = scalar(map, key, def, ctx, err);
+    if (!n)
+        return YF_ESPEC;
+    for (int i = 0; i < n_names; i++)
+        if (strcmp(n->str, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    const char *near = yf__closest(n->str, names, n_names);
+    if (near)
+        return yf__fail_at(err, n, YF_ESPEC, "%sunknown %s '%s' (did you mean '%s'?)", ctx,
+                           key, n->str, near);
+    char list[400] = "";
+    for (int i = 0; i < n_names; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 i ? ", " : "", names[i]);
+    return yf__fail_at(err, n, YF_ESPEC, "%sunknown %s '%s' (expected one of: %s)", ctx,
+                       key, n->str, list);
+}
+
+static const char *const act_names[] = {
+#define XX(e, s) #s,
+    YF_ACTIVATIONS(XX)
+#undef XX
+};
+static const char *const init_names[] = {
+#define XX(e, s) #s,
+    YF_INITS(XX)
+#undef XX
+};
+static const char *const layer_names[] = {
+#define XX(e, s) #s,
+    YF_LAYER_TYPES(XX)
+#undef XX
+};
+static const char *const loss_names[] = {
+#define XX(e, s) #s,
+    YF_LOSS_TYPES(XX)
+#undef XX
+};
+static const char *const optim_names[] = {
+#define XX(e, s) #s,
+    YF_OPTIMIZERS(XX)
+#undef XX
+};
+
+#define CHECK(call)                                                         \
+    do {                                                                    \
+        int rc_ = (call);                                                   \
+        if (rc_)                                                            \
+            return rc_;                                                     \
+    } while (0)
+
+static bool valid_name(const char *s)
+{
+    if (!*s)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(*p == '_' || *p == '-' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return false;
+    return true;
+}
+
+static int get_name(yf__node *map, const char *key, const char *def, char *out,
+                    const char *ctx, yf_error *err)
+{
+    CHECK(get_str(map, key, def, out, YF__NAME_MAX, ctx, err));
+    if (!valid_name(out))
+        return yf__fail_at(err, yf__map_get(map, key), YF_ESPEC,
+                           "%s'%s' must be a name of letters, digits, '_' or '-', not '%s'",
+                           ctx, key, out);
+    return 0;
+}
+
+/* ---- sections -------------------------------------------------------------- */
+
+static int parse_data(yf_spec *s, yf__node *root, yf_error *err)
+{
+    yf__node *d = yf__map_get(root, "data");
+    if (!d)
+        d = yf__map_set_node(root, "data", yf__node_new(YF__MAP, root->file, root->line, root->col));
+    static const char *const keys[] = {"source", "dir", "valid", "train_fraction"};
+    const char *ctx = "data: ";
+    CHECK(expect_map(d, "data", "", err));
+    CHECK(check_keys(d, keys, 4, ctx, err));
+    static const char *const sources[] = {"mnist", "fashion_mnist"};
+    int src;
+    CHECK(get_enum(d, "source", NULL, sources, 2, &src, ctx, err));
+    strcpy(s->source, sources[src]);
+    if (yf__map_get(d, "dir"))
+        CHECK(get_str(d, "dir", NULL, s->data_dir, sizeof s->data_dir, ctx, err));
+    double v;
+    CHECK(get_num(d, "valid", "5000", 0, 59000, true, &v, ctx, err));
+    s->valid = (long)v;
+    CHECK(get_num(d, "train_fraction", "1.0", 1e-6, 1.0, false, &s->train_fraction, ctx, err));
+    return 0;
+}
+
+static int parse_inputs(yf__layer_spec *l, yf__node *map, const char *ctx,
+                        yf_error *err)
+{
+    yf__node *in = yf__map_get(map, "input");
+    l->inputs_at = in ? in : map;
+    if (!in)
+        return 0;
+    if (in->kind == YF__SCALAR) {
+        l->n_inputs = 1;
+        return get_name(map, "input", NULL, l->inputs[0], ctx, err);
+    }
+    if (in->kind != YF__SEQ || in->n == 0 || in->n > YF__MAX_INPUTS)
+        return yf__fail_at(err, in, YF_ESPEC,
+                           "%s'input' must name a layer or list 1 to %d layers", ctx,
+                           YF__MAX_INPUTS);
+    for (int i = 0; i < in->n; i++) {
+        if (in->kid[i]->kind != YF__SCALAR || !valid_name(in->kid[i]->str) ||
+            strlen(in->kid[i]->str) >= YF__NAME_MAX)
+            return yf__fail_at(err, in->kid[i], YF_ESPEC, "%s'input' entries must be layer names",
+                               ctx);
+        strcpy(l->inputs[i], in->kid[i]->str);
+    }
+    l->n_inputs = in->n;
+    return 0;
+}
+
+static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
+{
+    yf__layer_spec *l = &s->layers[idx];
+    l->at = map;
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "layer %d: ", idx + 1);
+    CHECK(expect_map(map, "layers entry", ctx, err));
+    int type;
+    CHECK(get_enum(map, "type", NULL, layer_names, YF__ARRAY_LEN(layer_names), &type, ctx, err));
+    l->type = (yf__layer_type)type;
+    char defname[YF__NAME_MAX];
+    snprintf(defname, sizeof defname, "%s_%d", layer_names[type], idx + 1);
+    CHECK(get_name(map, "name", defname, l->name, ctx, err));
+    snprintf(ctx, sizeof ctx, "layer '%s': ", l->name);
+    for (int i = 0; i < idx; i++)
+        if (strcmp(s->layers[i].name, l->name) == 0)
+            return yf__fail_at(err, yf__map_get(map, "name"), YF_ESPEC,
+                               "%sthe name is already used (line %d)", ctx,
+                               s->layers[i].at->line);
+    if (strcmp(s->input_name, l->name) == 0)
+        return yf__fail_at(err, yf__map_get(map, "name"), YF_ESPEC,
+                           "%sthe name is already used by the model input", ctx);
+    l->trainable = true;
+    l->use_bias = true;
+    switch (l->type) {
+    case YF_LAYER_DENSE: {
+        static const char *const keys[] = {"name", "type", "input", "units", "activation",
+                                           "alpha", "init", "bias_init", "weights",
+                                           "use_bias", "trainable"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_int(map, "units", NULL, 1, 1 << 20, &l->units, ctx, err));
+        int e;
+        CHECK(get_enum(map, "activation", "linear", act_names, YF_ACT_COUNT, &e, ctx, err));
+        l->activation = (yf__act)e;
+        const char *alpha_def = l->activation == YF_ACT_LEAKY_RELU ? "0.01" : "1.0";
+        if (l->activation == YF_ACT_ELU || l->activation == YF_ACT_LEAKY_RELU)
+            CHECK(get_float(map, "alpha", alpha_def, 0, 100, &l->alpha, ctx, err));
+        else if (yf__map_get(map, "alpha"))
+            return yf__fail_at(err, yf__map_get(map, "alpha"), YF_ESPEC,
+                               "%s'alpha' applies only to elu and leaky_relu", ctx);
+        CHECK(get_enum(map, "init", "glorot_uniform", init_names, YF__ARRAY_LEN(init_names), &e, ctx, err));
+        l->init = (yf__init)e;
+        CHECK(get_enum(map, "bias_init", "zeros", init_names, YF__ARRAY_LEN(init_names), &e, ctx, err));
+        l->bias_init = (yf__init)e;
+        CHECK(get_bool(map, "use_bias", "true", &l->use_bias, ctx, err));
+        CHECK(get_bool(map, "trainable", "true", &l->trainable, ctx, err));
+        if (yf__map_get(map, "weights")) {
+            char w[2 * YF__NAME_MAX];
+            CHECK(get_str(map, "weights", NULL, w, sizeof w, ctx, err));
+            l->weights_at = yf__map_get(map, "weights");
+            size_t n = strlen(w);
+            if (n > 2 && strcmp(w + n - 2, "^T") == 0) {
+                l->weights_transposed = true;
+                w[n -= 2] = 0;
+            }
+            if (n < 3 || strcmp(w + n - 2, ".W") != 0)
+                return yf__fail_at(err, l->weights_at, YF_ESPEC,
+                                   "%s'weights' must name another dense layer's weight, "
+                                   "as 'layer.W' or 'layer.W^T', not '%s'", ctx,
+                                   l->weights_at->str);
+            w[n - 2] = 0;
+            strcpy(l->weights, w);
+            if (yf__map_get(map, "init"))
+                l->init = YF_INIT_ZEROS; /* unused: the weight is shared */
+        }
+        break;
+    }
+    case YF_LAYER_ACTIVATION: {
+        static const char *const keys[] = {"name", "type", "input", "function", "alpha"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        int e;
+        CHECK(get_enum(map, "function", NULL, act_names, YF_ACT_COUNT, &e, ctx, err));
+        l->activation = (yf__act)e;
+        if (l->activation == YF_ACT_ELU || l->activation == YF_ACT_LEAKY_RELU)
+            CHECK(get_float(map, "alpha", l->activation == YF_ACT_ELU ? "1.0" : "0.01",
+                            0, 100, &l->alpha, ctx, err));
+        else if (yf__map_get(map, "alpha"))
+            return yf__fail_at(err, yf__map_get(map, "alpha"), YF_ESPEC,
+                               "%s'alpha' applies only to elu and leaky_relu", ctx);
+        break;
+    }
+    case YF_LAYER_GAUSSIAN_NOISE: {
+        static const char *const keys[] = {"name", "type", "input", "stddev"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_float(map, "stddev", NULL, 0, 1e6, &l->stddev, ctx, err));
+        break;
+    }
+    case YF_LAYER_DROPOUT: {
+        static const char *const keys[] = {"name", "type", "input", "rate"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_float(map, "rate", NULL, 0, 0.999, &l->rate, ctx, err));
+        break;
+    }
+    }
+    return parse_inputs(l, map, ctx, err);
+}
+
+static int parse_loss(yf_spec *s, int idx, yf__node *map, yf_error *err)
+{
+    yf__loss_spec *l = &s->losses[idx];
+    l->at = map;
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "loss %d: ", idx + 1);
+    CHECK(expect_map(map, "loss entry", ctx, err));
+    int type;
+    CHECK(get_enum(map, "type", NULL, loss_names, YF__ARRAY_LEN(loss_names), &type, ctx, err));
+    l->type = (yf__loss_type)type;
+    snprintf(ctx, sizeof ctx, "loss '%s': ", loss_names[type]);
+    CHECK(get_float(map, "weight", "1.0", 0, 1e9, &l->weight, ctx, err));
+    if (l->type == YF_LOSS_L2) {
+        static const char *const keys[] = {"type", "weight", "params"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        yf__node *p = yf__map_get(map, "params");
+        if (!p)
+            return yf__fail_at(err, map, YF_ESPEC, "%smissing required key 'params'", ctx);
+        l->params_at = p;
+        if (p->kind != YF__SEQ || p->n == 0)
+            return yf__fail_at(err, p, YF_ESPEC,
+                               "%s'params' must list parameters such as [hidden1.W]", ctx);
+        l->n_params = p->n;
+        l->params = calloc(p->n, sizeof *l->params);
+        for (int i = 0; i < p->n; i++) {
+            if (p->kid[i]->kind != YF__SCALAR || strlen(p->kid[i]->str) >= YF__NAME_MAX)
+                return yf__fail_at(err, p->kid[i], YF_ESPEC,
+                                   "%s'params' entries must be names such as hidden1.W", ctx);
+            strcpy(l->params[i], p->kid[i]->str);
+        }
+        return 0;
+    }
+    static const char *const keys[] = {"type", "weight", "input", "target", "reduce"};
+    CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+    const char *last = s->n_layers ? s->layers[s->n_layers - 1].name : s->input_name;
+    CHECK(get_name(map, "input", last, l->input, ctx, err));
+    CHECK(get_name(map, "target", NULL, l->target, ctx, err));
+    static const char *const reduces[] = {"mean", "sum"};
+    int r;
+    CHECK(get_enum(map, "reduce", "mean", reduces, 2, &r, ctx, err));
+    l->reduce_sum = r == 1;
+    return 0;
+}
+
+static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
+{
+    yf__node *m = yf__map_get(root, "model");
+    if (!m)
+        return yf__fail_at(err, root, YF_ESPEC, "missing required key 'model'");
+    CHECK(expect_map(m, "model", "", err));
+    static const char *const keys[] = {"input", "layers", "loss"};
+    CHECK(check_keys(m, keys, 3, "model: ", err));
+    yf__node *in = yf__map_get(m, "input");
+    if (!in)
+        return yf__fail_at(err, m, YF_ESPEC, "model: missing required key 'input'");
+    CHECK(expect_map(in, "input", "model: ", err));
+    static const char *const in_keys[] = {"name", "shape"};
+    CHECK(check_keys(in, in_keys, 2, "model input: ", err));
+    CHECK(get_name(in, "name", "x", s->input_name, "model input: ", err));
+    yf__node *shape = yf__map_get(in, "shape");
+    s->input_at = in;
+    if (!shape)
+        return yf__fail_at(err, in, YF_ESPEC, "model input: missing required key 'shape'");
+    if (shape->kind != YF__SEQ || shape->n < 1 || shape->n > YF__MAX_DIMS)
+        return yf__fail_at(err, shape, YF_ESPEC,
+                           "model input: 'shape' must be a list of 1 to %d sizes, such as [784]",
+                           YF__MAX_DIMS);
+    s->input_ndim = shape->n;
+    for (int i = 0; i < shape->n; i++) {
+        char *end;
+        const yf__node *k = shape->kid[i];
+        long v = k->kind == YF__SCALAR ? strtol(k->str, &end, 10) : 0;
+        if (k->kind != YF__SCALAR || *end || v < 1 || v > (1 << 24))
+            return yf__fail_at(err, k, YF_ESPEC,
+                               "model input: shape sizes must be positive integers");
+        s->input_shape[i] = (int)v;
+    }
+    yf__node *layers = yf__map_get(m, "layers");
+    if (!layers || layers->kind != YF__SEQ || layers->n == 0)
+        return yf__fail_at(err, layers ? layers : m, YF_ESPEC,
+                           "model: 'layers' must be a non-empty list of layers");
+    s->layers = calloc(layers->n, sizeof *s->layers);
+    s->n_layers = layers->n;
+    for (int i = 0; i < layers->n; i++)
+        CHECK(parse_layer(s, i, layers->kid[i], err));
+    yf__node *loss = yf__map_get(m, "loss");
+    if (!loss || loss->kind != YF__SEQ || loss->n == 0 || loss->n > 16)
+        return yf__fail_at(err, loss ? loss : m, YF_ESPEC,
+                           "model: 'loss' must be a list of 1 to 16 loss terms");
+    s->losses = calloc(loss->n, sizeof *s->losses);
+    s->n_losses = loss->n;
+    for (int i = 0; i < loss->n; i++)
+        CHECK(parse_loss(s, i, loss->kid[i], err));
+    return 0;
+}
+
+static int parse_train(yf_spec *s, yf__node *root, yf_error *err)
+{
+    yf__node *t = yf__map_get(root, "train");
+    if (!t)
+        t = yf__map_set_node(root, "train", yf__node_new(YF__MAP, root->file, root->line, root->col));
+    CHECK(expect_map(t, "train", "", err));
+    static const char *const keys[] = {"optimizer", "batch_size", "epochs"};
+    CHECK(check_keys(t, keys, 3, "train: ", err));
+    CHECK(get_int(t, "batch_size", "32", 1, 65536, &s->batch_size, "train: ", err));
+    CHECK(get_int(t, "epochs", "1", 0, 100000, &s->epochs, "train: ", err));
+    yf__node *o = yf__map_get(t, "optimizer");
+    if (!o)
+        o = yf__map_set_node(t, "optimizer", yf__node_new(YF__MAP, t->file, t->line, t->col));
+    CHECK(expect_map(o, "optimizer", "train: ", err));
+    const char *ctx = "optimizer: ";
+    int type;
+    CHECK(get_enum(o, "type", "adam", optim_names, YF__ARRAY_LEN(optim_names), &type, ctx, err));
+    yf__optim_spec *op = &s->optim;
+    op->type = (yf__optim_type)type;
+    static const char *const k_sgd[] = {"type", "learning_rate", "weight_decay"};
+    static const char *const k_mom[] = {"type", "learning_rate", "weight_decay", "momentum",
+                                        "nesterov"};
+    static const char *const k_adam[] = {"type", "learning_rate", "weight_decay", "beta1",
+                                         "beta2", "epsilon"};
+    switch (op->type) {
+    case YF_OPTIM_SGD:
+        CHECK(check_keys(o, k_sgd, YF__ARRAY_LEN(k_sgd), "optimizer 'sgd': ", err));
+        CHECK(get_float(o, "learning_rate", "0.01", 1e-12, 1e3, &op->lr, ctx, err));
+        break;
+    case YF_OPTIM_MOMENTUM:
+        CHECK(check_keys(o, k_mom, YF__ARRAY_LEN(k_mom), "optimizer 'momentum': ", err));
+        CHECK(get_float(o, "learning_rate", "0.01", 1e-12, 1e3, &op->lr, ctx, err));
+        CHECK(get_float(o, "momentum", "0.9", 0, 0.99999, &op->momentum, ctx, err));
+        CHECK(get_bool(o, "nesterov", "false", &op->nesterov, ctx, err));
+        break;
+    case YF_OPTIM_ADAM:
+        CHECK(check_keys(o, k_adam, YF__ARRAY_LEN(k_adam), "optimizer 'adam': ", err));
+        CHECK(get_float(o, "learning_rate", "0.001", 1e-12, 1e3, &op->lr, ctx, err));
+        CHECK(get_float(o, "beta1", "0.9", 0, 0.99999, &op->beta1, ctx, err));
+        CHECK(get_float(o, "beta2", "0.999", 0, 0.9999999, &op->beta2, ctx, err));
+        CHECK(get_float(o, "epsilon", "1.0e-8", 1e-30, 1, &op->epsilon, ctx, err));
+        break;
+    }
+    CHECK(get_float(o, "weight_decay", "0.0", 0, 1e3, &op->weight_decay, ctx, err));
+    return 0;
+}
+
+static int parse_root(yf_spec *s, yf_error *err)
+{
+    yf__node *root = s->tree->root;
+    if (root->kind != YF__MAP)
+        return yf__fail_at(err, root, YF_ESPEC,
+                           "a model spec must be a mapping with name, data, model and train");
+    static const char *const keys[] = {"name", "seed", "data", "model", "train"};
+    CHECK(check_keys(root, keys, YF__ARRAY_LEN(keys), "", err));
+    CHECK(get_name(root, "name", NULL, s->name, "", err));
+    double seed;
+    CHECK(get_num(root, "seed", "42", 0, 9007199254740992.0, true, &seed, "", err));
+    s->seed = (uint64_t)seed;
+    CHECK(parse_data(s, root, err));
+    CHECK(parse_model(s, root, err));
+    CHECK(parse_train(s, root, err));
+    return 0;
+}
+
+static yf_spec *finish(yf__tree *t, const char *const *ov, int n_ov, yf_error *err)
+{
+    if (!t)
+        return NULL;
+    for (int i = 0; i < n_ov; i++)
+        if (yf__tree_override(t, ov[i], err)) {
+            yf__tree_free(t);
+            return NULL;
+        }
+    yf_spec *s = calloc(1, sizeof *s);
+    s->tree = t;
+    if (parse_root(s, err)) {
+        yf_spec_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+yf_spec *yf_spec_load(const char *path, const char *const *ov, int n_ov,
+                      yf_error *err)
+{
+    return finish(yf__tree_load(path, err), ov, n_ov, err);
+}
+
+yf_spec *yf_spec_parse(const char *text, size_t len, const char *name,
+                       const char *const *ov, int n_ov, yf_error *err)
+{
+    return finish(yf__tree_parse(text, len, name, err), ov, n_ov, err);
+}
+
+void yf_spec_free(yf_spec *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->n_losses; i++)
+        free(s->losses[i].params);
+    free(s->losses);
+    free(s->layers);
+    yf__tree_free(s->tree);
+    free(s);
+}
+
+const char *yf_spec_name(const yf_spec *s) { return s->name; }
+
+int yf_spec_write(const yf_spec *s, FILE *out)
+{
+    fprintf(out, "# resolved by yaflow from %s: every default is explicit\n",
+            s->tree->file);
+    yf__tree_emit(s->tree->root, out);
+    return ferror(out) ? YF_EIO : 0;
+}

@@ -1,0 +1,469 @@
+/* YAML text → tree of yf__node with file:line:col on every node (libyaml),
+ * dotted overrides, and an emitter for resolved configs. */
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+yf__node *yf__node_new(yf__kind kind, const char *file, int line, int col)
+{
+    yf__node *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->kind = kind;
+    n->file = file;
+    n->line = line;
+    n->col = col;
+    return n;
+}
+
+void yf__node_free(yf__node *n)
+{
+    if (!n)
+        return;
+    for (int i = 0; i < n->n; i++) {
+        yf__node_free(n->kid[i]);
+        if (n->key)
+            free(n->key[i]);
+    }
+    free(n->kid);
+    free(n->key);
+    free(n->kpos);
+    free(n->str);
+    free(n);
+}
+
+static void grow(yf__node *n)
+{
+    if (n->n < n->cap)
+        return;
+    n->cap = n->cap ? 2 * n->cap : 4;
+    n->kid = realloc(n->kid, n->cap * sizeof *n->kid);
+    if (n->kind == YF__MAP) {
+        n->key = realloc(n->key, n->cap * sizeof *n->key);
+        n->kpos = realloc(n->kpos, 2 * n->cap * sizeof *n->kpos);
+    }
+    if (!n->kid || (n->kind == YF__MAP && (!n->key || !n->kpos)))
+        abort(); /* out of memory while building a small tree */
+}
+
+void yf__seq_push(yf__node *seq, yf__node *kid)
+{
+    grow(seq);
+    kid->parent = seq;
+    seq->kid[seq->n++] = kid;
+}
+
+yf__node *yf__map_get(const yf__node *map, const char *key)
+{
+    if (!map || map->kind != YF__MAP)
+        return NULL;
+    for (int i = 0; i < map->n; i++)
+        if (strcmp(map->key[i], key) == 0)
+            return map->kid[i];
+    return NULL;
+}
+
+yf__node *yf__map_set_node(yf__node *map, const char *key, yf__node *val)
+{
+    val->parent = map;
+    for (int i = 0; i < map->n; i++)
+        if (strcmp(map->key[i], key) == 0) {
+            yf__node_free(map->kid[i]);
+            map->kid[i] = val;
+            return val;
+        }
+    grow(map);
+    map->kpos[2 * map->n] = val->line;
+    map->kpos[2 * map->n + 1] = val->col;
+    map->key[map->n] = strdup(key);
+    map->kid[map->n++] = val;
+    return val;
+}
+
+yf__node *yf__map_set_scalar(yf__node *map, const char *key, const char *val)
+{
+    yf__node *s = yf__node_new(YF__SCALAR, map->file, map->line, map->col);
+    s->str = strdup(val);
+    return yf__map_set_node(map, key, s);
+}
+
+void yf__node_path(const yf__node *n, char *buf, size_t cap)
+{
+    const yf__node *chain[64];
+    int depth = 0;
+    for (const yf__node *p = n; p && p->parent && depth < 64; p = p->parent)
+        chain[depth++] = p;
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = depth - 1; i >= 0; i--) {
+        const yf__node *p = chain[i]->parent;
+        int idx = 0;
+        while (idx < p->n && p->kid[idx] != chain[i])
+            idx++;
+        if (p->kind == YF__MAP)
+            len += snprintf(buf + len, len < cap ? cap - len : 0, "%s%s",
+                            len ? "." : "", p->key[idx]);
+        else
+            len += snprintf(buf + len, len < cap ? cap - len : 0, "[%d]", idx);
+        if (len >= cap)
+            break;
+    }
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file,
+                         int depth, yf_error *err)
+{
+    int line = (int)yn->start_mark.line + 1, col = (int)yn->start_mark.column + 1;
+    if (depth > 64) {
+        yf__fail(err, YF_ESPEC, "nesting deeper than 64 levels");
+        snprintf(err->file, sizeof err->file, "%s", file);
+        err->line = line, err->col = col;
+        return NULL;
+    }
+    yf__node *n;
+    switch (yn->type) {
+    case YAML_SCALAR_NODE:
+        n = yf__node_new(YF__SCALAR, file, line, col);
+        n->str = strndup((const char *)yn->data.scalar.value, yn->data.scalar.length);
+        n->quoted = yn->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+        return n;
+    case YAML_SEQUENCE_NODE:
+        n = yf__node_new(YF__SEQ, file, line, col);
+        for (yaml_node_item_t *it = yn->data.sequence.items.start;
+             it < yn->data.sequence.items.top; it++) {
+            yf__node *k = convert(doc, yaml_document_get_node(doc, *it), file,
+                                  depth + 1, err);
+            if (!k) {
+                yf__node_free(n);
+                return NULL;
+            }
+            yf__seq_push(n, k);
+        }
+        return n;
+    case YAML_MAPPING_NODE:
+        n = yf__node_new(YF__MAP, file, line, col);
+        for (yaml_node_pair_t *p = yn->data.mapping.pairs.start;
+             p < yn->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+            yf__node tmp = {.file = file, .line = (int)kn->start_mark.line + 1,
+                            .col = (int)kn->start_mark.column + 1};
+            if (kn->type != YAML_SCALAR_NODE) {
+                yf__fail_at(err, &tmp, YF_ESPEC, "mapping keys must be plain words");
+                yf__node_free(n);
+                return NULL;
+            }
+            const char *key = (const char *)kn->data.scalar.value;
+            if (yf__map_get(n, key)) {
+                yf__fail_at(err, &tmp, YF_ESPEC, "duplicate key '%s'", key);
+                yf__node_free(n);
+                return NULL;
+            }
+            yf__node *v = convert(doc, yaml_document_get_node(doc, p->value),
+                                  file, depth + 1, err);
+            if (!v) {
+                yf__node_free(n);
+                return NULL;
+            }
+            yf__map_set_node(n, key, v);
+            n->kpos[2 * (n->n - 1)] = tmp.line;
+            n->kpos[2 * (n->n - 1) + 1] = tmp.col;
+        }
+        return n;
+    default:
+        yf__fail(err, YF_ESPEC, "empty YAML node");
+        return NULL;
+    }
+}
+
+yf__tree *yf__tree_parse(const char *text, size_t len, const char *file,
+                         yf_error *err)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yf__tree *t = calloc(1, sizeof *t);
+    if (!t || !yaml_parser_initialize(&parser)) {
+        free(t);
+        yf__fail(err, YF_ENOMEM, "out of memory");
+        return NULL;
+    }
+    t->file = strdup(file);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        yf__node at = {.file = t->file, .line = (int)parser.problem_mark.line + 1,
+                       .col = (int)parser.problem_mark.column + 1};
+        yf__fail_at(err, &at, YF_ESPEC, "YAML syntax error: %s%s%s",
+                    parser.problem ? parser.problem : "unknown problem",
+                    parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        yf__tree_free(t);
+        return NULL;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        yf__node at = {.file = t->file, .line = 1, .col = 1};
+        yf__fail_at(err, &at, YF_ESPEC, "the spec is empty");
+    } else {
+        t->root = convert(&doc, root, t->file, 0, err);
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (!t->root) {
+        yf__tree_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+yf__tree *yf__tree_load(const char *path, yf_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        yf__fail(err, YF_ESPEC, "cannot open spec: %s", strerror(errno));
+        snprintf(err->file, sizeof err->file, "%s", path);
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? 2 * cap : 8192;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        yf__fail(err, YF_ESPEC, "cannot read spec");
+        snprintf(err->file, sizeof err->file, "%s", path);
+        return NULL;
+    }
+    yf__tree *t = yf__tree_parse(buf, len, path, err);
+    free(buf);
+    return t;
+}
+
+void yf__tree_free(yf__tree *t)
+{
+    if (!t)
+        return;
+    yf__node_free(t->root);
+    for (int i = 0; i < t->n_extra; i++)
+        free(t->extra[i]);
+    free(t->extra);
+    free(t->file);
+    free(t);
+}
+
+/* ---- overrides ------------------------------------------------------------ */
+
+int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err)
+{
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment)
+        return yf__fail(err, YF_EUSAGE,
+                        "override '%s' is not of the form dotted.key=value",
+                        assignment);
+    char *src = malloc(strlen(assignment) + 32);
+    sprintf(src, "override '%s'", assignment);
+    t->extra = realloc(t->extra, (t->n_extra + 1) * sizeof *t->extra);
+    t->extra[t->n_extra++] = src;
+
+    const char *value = eq + 1;
+    yf__tree *vt = NULL;
+    yf__node *val;
+    if (*value) {
+        vt = yf__tree_parse(value, strlen(value), src, err);
+        if (!vt)
+            return err->code;
+        val = vt->root;
+        vt->root = NULL;
+        yf__tree_free(vt);
+    } else {
+        val = yf__node_new(YF__SCALAR, src, 1, 1);
+        val->str = strdup("");
+    }
+    /* the value's nodes point at vt's file name: re-point them at src */
+    yf__node *stack[256];
+    int sp = 0;
+    stack[sp++] = val;
+    while (sp) {
+        yf__node *n = stack[--sp];
+        n->file = src;
+        n->col += (int)(value - assignment);
+        for (int i = 0; i < n->n && sp < 256; i++)
+            stack[sp++] = n->kid[i];
+    }
+
+    char path[512];
+    size_t plen = (size_t)(eq - assignment);
+    if (plen >= sizeof path) {
+        yf__node_free(val);
+        return yf__fail(err, YF_EUSAGE, "override key too long");
+    }
+    memcpy(path, assignment, plen);
+    path[plen] = 0;
+    yf__node *cur = t->root;
+    char *save = NULL;
+    char *seg = strtok_r(path, ".", &save);
+    while (seg) {
+        char *next = strtok_r(NULL, ".", &save);
+        if (cur->kind == YF__SEQ) {
+            char *end;
+            long idx = strtol(seg, &end, 10);
+            yf__node *hit = NULL;
+            if (*end == 0 && idx >= 0 && idx < cur->n)
+                hit = cur->kid[idx];
+            for (int i = 0; !hit && i < cur->n; i++) {
+                yf__node *nm = yf__map_get(cur->kid[i], "name");
+                if (nm && nm->kind == YF__SCALAR && strcmp(nm->str, seg) == 0)
+                    hit = cur->kid[i];
+            }
+            if (!hit) {
+                yf__node_free(val);
+                return yf__fail(err, YF_EUSAGE,
+                                "override '%s': no element '%s' in the list",
+                                assignment, seg);
+            }
+            if (!next) {
+                /* replace the list element */
+                for (int i = 0; i < cur->n; i++)
+                    if (cur->kid[i] == hit) {
+                        yf__node_free(hit);
+                        val->parent = cur;
+                        cur->kid[i] = val;
+                    }
+                return 0;
+            }
+            cur = hit;
+        } else if (cur->kind == YF__MAP) {
+            if (!next) {
+                yf__map_set_node(cur, seg, val);
+                return 0;
+            }
+            yf__node *kid = yf__map_get(cur, seg);
+            if (!kid)
+                kid = yf__map_set_node(cur, seg, yf__node_new(YF__MAP, src, 1, 1));
+            cur = kid;
+        } else {
+            yf__node_free(val);
+            return yf__fail(err, YF_EUSAGE,
+                            "override '%s': '%s' is inside a scalar value",
+                            assignment, seg);
+        }
+        seg = next;
+    }
+    yf__node_free(val);
+    return yf__fail(err, YF_EUSAGE, "override '%s' names no key", assignment);
+}
+
+/* ---- emitting ------------------------------------------------------------- */
+
+static bool plain_ok(const char *s)
+{
+    if (!*s || isspace((unsigned char)s[0]) || isspace((unsigned char)s[strlen(s) - 1]))
+        return false;
+    if (strchr("-?:,[]{}#&*!|>'\"%@`~", s[0]) && !(s[0] == '-' && (isdigit((unsigned char)s[1]) || s[1] == '.')))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (strchr(",[]{}#\"'", *p) || (*p == ':' && (p[1] == ' ' || !p[1])) ||
+            (unsigned char)*p < 32)
+            return false;
+    return true;
+}
+
+static void emit_scalar(const yf__node *n, FILE *out)
+{
+    if (!n->quoted && plain_ok(n->str)) {
+        fputs(n->str, out);
+        return;
+    }
+    fputc('"', out);
+    for (const char *p = n->str; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else if ((unsigned char)*p < 32)
+            fprintf(out, "\\x%02x", (unsigned char)*p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static bool flat(const yf__node *n, int depth)
+{
+    if (n->kind == YF__SCALAR)
+        return true;
+    if (depth > 1)
+        return false;
+    for (int i = 0; i < n->n; i++)
+        if (!flat(n->kid[i], depth + 1))
+            return false;
+    return true;
+}
+
+static void emit_flow(const yf__node *n, FILE *out)
+{
+    if (n->kind == YF__SCALAR) {
+        emit_scalar(n, out);
+        return;
+    }
+    fputc(n->kind == YF__MAP ? '{' : '[', out);
+    for (int i = 0; i < n->n; i++) {
+        if (i)
+            fputs(", ", out);
+        if (n->kind == YF__MAP)
+            fprintf(out, "%s: ", n->key[i]);
+        emit_flow(n->kid[i], out);
+    }
+    fputc(n->kind == YF__MAP ? '}' : ']', out);
+}
+
+static void emit_block(const yf__node *n, int indent, FILE *out)
+{
+    for (int i = 0; i < n->n; i++) {
+        const yf__node *k = n->kid[i];
+        fprintf(out, "%*s", indent, "");
+        if (n->kind == YF__MAP)
+            fprintf(out, "%s:", n->key[i]);
+        else
+            fputs("-", out);
+        if (flat(k, 0) || k->n == 0) {
+            fputc(' ', out);
+            emit_flow(k, out);
+            fputc('\n', out);
+        } else {
+            fputc('\n', out);
+            emit_block(k, indent + 2, out);
+        }
+    }
+}
+
+void yf__tree_emit(const yf__node *n, FILE *out)
+{
+    if (n->kind == YF__SCALAR || n->n == 0) {
+        emit_flow(n, out);
+        fputc('\n', out);
+    } else {
+        emit_block(n, 0, out);
+    }
+}

@@ -1,0 +1,154 @@
+/* yaflow — a dataflow graph engine whose models are YAML files.
+ *
+ * A worked example: train the stacked autoencoder of models/stacked-ae.yaml
+ * and read its test error, the way `yaflow train` and `yaflow eval` do.
+ *
+ *     yf_error err = {0};
+ *     yf_spec *spec = yf_spec_load("models/stacked-ae.yaml", NULL, 0, &err);
+ *     yf_model *m = spec ? yf_model_new(spec, 1, &err) : NULL;   // 1 thread
+ *     yf_dataset *d = m ? yf_dataset_load(spec, &err) : NULL;
+ *     if (!d || yf_train(m, d, &(yf_train_opts){.out_dir = "runs/ae"}, &err))
+ *         fprintf(stderr, "%s\n", yf_error_format(&err));   // file:line:col: ...
+ *
+ * Every call that can fail returns NULL or a negative yf_status and fills
+ * the caller's yf_error with a message and, where the fault is in a spec,
+ * the file, line, column and key path. The library never prints or exits.
+ */
+#ifndef YAFLOW_H
+#define YAFLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes: XX(name, value, exit code of the CLI, description). */
+#define YF_STATUS_MAP(XX)                                                   \
+    XX(OK, 0, 0, "ok")                                                      \
+    XX(ESPEC, -1, 2, "invalid model spec")                                  \
+    XX(EDATA, -2, 2, "invalid data file")                                   \
+    XX(ECKPT, -3, 2, "invalid checkpoint")                                  \
+    XX(EUSAGE, -4, 2, "invalid argument")                                   \
+    XX(EIO, -5, 1, "input/output error")                                    \
+    XX(ENOMEM, -6, 1, "out of memory")                                      \
+    XX(ERUN, -7, 1, "runtime failure")
+
+typedef enum {
+#define XX(name, value, exitcode, text) YF_##name = value,
+    YF_STATUS_MAP(XX)
+#undef XX
+} yf_status;
+
+typedef struct yf_error {
+    yf_status code;
+    char msg[768];
+    char file[512]; /* empty when the error has no place in a file */
+    int line, col;  /* 1-based; 0 when unknown */
+    char key[256];  /* dotted key path, e.g. "model.layers[2].units" */
+    char text[1600]; /* yf_error_format's buffer */
+} yf_error;
+
+const char *yf_status_name(yf_status s);
+int yf_status_exit_code(yf_status s);
+/* "file:line:col: message" (or just the message); points into err. */
+const char *yf_error_format(yf_error *err);
+
+/* ---- specs ------------------------------------------------------------ */
+
+typedef struct yf_spec yf_spec;
+
+/* Parses and validates a model spec. overrides are "dotted.key=value"
+ * strings applied before validation, as on the command line. The spec must
+ * be freed with yf_spec_free. */
+yf_spec *yf_spec_load(const char *path, const char *const *overrides,
+                      int n_overrides, yf_error *err);
+yf_spec *yf_spec_parse(const char *text, size_t len, const char *name,
+                       const char *const *overrides, int n_overrides,
+                       yf_error *err);
+void yf_spec_free(yf_spec *spec);
+const char *yf_spec_name(const yf_spec *spec);
+/* Writes the fully resolved spec (every default explicit) as YAML. */
+int yf_spec_write(const yf_spec *spec, FILE *out);
+
+/* ---- models ----------------------------------------------------------- */
+
+typedef struct yf_model yf_model;
+
+/* Compiles the spec into a training graph (with its backward nodes) and an
+ * evaluation graph sharing one parameter block, and initialises the
+ * parameters from the spec's seed. threads <= 0 means all cores. */
+yf_model *yf_model_new(const yf_spec *spec, int threads, yf_error *err);
+void yf_model_free(yf_model *m);
+/* Prints layers, output shapes, parameter counts, FLOPs per example and the
+ * memory plan. */
+void yf_model_summary(const yf_model *m, FILE *out);
+size_t yf_model_param_count(const yf_model *m);
+/* Parameters in one contiguous block, in the order of yf_model_summary. */
+float *yf_model_params(yf_model *m);
+
+/* ---- data ------------------------------------------------------------- */
+
+typedef struct yf_dataset yf_dataset;
+
+/* Loads the data the spec names (data.source) from data.dir, or from
+ * $YAFLOW_DATA, or ./data. Free with yf_dataset_free. */
+yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err);
+void yf_dataset_free(yf_dataset *d);
+typedef enum { YF_SPLIT_TRAIN, YF_SPLIT_VALID, YF_SPLIT_TEST } yf_split;
+size_t yf_dataset_count(const yf_dataset *d, yf_split split);
+
+/* ---- training and evaluation ------------------------------------------- */
+
+typedef struct yf_train_opts {
+    const char *out_dir; /* run folder; created if missing */
+    FILE *echo;          /* progress is also shown here (NULL: silent) */
+    int bar;             /* 1: a live progress bar on echo (a terminal) */
+} yf_train_opts;
+
+/* Trains for spec's train.epochs, writing config.yaml, metrics.csv, log.txt
+ * and checkpoint.safetensors (written atomically after each epoch). */
+int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts,
+             yf_error *err);
+
+typedef struct yf_metric {
+    char name[64];
+    double value;
+} yf_metric;
+
+/* Evaluates every loss term (and the total) on a split, without noise or
+ * dropout. Fills up to cap metrics; returns how many, or a negative code. */
+int yf_evaluate(yf_model *m, yf_dataset *d, yf_split split, yf_metric *out,
+                int cap, yf_error *err);
+
+/* ---- checkpoints --------------------------------------------------------- */
+
+/* safetensors: parameters by name ("hidden1.W"), optimizer state
+ * ("optim.m.hidden1.W"...) and the step counter in the metadata. */
+int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err);
+/* Loads parameters (and optimizer state when present and with_optim). Shapes
+ * and names must match the model; on any error the model is unchanged. */
+int yf_checkpoint_load(yf_model *m, const char *path, int with_optim,
+                       yf_error *err);
+
+/* ---- the runtime ----------------------------------------------------------- */
+
+typedef struct yf_runtime_info {
+    char blis_version[32];
+    char blis_arch[32];      /* kernel set in use */
+    char blis_arch_detected[32]; /* what BLIS would pick by itself */
+    char arch_source[64];    /* "BLIS_ARCH_TYPE from the environment", ... */
+    char cpu_features[128];
+    int cores, omp_threads;
+} yf_runtime_info;
+
+/* Chooses BLIS's kernel set (once per process) and initialises BLIS. */
+int yf_runtime_init(yf_error *err);
+void yf_runtime_info_get(yf_runtime_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
