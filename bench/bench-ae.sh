@@ -64,7 +64,7 @@ trap 'rm -rf "$tmp"' EXIT
 # run_yaflow: print yaflow's examples/s for one epoch (last row of metrics.csv)
 run_yaflow() {
   rm -rf "$tmp/yf"
-  if ! "$yaflow" train "$model" --threads 1 --out "$tmp/yf" train.epochs=1 \
+  if ! "$yaflow" train "$model" --threads 1 --out "$tmp/yf" train.epochs=1 data.valid=0 \
        >"$tmp/yf.log" 2>&1; then
     cat "$tmp/yf.log" >&2
     die "yaflow train failed"

@@ -17,6 +17,9 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static yf_runtime_info info;
@@ -97,6 +100,19 @@ int yf_runtime_init(yf_error *err)
 {
     pthread_once(&once, choose);
     return 0;
+}
+
+/* Denormal floats (below 1.2e-38) are 10-100 times slower on x86, and early
+ * in training tiny gradients and Adam moments are full of them: training ran
+ * 15% slower for its first epoch. Flush them to zero (FTZ and DAZ), as
+ * programs built with -ffast-math do, in this thread and in every OpenMP
+ * worker that may run a kernel. */
+void yf__flush_denormals(int threads)
+{
+#ifdef __SSE__
+#pragma omp parallel num_threads(threads)
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+#endif
 }
 
 void yf_runtime_info_get(yf_runtime_info *out)

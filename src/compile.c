@@ -414,5 +414,6 @@ void yf__graph_free(yf__graph *g)
     free(g->arena);
     free(g->scalars);
     free(g->param_writer);
+    free(g->prof_seconds);
     memset(g, 0, sizeof *g);
 }

@@ -249,6 +249,7 @@ typedef struct yf__graph {
     int input_node;
     int n_fwd; /* nodes below n_fwd are the forward graph */
     int *param_writer; /* autodiff: last node writing each parameter's gradient */
+    double *prof_seconds; /* per node, when profiling */
 } yf__graph;
 
 struct yf_model {
@@ -310,6 +311,8 @@ static inline float *yf__out(const yf__graph *g, int id) { return g->node[id].bu
 void yf__sgemm(bool ta, bool tb, int m, int n, int k, float alpha,
                const float *a, int lda, const float *b, int ldb, float beta,
                float *c, int ldc, int threads);
+/* FTZ/DAZ in the calling thread and `threads` OpenMP workers. */
+void yf__flush_denormals(int threads);
 void yf__act_forward(int act, float alpha, const float *x, float *y,
                      size_t rows, size_t cols);
 void yf__act_backward(int act, float alpha, const float *y, const float *dy,
@@ -355,6 +358,7 @@ struct yf_dataset {
 /* Copies rows idx[0..n) of a split as floats in [0,1] into out[n, dim]. */
 void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx,
                 int n, float *out);
+void yf__prefetch(const yf_dataset *d, yf_split split, const size_t *idx, int n);
 
 /* ---- small JSON reader for safetensors headers (json.c) ------------------- */
 

@@ -50,6 +50,7 @@ yf_model *yf_model_new(const yf_spec *spec, int threads, yf_error *err)
     yf_runtime_info info;
     yf_runtime_info_get(&info);
     m->threads = threads > 0 ? threads : info.cores;
+    yf__flush_denormals(m->threads);
     m->train.max_rows = spec->batch_size;
     m->eval.max_rows = YF__EVAL_ROWS;
     if (yf__compile(m, &m->train, true, err))

@@ -5,6 +5,8 @@
  * busy threads never exceeds the model's thread count. */
 #include "internal.h"
 
+#include <omp.h>
+
 const char *const yf__op_names[YF_OP_COUNT] = {
 #define YF_OP(e, name, fwd, bwd) [YF_OP_##e] = #name,
 #include "ops/ops.def"
@@ -42,7 +44,10 @@ void yf__run(yf_model *m, yf__graph *g, int rows)
         if (!side_by_side) {
             for (int k = a; k < b; k++) {
                 yf__gnode *n = &g->node[g->order[k]];
+                double t0 = g->prof_seconds ? omp_get_wtime() : 0;
                 yf__op_fwd[n->op](n, &ex);
+                if (g->prof_seconds)
+                    g->prof_seconds[g->order[k]] += omp_get_wtime() - t0;
             }
             continue;
         }

@@ -1,6 +1,7 @@
 /* The training loop and evaluation: seeded shuffling, batches gathered into
  * the input node, one graph run and one optimiser step per batch, a run
  * folder with config.yaml, metrics.csv, log.txt and checkpoint.safetensors. */
+#define _GNU_SOURCE /* qsort_r */
 #include "internal.h"
 
 #include <errno.h>
@@ -127,6 +128,43 @@ static void bar(FILE *o, int epoch, int epochs, size_t done, size_t total, doubl
     fflush(o);
 }
 
+static int by_seconds_desc(const void *a, const void *b, void *ctx)
+{
+    const double *t = ctx;
+    double x = t[*(const int *)a], y = t[*(const int *)b];
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* profile.txt: every node of the training graph by time spent, with the
+ * rate it reached (FLOPs for GEMMs, elements for the rest). */
+static int write_profile(const yf_model *m, const char *dir, yf_error *err)
+{
+    const yf__graph *g = &m->train;
+    FILE *f = open_in(dir, "profile.txt", "w", err);
+    if (!f)
+        return err->code;
+    int *ids = malloc(g->n * sizeof *ids);
+    double total = 0;
+    for (int i = 0; i < g->n; i++)
+        ids[i] = i, total += g->prof_seconds[i];
+    qsort_r(ids, g->n, sizeof *ids, by_seconds_desc, g->prof_seconds);
+    size_t examples = (size_t)m->step * m->spec->batch_size;
+    fprintf(f, "%-16s %-26s %9s %6s %12s\n", "node", "op", "seconds", "%", "GFLOP/s");
+    for (int k = 0; k < g->n; k++) {
+        const yf__gnode *n = &g->node[ids[k]];
+        if (g->prof_seconds[ids[k]] <= 0)
+            continue;
+        double flops = yf__node_flops(g, n, 1) * examples;
+        fprintf(f, "%-16s %-26s %9.3f %6.1f %12.1f\n", n->name, yf__op_names[n->op],
+                g->prof_seconds[ids[k]], 100 * g->prof_seconds[ids[k]] / total,
+                flops / g->prof_seconds[ids[k]] * 1e-9);
+    }
+    fprintf(f, "total in graph nodes: %.3f s for about %zu examples\n", total, examples);
+    free(ids);
+    fclose(f);
+    return 0;
+}
+
 int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *err)
 {
     const yf_spec *s = m->spec;
@@ -159,6 +197,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             d->n_train, d->n_valid, d->test_x.count);
 
     yf__graph *g = &m->train;
+    if (opts->profile && !g->prof_seconds)
+        g->prof_seconds = calloc(g->n, sizeof *g->prof_seconds);
     size_t n = d->n_train;
     size_t *perm = malloc(n * sizeof *perm);
     for (size_t i = 0; i < n; i++)
@@ -178,6 +218,9 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         for (size_t b = 0; b < n; b += s->batch_size) {
             int rows = (int)(n - b < (size_t)s->batch_size ? n - b : (size_t)s->batch_size);
             yf__gather(d, YF_SPLIT_TRAIN, perm + b, rows, yf__out(g, g->input_node));
+            if (b + rows < n)
+                yf__prefetch(d, YF_SPLIT_TRAIN, perm + b + rows,
+                             (int)(n - b - rows < (size_t)rows ? n - b - rows : (size_t)rows));
             yf__run(m, g, rows);
             double loss = losses(g, NULL);
             if (!isfinite(loss)) {
@@ -230,6 +273,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         rc = yf_checkpoint_save(m, path, err);
     }
     free(perm);
+    if (!rc && opts->profile)
+        rc = write_profile(m, dir, err);
     fclose(csv);
     if (rc)
         fprintf(log, "error: %s\n", yf_error_format(err));

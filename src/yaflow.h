@@ -106,6 +106,7 @@ typedef struct yf_train_opts {
     const char *out_dir; /* run folder; created if missing */
     FILE *echo;          /* progress is also shown here (NULL: silent) */
     int bar;             /* 1: a live progress bar on echo (a terminal) */
+    int profile;         /* 1: time every node; write profile.txt */
 } yf_train_opts;
 
 /* Trains for spec's train.epochs, writing config.yaml, metrics.csv, log.txt

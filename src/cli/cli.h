@@ -12,6 +12,7 @@ typedef struct cli_args {
     const char *out;
     int threads;
     int json;
+    int profile;
     int help;
 } cli_args;
 

@@ -40,6 +40,8 @@ int cli_parse(int argc, char **argv, const char *usage_text, int allow_overrides
             return 0;
         } else if (!strcmp(s, "--json")) {
             a->json = 1;
+        } else if (!strcmp(s, "--profile")) {
+            a->profile = 1;
         } else if (!strcmp(s, "--out") || !strcmp(s, "--threads")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "yaflow %s: %s needs a value\n%s", argv[1], s, usage_text);

@@ -5,10 +5,11 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: yaflow train SPEC [dotted.key=value ...] [--out DIR] [--threads N]\n"
+    "usage: yaflow train SPEC [dotted.key=value ...] [--out DIR] [--threads N] [--profile]\n"
     "Trains SPEC (overrides as on `yaflow train models/x.yaml train.epochs=3`) and\n"
     "writes DIR (default runs/<name>): config.yaml (resolved), metrics.csv, log.txt,\n"
-    "checkpoint.safetensors. --threads defaults to all cores.\n";
+    "checkpoint.safetensors. --threads defaults to all cores. --profile times every\n"
+    "graph node and writes DIR/profile.txt.\n";
 
 int cmd_train(int argc, char **argv)
 {
@@ -34,7 +35,8 @@ int cmd_train(int argc, char **argv)
         snprintf(out, sizeof out, "%s", a.out);
     else
         snprintf(out, sizeof out, "runs/%s", yf_spec_name(spec));
-    yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = isatty(2)};
+    yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = isatty(2),
+                          .profile = a.profile};
     yf_runtime_info info;
     yf_runtime_info_get(&info);
     fprintf(stderr, "training %s: %zu parameters, %zu train / %zu valid examples, "

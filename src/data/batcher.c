@@ -137,3 +137,15 @@ void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx, int n, f
             o[j] = row[j] * k;
     }
 }
+
+/* Asks the cache for the rows the next batch will gather. */
+void yf__prefetch(const yf_dataset *d, yf_split split, const size_t *idx, int n)
+{
+    const yf__idx *src = split == YF_SPLIT_TEST ? &d->test_x : &d->train_x;
+    size_t base = split == YF_SPLIT_VALID ? d->train_x.count - d->n_valid : 0;
+    for (int r = 0; r < n; r++) {
+        const uint8_t *row = src->data + (base + idx[r]) * d->dim;
+        for (size_t j = 0; j < d->dim; j += 64)
+            __builtin_prefetch(row + j);
+    }
+}

@@ -8,11 +8,15 @@
 
 #define YF__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-/* exp(x) within 2 ulp for x in [-87, 88]; smaller inputs give 0. */
+/* exp(x) within 2 ulp for x in [-87, 88]; smaller inputs give e^-87.
+ * Cephes' polynomial; n = round(x·log2 e) with the 1.5·2²³ trick so that
+ * the loop needs no library call and vectorises. */
 static inline float fast_expf(float x)
 {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = __builtin_roundf(x * 1.44269504088896341f);
+    union { float f; int32_t i; } t = {.f = x * 1.44269504088896341f + 12582912.0f};
+    float n = t.f - 12582912.0f;
+    int32_t ni = t.i - 0x4B400000;
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -22,7 +26,7 @@ static inline float fast_expf(float x)
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     union { float f; int32_t i; } u = {.f = p};
-    u.i += (int32_t)n << 23;
+    u.i += ni << 23;
     return u.f;
 }
 

@@ -26,18 +26,35 @@ static int loss_grad(yf__graph *g, int id, yf__op op, yf_error *err)
     return yf__grad_accum(g, src.in[0], d, err);
 }
 
+/* Σ (a − t)², in float blocks of 16 lanes (vectorised) added in double. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static double sum_sq_diff(const float *a, const float *t, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i += 1024) {
+        size_t end = i + 1024 < n ? i + 1024 : n;
+        float lane[16] = {0};
+        size_t j = i;
+        for (; j + 16 <= end; j += 16)
+            for (int k = 0; k < 16; k++) {
+                float d = a[j + k] - t[j + k];
+                lane[k] += d * d;
+            }
+        for (; j < end; j++)
+            lane[0] += (a[j] - t[j]) * (a[j] - t[j]);
+        for (int k = 0; k < 16; k++)
+            s += lane[k];
+    }
+    return s;
+}
+
 /* pred, target are (R, size); out = mean (pred − target)² */
 void yf__mse_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const yf__gnode *p = &ex->g->node[n->in[0]];
     const float *a = p->buf, *t = ex->g->node[n->in[1]].buf;
     size_t count = (size_t)ex->rows * p->size;
-    double s = 0.0;
-    for (size_t i = 0; i < count; i++) {
-        float d = a[i] - t[i];
-        s += d * d;
-    }
-    n->buf[0] = (float)(s / norm(n, ex->rows, p->size));
+    n->buf[0] = (float)(sum_sq_diff(a, t, count) / norm(n, ex->rows, p->size));
 }
 
 /* dpred = weight · 2 (pred − target) / norm */
