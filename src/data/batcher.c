@@ -7,13 +7,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Where each source is looked for when data.dir is not set: a folder under
+ * $YAFLOW_DATA (or ./data), then a system folder (Debian's packages). */
 static const struct {
-    const char *source, *files[4];
+    const char *source, *subdir, *system_dir, *files[4];
 } sources[] = {
-    {"mnist",
+    {"mnist", "", NULL,
      {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
       "t10k-labels-idx1-ubyte"}},
-    {"fashion_mnist",
+    {"fashion_mnist", "fashion-mnist", "/usr/share/datasets/fashion-mnist",
      {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}},
 };
@@ -53,9 +55,6 @@ static int check_pair(const yf__idx *x, const yf__idx *y, const char *xpath,
 
 yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
 {
-    const char *dir = spec->data_dir[0] ? spec->data_dir : getenv("YAFLOW_DATA");
-    if (!dir || !*dir)
-        dir = "data";
     int s = -1;
     for (size_t i = 0; i < YF__ARRAY_LEN(sources); i++)
         if (strcmp(sources[i].source, spec->source) == 0)
@@ -64,11 +63,29 @@ yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
         yf__fail(err, YF_ESPEC, "unknown data source '%s'", spec->source);
         return NULL;
     }
+    char dir[1024];
+    const char *root = getenv("YAFLOW_DATA");
+    struct stat st;
+    if (spec->data_dir[0])
+        snprintf(dir, sizeof dir, "%s", spec->data_dir);
+    else {
+        snprintf(dir, sizeof dir, "%s%s%s", root && *root ? root : "data",
+                 sources[s].subdir[0] ? "/" : "", sources[s].subdir);
+        if (stat(dir, &st) != 0 && sources[s].system_dir)
+            snprintf(dir, sizeof dir, "%s", sources[s].system_dir);
+    }
     yf_dataset *d = calloc(1, sizeof *d);
     yf__idx *parts[4] = {&d->train_x, &d->train_y, &d->test_x, &d->test_y};
     char paths[4][1024];
     for (int k = 0; k < 4; k++) {
         find_file(dir, sources[s].files[k], paths[k], sizeof paths[k]);
+        if (stat(paths[k], &st) != 0) {
+            yf__fail(err, YF_EDATA,
+                     "missing %s data file (set data.dir or YAFLOW_DATA; for MNIST run "
+                     "scripts/fetch-mnist.sh %s)", spec->source, dir);
+            snprintf(err->file, sizeof err->file, "%s", paths[k]);
+            goto fail;
+        }
         if (yf__idx_read(paths[k], k % 2 ? 1 : 3, parts[k], err))
             goto fail;
     }
