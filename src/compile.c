@@ -306,7 +306,7 @@ static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term,
         if (id < 0)
             return id;
         if (g->n_loss == (int)YF__ARRAY_LEN(g->loss_node))
-            return yf__fail_at(err, l->at, YF_ESPEC, "%stoo many loss terms (at most %zu)",
+            return yf__fail_at(err, l->at, YF_ESPEC, "%stoo many loss nodes (at most %zu; an l2 term makes one per parameter)",
                                ctx, YF__ARRAY_LEN(g->loss_node));
         g->loss_node[g->n_loss++] = id;
         yf__gnode *n = &g->node[id];
@@ -319,6 +319,16 @@ static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term,
         n->keep = true;
     }
     return 0;
+}
+
+/* A layer's random stream, from its name (FNV-1a), so that adding a layer
+ * does not change the noise of the others. */
+static int stream_of(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return YF__STREAM_NODE0 + (int)(h % 0x7fffff00u);
 }
 
 int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err)
@@ -383,7 +393,7 @@ int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err)
                                l->name, l->at, src, err);
             if (out >= 0) {
                 g->node[out].stddev = l->stddev, g->node[out].rate = l->rate;
-                g->node[out].stream = YF__STREAM_NODE0 + i;
+                g->node[out].stream = stream_of(l->name);
                 g->node[out].training_only = true;
             }
             break;

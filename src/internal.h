@@ -244,12 +244,13 @@ typedef struct yf__graph {
     float *arena;
     size_t arena_floats, naive_floats;
     float *scalars; /* one float per non-per_row, non-param node */
-    int loss_node[16]; /* weighted loss terms, in spec order */
+    int loss_node[256]; /* loss nodes (an l2 term has one per parameter) */
     int n_loss;
     int input_node;
     int n_fwd; /* nodes below n_fwd are the forward graph */
     int *param_writer; /* autodiff: last node writing each parameter's gradient */
     double *prof_seconds; /* per node, when profiling */
+    double prof_rows;     /* examples run while profiling */
 } yf__graph;
 
 struct yf_model {

@@ -40,9 +40,11 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     g->scalars = calloc(n, sizeof *g->scalars);
     interval *iv = calloc(n, sizeof *iv);
     interval **placed = malloc(n * sizeof *placed);
-    if (!g->level_start || !g->order || !g->scalars || !iv || !placed) {
+    interval **live = malloc(n * sizeof *live);
+    if (!g->level_start || !g->order || !g->scalars || !iv || !placed || !live) {
         free(iv);
         free(placed);
+        free(live);
         return yf__fail(err, YF_ENOMEM, "out of memory planning the graph");
     }
     for (int i = 0; i < n; i++)
@@ -77,9 +79,8 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
             iv[i].last = g->n_levels;
         iv[i].size = ((size_t)g->max_rows * nd->size + 15) & ~(size_t)15;
         g->naive_floats += iv[i].size;
-        interval *live[4096];
         int n_live = 0;
-        for (int j = 0; j < n_placed && n_live < 4096; j++)
+        for (int j = 0; j < n_placed; j++)
             if (placed[j]->first <= iv[i].last && iv[i].first <= placed[j]->last)
                 live[n_live++] = placed[j];
         qsort(live, n_live, sizeof *live, by_offset);
@@ -98,6 +99,7 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     }
     free(iv);
     free(placed);
+    free(live);
     g->arena_floats = top;
     g->arena = aligned_alloc(64, (top ? top : 16) * sizeof(float));
     if (!g->arena)

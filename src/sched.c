@@ -29,6 +29,8 @@ void yf__run(yf_model *m, yf__graph *g, int rows)
 {
     yf__exec ex = {.rows = rows, .threads = m->threads, .seed = m->spec->seed,
                    .step = m->step, .model = m, .g = g};
+    if (g->prof_seconds)
+        g->prof_rows += rows;
     for (int l = 1; l < g->n_levels; l++) {
         int a = g->level_start[l], b = g->level_start[l + 1];
         bool side_by_side = false;
@@ -57,7 +59,10 @@ void yf__run(yf_model *m, yf__graph *g, int rows)
             yf__exec one = ex;
             one.threads = 1;
             yf__gnode *n = &g->node[g->order[k]];
+            double t0 = g->prof_seconds ? omp_get_wtime() : 0;
             yf__op_fwd[n->op](n, &one);
+            if (g->prof_seconds) /* each node is one worker's: no race */
+                g->prof_seconds[g->order[k]] += omp_get_wtime() - t0;
         }
     }
 }

@@ -13,11 +13,11 @@
 static int fail_key(yf_error *err, const yf__node *map, int i, const char *ctx,
                     const char *fmt, const char *a, const char *b)
 {
-    yf__fail_at(err, map, YF_ESPEC, "x");
+    /* placed at the value for its file (a key added by an override is not
+     * in map's file) and key path, then moved to the key itself */
+    yf__fail_at(err, map->kid[i], YF_ESPEC, "x");
     err->line = map->kpos[2 * i];
     err->col = map->kpos[2 * i + 1];
-    size_t l = strlen(err->key);
-    snprintf(err->key + l, sizeof err->key - l, "%s%s", l ? "." : "", map->key[i]);
     char msg[600];
     snprintf(msg, sizeof msg, fmt, a, b);
     snprintf(err->msg, sizeof err->msg, "%s%s", ctx, msg);
@@ -101,6 +101,9 @@ static int get_num(yf__node *map, const char *key, const char *def, double lo,
     double v = strtod(n->str, &end);
     bool bad = n->quoted || end == n->str || *end || errno || !isfinite(v) ||
                (integer && v != floor(v));
+    if (bad && n->quoted)
+        return yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be %s, not the quoted string \"%s\"",
+                           ctx, key, integer ? "an integer" : "a number", n->str);
     if (bad)
         return yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be %s, not '%s'", ctx, key,
                            integer ? "an integer" : "a number", n->str);
@@ -287,7 +290,11 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
     char ctx[128];
     snprintf(ctx, sizeof ctx, "layer %d: ", idx + 1);
     CHECK(expect_map(map, "layers entry", ctx, err));
-    int type;
+    const yf__node *given = yf__map_get(map, "name");
+    if (given && given->kind == YF__SCALAR && valid_name(given->str) &&
+        strlen(given->str) < YF__NAME_MAX)
+        snprintf(ctx, sizeof ctx, "layer '%s': ", given->str);
+    int type = 0;
     CHECK(get_enum(map, "type", NULL, layer_names, YF__ARRAY_LEN(layer_names), &type, ctx, err));
     l->type = (yf__layer_type)type;
     char defname[YF__NAME_MAX];
@@ -311,7 +318,7 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
                                            "use_bias", "trainable"};
         CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
         CHECK(get_int(map, "units", NULL, 1, 1 << 20, &l->units, ctx, err));
-        int e;
+        int e = 0;
         CHECK(get_enum(map, "activation", "linear", act_names, YF_ACT_COUNT, &e, ctx, err));
         l->activation = (yf__act)e;
         const char *alpha_def = l->activation == YF_ACT_LEAKY_RELU ? "0.01" : "1.0";
@@ -320,8 +327,17 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
         else if (yf__map_get(map, "alpha"))
             return yf__fail_at(err, yf__map_get(map, "alpha"), YF_ESPEC,
                                "%s'alpha' applies only to elu and leaky_relu", ctx);
-        CHECK(get_enum(map, "init", "glorot_uniform", init_names, YF__ARRAY_LEN(init_names), &e, ctx, err));
-        l->init = (yf__init)e;
+        if (!yf__map_get(map, "weights")) {
+            CHECK(get_enum(map, "init", "glorot_uniform", init_names,
+                           YF__ARRAY_LEN(init_names), &e, ctx, err));
+            l->init = (yf__init)e;
+        } else if (yf__map_get(map, "init")) {
+            return yf__fail_at(err, yf__map_get(map, "init"), YF_ESPEC,
+                               "%s'init' does not apply: the layer uses another layer's "
+                               "weights ('weights: %s')", ctx,
+                               yf__map_get(map, "weights")->kind == YF__SCALAR
+                                   ? yf__map_get(map, "weights")->str : "?");
+        }
         CHECK(get_enum(map, "bias_init", "zeros", init_names, YF__ARRAY_LEN(init_names), &e, ctx, err));
         l->bias_init = (yf__init)e;
         CHECK(get_bool(map, "use_bias", "true", &l->use_bias, ctx, err));
@@ -342,15 +358,13 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
                                    l->weights_at->str);
             w[n - 2] = 0;
             strcpy(l->weights, w);
-            if (yf__map_get(map, "init"))
-                l->init = YF_INIT_ZEROS; /* unused: the weight is shared */
         }
         break;
     }
     case YF_LAYER_ACTIVATION: {
         static const char *const keys[] = {"name", "type", "input", "function", "alpha"};
         CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
-        int e;
+        int e = 0;
         CHECK(get_enum(map, "function", NULL, act_names, YF_ACT_COUNT, &e, ctx, err));
         l->activation = (yf__act)e;
         if (l->activation == YF_ACT_ELU || l->activation == YF_ACT_LEAKY_RELU)
@@ -384,7 +398,7 @@ static int parse_loss(yf_spec *s, int idx, yf__node *map, yf_error *err)
     char ctx[128];
     snprintf(ctx, sizeof ctx, "loss %d: ", idx + 1);
     CHECK(expect_map(map, "loss entry", ctx, err));
-    int type;
+    int type = 0;
     CHECK(get_enum(map, "type", NULL, loss_names, YF__ARRAY_LEN(loss_names), &type, ctx, err));
     l->type = (yf__loss_type)type;
     snprintf(ctx, sizeof ctx, "loss '%s': ", loss_names[type]);
@@ -488,7 +502,7 @@ static int parse_train(yf_spec *s, yf__node *root, yf_error *err)
         o = yf__map_set_node(t, "optimizer", yf__node_new(YF__MAP, t->file, t->line, t->col));
     CHECK(expect_map(o, "optimizer", "train: ", err));
     const char *ctx = "optimizer: ";
-    int type;
+    int type = 0;
     CHECK(get_enum(o, "type", "adam", optim_names, YF__ARRAY_LEN(optim_names), &type, ctx, err));
     yf__optim_spec *op = &s->optim;
     op->type = (yf__optim_type)type;

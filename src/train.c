@@ -148,7 +148,7 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
     for (int i = 0; i < g->n; i++)
         ids[i] = i, total += g->prof_seconds[i];
     qsort_r(ids, g->n, sizeof *ids, by_seconds_desc, g->prof_seconds);
-    size_t examples = (size_t)m->step * m->spec->batch_size;
+    double examples = g->prof_rows;
     fprintf(f, "%-16s %-26s %9s %6s %12s\n", "node", "op", "seconds", "%", "GFLOP/s");
     for (int k = 0; k < g->n; k++) {
         const yf__gnode *n = &g->node[ids[k]];
@@ -159,7 +159,7 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
                 g->prof_seconds[ids[k]], 100 * g->prof_seconds[ids[k]] / total,
                 flops / g->prof_seconds[ids[k]] * 1e-9);
     }
-    fprintf(f, "total in graph nodes: %.3f s for about %zu examples\n", total, examples);
+    fprintf(f, "total in graph nodes: %.3f s for %.0f examples\n", total, examples);
     free(ids);
     fclose(f);
     return 0;
@@ -204,8 +204,12 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
     int rc = 0;
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    if (s->epochs == 0) /* the initial parameters, so that the run can be evaluated */
+        rc = yf_checkpoint_save(m, ckpt, err);
     for (int epoch = 1; epoch <= s->epochs && !rc; epoch++) {
-        /* Fisher–Yates, 4 draws per Philox block */
+        /* Fisher–Yates, one Philox block per draw */
         for (size_t i = n - 1; i > 0; i -= 1) {
             uint32_t w[4];
             yf__philox(s->seed, YF__STREAM_SHUFFLE, (uint64_t)epoch, (uint32_t)i, w);
@@ -268,9 +272,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             fprintf(opts->echo, "%s\n", plain);
             fflush(opts->echo);
         }
-        char path[1100];
-        snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
-        rc = yf_checkpoint_save(m, path, err);
+        rc = yf_checkpoint_save(m, ckpt, err);
     }
     free(perm);
     if (!rc && opts->profile)

@@ -74,6 +74,9 @@ yf__node *yf__map_set_node(yf__node *map, const char *key, yf__node *val)
         if (strcmp(map->key[i], key) == 0) {
             yf__node_free(map->kid[i]);
             map->kid[i] = val;
+            /* the key now comes from where the value does (an override) */
+            map->kpos[2 * i] = val->line;
+            map->kpos[2 * i + 1] = val->col;
             return val;
         }
     grow(map);
@@ -116,12 +119,18 @@ void yf__node_path(const yf__node *n, char *buf, size_t cap)
 
 /* ---- parsing ------------------------------------------------------------ */
 
+/* At most this many nodes in a tree: YAML aliases (*a) copy the nodes they
+ * name, so a few lines of nested aliases could otherwise expand to 10^9. */
+#define YF__MAX_NODES 100000
+
 static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file,
-                         int depth, yf_error *err)
+                         int depth, long *budget, yf_error *err)
 {
     int line = (int)yn->start_mark.line + 1, col = (int)yn->start_mark.column + 1;
-    if (depth > 64) {
-        yf__fail(err, YF_ESPEC, "nesting deeper than 64 levels");
+    if (depth > 64 || --*budget < 0) {
+        yf__fail(err, YF_ESPEC, depth > 64 ? "nesting deeper than 64 levels"
+                                           : "the spec expands to more than %d values "
+                                             "(through YAML aliases?)", YF__MAX_NODES);
         snprintf(err->file, sizeof err->file, "%s", file);
         err->line = line, err->col = col;
         return NULL;
@@ -138,7 +147,7 @@ static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file
         for (yaml_node_item_t *it = yn->data.sequence.items.start;
              it < yn->data.sequence.items.top; it++) {
             yf__node *k = convert(doc, yaml_document_get_node(doc, *it), file,
-                                  depth + 1, err);
+                                  depth + 1, budget, err);
             if (!k) {
                 yf__node_free(n);
                 return NULL;
@@ -165,7 +174,7 @@ static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file
                 return NULL;
             }
             yf__node *v = convert(doc, yaml_document_get_node(doc, p->value),
-                                  file, depth + 1, err);
+                                  file, depth + 1, budget, err);
             if (!v) {
                 yf__node_free(n);
                 return NULL;
@@ -179,6 +188,29 @@ static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file
         yf__fail(err, YF_ESPEC, "empty YAML node");
         return NULL;
     }
+}
+
+/* "YAML syntax error: did not find expected ',' or '}' (in a flow mapping
+ * that starts at line 5, column 10)" at the problem's place. */
+static void syntax_error(const yaml_parser_t *p, const char *text, size_t len,
+                         const char *file, yf_error *err)
+{
+    yf__node at = {.file = file, .line = (int)p->problem_mark.line + 1,
+                   .col = (int)p->problem_mark.column + 1};
+    char where[160] = "";
+    int cl = (int)p->context_mark.line + 1, cc = (int)p->context_mark.column + 1;
+    if (p->problem_mark.index < len && text[p->problem_mark.index] == '\t')
+        snprintf(where, sizeof where, " (a tab: YAML indents with spaces only)");
+    else if (p->context && !strncmp(p->context, "while parsing a ", 16))
+        snprintf(where, sizeof where, " (in %s that starts at line %d, column %d)",
+                 p->context + 14, cl, cc);
+    else if (p->context && !strncmp(p->context, "while scanning a ", 17))
+        snprintf(where, sizeof where, " (in %s that starts at line %d, column %d)",
+                 p->context + 15, cl, cc);
+    else if (p->context)
+        snprintf(where, sizeof where, " (%s, from line %d, column %d)", p->context, cl, cc);
+    yf__fail_at(err, &at, YF_ESPEC, "YAML syntax error: %s%s",
+                p->problem ? p->problem : "unknown problem", where);
 }
 
 yf__tree *yf__tree_parse(const char *text, size_t len, const char *file,
@@ -195,23 +227,40 @@ yf__tree *yf__tree_parse(const char *text, size_t len, const char *file,
     t->file = strdup(file);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        yf__node at = {.file = t->file, .line = (int)parser.problem_mark.line + 1,
-                       .col = (int)parser.problem_mark.column + 1};
-        yf__fail_at(err, &at, YF_ESPEC, "YAML syntax error: %s%s%s",
-                    parser.problem ? parser.problem : "unknown problem",
-                    parser.context ? " " : "", parser.context ? parser.context : "");
+        syntax_error(&parser, text, len, t->file, err);
         yaml_parser_delete(&parser);
         yf__tree_free(t);
         return NULL;
     }
     yaml_node_t *root = yaml_document_get_root_node(&doc);
+    long budget = YF__MAX_NODES;
     if (!root) {
         yf__node at = {.file = t->file, .line = 1, .col = 1};
         yf__fail_at(err, &at, YF_ESPEC, "the spec is empty");
     } else {
-        t->root = convert(&doc, root, t->file, 0, err);
+        t->root = convert(&doc, root, t->file, 0, &budget, err);
     }
     yaml_document_delete(&doc);
+    /* one document per spec: a second one would be silently ignored */
+    if (t->root) {
+        if (!yaml_parser_load(&parser, &doc)) {
+            syntax_error(&parser, text, len, t->file, err);
+            yf__node_free(t->root);
+            t->root = NULL;
+        } else {
+            yaml_node_t *extra = yaml_document_get_root_node(&doc);
+            if (extra) {
+                yf__node at = {.file = t->file, .line = (int)extra->start_mark.line + 1,
+                               .col = (int)extra->start_mark.column + 1};
+                yf__fail_at(err, &at, YF_ESPEC,
+                            "a second YAML document: a spec file holds one ('---' "
+                            "starts another)");
+                yf__node_free(t->root);
+                t->root = NULL;
+            }
+            yaml_document_delete(&doc);
+        }
+    }
     yaml_parser_delete(&parser);
     if (!t->root) {
         yf__tree_free(t);
@@ -409,11 +458,22 @@ static void emit_scalar(const yf__node *n, FILE *out)
     fputc('"', out);
 }
 
+/* Written on one line in flow style: a list of scalars, or a mapping whose
+ * values are scalars or such lists (a layer, an optimizer). A list of
+ * mappings is written one element per line. */
+static bool scalars_only(const yf__node *n)
+{
+    for (int i = 0; i < n->n; i++)
+        if (n->kid[i]->kind != YF__SCALAR)
+            return false;
+    return true;
+}
+
 static bool flat(const yf__node *n, int depth)
 {
-    if (n->kind == YF__SCALAR)
+    if (n->kind == YF__SCALAR || scalars_only(n))
         return true;
-    if (depth > 1)
+    if (n->kind == YF__SEQ || depth > 0)
         return false;
     for (int i = 0; i < n->n; i++)
         if (!flat(n->kid[i], depth + 1))

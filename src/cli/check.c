@@ -2,20 +2,16 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: yaflow check SPEC [dotted.key=value ...]\n"
+    "usage: yaflow check SPEC [dotted.key=value ...] [--threads N]\n"
     "Validates SPEC and prints its layers, output shapes, parameter counts,\n"
     "FLOPs per example and memory plan. Exit 2 with file:line:col on errors.\n";
 
 int cmd_check(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, 1, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS, &a);
     if (rc || a.help)
         return rc;
-    if (!a.positional) {
-        fprintf(stderr, "%s", usage);
-        return 2;
-    }
     yf_error err = {0};
     yf_spec *spec = yf_spec_load(a.positional, a.overrides, a.n_overrides, &err);
     yf_model *m = spec ? yf_model_new(spec, a.threads, &err) : NULL;

@@ -16,9 +16,16 @@ typedef struct cli_args {
     int help;
 } cli_args;
 
-/* Parses argv[2..]; prints a message and returns 2 on bad usage. */
-int cli_parse(int argc, char **argv, const char *usage, int allow_overrides,
-              cli_args *a);
+/* What a subcommand accepts: a SPEC or RUN (required), key=value overrides,
+ * and the options --threads, --out, --json, --profile. */
+enum {
+    CLI_ARG = 1, CLI_OVERRIDES = 2, CLI_THREADS = 4, CLI_OUT = 8, CLI_JSON = 16,
+    CLI_PROFILE = 32
+};
+
+/* Parses argv[2..]; prints a message and returns 2 on bad usage. On --help
+ * it prints the usage, sets a->help and returns 0. */
+int cli_parse(int argc, char **argv, const char *usage, int flags, cli_args *a);
 /* Prints the error and returns the exit code for it. */
 int cli_fail(yf_error *err);
 

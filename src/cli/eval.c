@@ -11,13 +11,9 @@ static const char usage[] =
 int cmd_eval(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, 0, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_THREADS | CLI_JSON, &a);
     if (rc || a.help)
         return rc;
-    if (!a.positional) {
-        fprintf(stderr, "%s", usage);
-        return 2;
-    }
     char cfg[1100], ckpt[1100];
     snprintf(cfg, sizeof cfg, "%s/config.yaml", a.positional);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", a.positional);

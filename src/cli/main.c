@@ -28,9 +28,9 @@ static void usage(FILE *out)
     fprintf(out, "\nexit codes: 0 ok, 1 runtime failure, 2 bad input (spec, data, checkpoint)\n");
 }
 
-int cli_parse(int argc, char **argv, const char *usage_text, int allow_overrides,
-              cli_args *a)
+int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args *a)
 {
+    int allow_overrides = flags & CLI_OVERRIDES;
     memset(a, 0, sizeof *a);
     for (int i = 2; i < argc; i++) {
         const char *s = argv[i];
@@ -38,11 +38,12 @@ int cli_parse(int argc, char **argv, const char *usage_text, int allow_overrides
             printf("%s", usage_text);
             a->help = 1;
             return 0;
-        } else if (!strcmp(s, "--json")) {
+        } else if (!strcmp(s, "--json") && (flags & CLI_JSON)) {
             a->json = 1;
-        } else if (!strcmp(s, "--profile")) {
+        } else if (!strcmp(s, "--profile") && (flags & CLI_PROFILE)) {
             a->profile = 1;
-        } else if (!strcmp(s, "--out") || !strcmp(s, "--threads")) {
+        } else if ((!strcmp(s, "--out") && (flags & CLI_OUT)) ||
+                   (!strcmp(s, "--threads") && (flags & CLI_THREADS))) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "yaflow %s: %s needs a value\n%s", argv[1], s, usage_text);
                 return 2;
@@ -64,6 +65,10 @@ int cli_parse(int argc, char **argv, const char *usage_text, int allow_overrides
             return 2;
         } else if (!a->positional) {
             a->positional = s;
+            if (!(flags & CLI_ARG)) {
+                fprintf(stderr, "yaflow %s: unexpected argument '%s'\n%s", argv[1], s, usage_text);
+                return 2;
+            }
         } else if (allow_overrides && strchr(s, '=')) {
             if (a->n_overrides == 256) {
                 fprintf(stderr, "yaflow %s: too many overrides\n", argv[1]);
@@ -75,6 +80,10 @@ int cli_parse(int argc, char **argv, const char *usage_text, int allow_overrides
                     allow_overrides ? " (overrides are dotted.key=value)" : "", usage_text);
             return 2;
         }
+    }
+    if ((flags & CLI_ARG) && !a->positional) {
+        fprintf(stderr, "%s", usage_text);
+        return 2;
     }
     return 0;
 }

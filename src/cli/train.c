@@ -14,13 +14,9 @@ static const char usage[] =
 int cmd_train(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, 1, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE, &a);
     if (rc || a.help)
         return rc;
-    if (!a.positional) {
-        fprintf(stderr, "%s", usage);
-        return 2;
-    }
     yf_error err = {0};
     yf_spec *spec = yf_spec_load(a.positional, a.overrides, a.n_overrides, &err);
     yf_model *m = spec ? yf_model_new(spec, a.threads, &err) : NULL;

@@ -24,16 +24,16 @@ static const struct {
 static void find_file(const char *dir, const char *name, char *out, size_t cap)
 {
     struct stat st;
-    snprintf(out, cap, "%s/%s", dir, name);
+    snprintf(out, cap, "%.900s/%.100s", dir, name);
     if (stat(out, &st) == 0)
         return;
     size_t n = strlen(name);
     if (n > 3 && strcmp(name + n - 3, ".gz") == 0)
-        snprintf(out, cap, "%s/%.*s", dir, (int)(n - 3), name);
+        snprintf(out, cap, "%.900s/%.*s", dir, (int)(n - 3), name);
     else
-        snprintf(out, cap, "%s/%s.gz", dir, name);
+        snprintf(out, cap, "%.900s/%.100s.gz", dir, name);
     if (stat(out, &st) != 0)
-        snprintf(out, cap, "%s/%s", dir, name);
+        snprintf(out, cap, "%.900s/%.100s", dir, name);
 }
 
 static int check_pair(const yf__idx *x, const yf__idx *y, const char *xpath,
@@ -41,13 +41,13 @@ static int check_pair(const yf__idx *x, const yf__idx *y, const char *xpath,
 {
     if (x->count != y->count) {
         yf__fail(err, YF_EDATA, "%zu labels for %zu images in %s", y->count, x->count, xpath);
-        snprintf(err->file, sizeof err->file, "%s", ypath);
+        snprintf(err->file, sizeof err->file, "%.500s", ypath);
         return YF_EDATA;
     }
     for (size_t i = 0; i < y->count; i++)
         if (y->data[i] > 9) {
             yf__fail(err, YF_EDATA, "label %zu is %d; labels must be 0 to 9", i, y->data[i]);
-            snprintf(err->file, sizeof err->file, "%s", ypath);
+            snprintf(err->file, sizeof err->file, "%.500s", ypath);
             return YF_EDATA;
         }
     return 0;
@@ -76,14 +76,14 @@ yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
     }
     yf_dataset *d = calloc(1, sizeof *d);
     yf__idx *parts[4] = {&d->train_x, &d->train_y, &d->test_x, &d->test_y};
-    char paths[4][1024];
+    char paths[4][1100];
     for (int k = 0; k < 4; k++) {
         find_file(dir, sources[s].files[k], paths[k], sizeof paths[k]);
         if (stat(paths[k], &st) != 0) {
             yf__fail(err, YF_EDATA,
                      "missing %s data file (set data.dir or YAFLOW_DATA; for MNIST run "
                      "scripts/fetch-mnist.sh %s)", spec->source, dir);
-            snprintf(err->file, sizeof err->file, "%s", paths[k]);
+            snprintf(err->file, sizeof err->file, "%.500s", paths[k]);
             goto fail;
         }
         if (yf__idx_read(paths[k], k % 2 ? 1 : 3, parts[k], err))

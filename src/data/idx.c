@@ -68,6 +68,12 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
             out->item *= out->dims[d];
     }
     out->count = out->dims[0];
+    /* each size is below 2^26, but their product could wrap around */
+    if ((double)out->count * (double)out->item > (double)((size_t)1 << 40)) {
+        rc = fail_file(err, path, "IDX header promises %.0f bytes, more than 1 TB",
+                       (double)out->count * (double)out->item);
+        goto done;
+    }
     size_t total = out->count * out->item;
     out->data = malloc(total ? total : 1);
     if (!out->data) {
