@@ -89,40 +89,25 @@ done:
     return rc;
 }
 
-static int bad_ckpt(yf_error *err, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bad_ckpt(yf_error *err, const char *path, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char msg[600];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    yf__fail(err, YF_ECKPT, "%s", msg);
-    snprintf(err->file, sizeof err->file, "%s", path);
-    return YF_ECKPT;
-}
-
 int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return bad_ckpt(err, path, "cannot open checkpoint: %s", strerror(errno));
+        return yf__fail_file(err, YF_ECKPT, path, "cannot open checkpoint: %s", strerror(errno));
     fseek(f, 0, SEEK_END);
     long fsize = ftell(f);
     fseek(f, 0, SEEK_SET);
     unsigned char le[8];
     if (fsize < 8 || fread(le, 1, 8, f) != 8) {
         fclose(f);
-        return bad_ckpt(err, path, "not a safetensors file: shorter than 8 bytes");
+        return yf__fail_file(err, YF_ECKPT, path, "not a safetensors file: shorter than 8 bytes");
     }
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++)
         hlen |= (uint64_t)le[i] << (8 * i);
     if (hlen < 2 || hlen > (uint64_t)fsize - 8 || hlen > (100u << 20)) {
         fclose(f);
-        return bad_ckpt(err, path, "not a safetensors file: header length %llu does not fit "
+        return yf__fail_file(err, YF_ECKPT, path, "not a safetensors file: header length %llu does not fit "
                                    "a file of %ld bytes", (unsigned long long)hlen, fsize);
     }
     size_t dlen = (size_t)fsize - 8 - hlen;
@@ -133,12 +118,12 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
     yf__json j = {0};
     int rc = 0;
     if (!hdr || !data || fread(hdr, 1, hlen, f) != hlen || fread(data, 1, dlen, f) != dlen) {
-        rc = bad_ckpt(err, path, "cannot read checkpoint");
+        rc = yf__fail_file(err, YF_ECKPT, path, "cannot read checkpoint");
         goto done;
     }
     char msg[200];
     if (yf__json_parse(hdr, hlen, &j, msg, sizeof msg) || j.t != YF__J_OBJ) {
-        rc = bad_ckpt(err, path, "corrupt safetensors header: %s",
+        rc = yf__fail_file(err, YF_ECKPT, path, "corrupt safetensors header: %s",
                       j.t != YF__J_OBJ ? "not a JSON object" : msg);
         goto done;
     }
@@ -152,14 +137,14 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
             continue;
         const yf__json *t = yf__json_get(&j, e[i].name);
         if (!t) {
-            rc = bad_ckpt(err, path, "no tensor '%s' in the checkpoint (is it from another model?)",
+            rc = yf__fail_file(err, YF_ECKPT, path, "no tensor '%s' in the checkpoint (is it from another model?)",
                           e[i].name);
             goto done;
         }
         const yf__json *dt = yf__json_get(t, "dtype"), *sh = yf__json_get(t, "shape"),
                        *off = yf__json_get(t, "data_offsets");
         if (!dt || dt->t != YF__J_STR || strcmp(dt->str, "F32")) {
-            rc = bad_ckpt(err, path, "tensor '%s' is not F32", e[i].name);
+            rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' is not F32", e[i].name);
             goto done;
         }
         const yf__param *p = e[i].p;
@@ -177,10 +162,10 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
                     snprintf(got + l, sizeof got - l, "]");
             }
             if (p->ndim == 2)
-                rc = bad_ckpt(err, path, "tensor '%s' has shape %s; the model needs [%d, %d]",
+                rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has shape %s; the model needs [%d, %d]",
                               e[i].name, got, p->dims[0], p->dims[1]);
             else
-                rc = bad_ckpt(err, path, "tensor '%s' has shape %s; the model needs [%d]",
+                rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has shape %s; the model needs [%d]",
                               e[i].name, got, p->dims[0]);
             goto done;
         }
@@ -188,7 +173,7 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
             off->items[1].t != YF__J_NUM || off->items[0].num < 0 ||
             off->items[1].num > (double)dlen ||
             off->items[1].num - off->items[0].num != (double)(p->size * 4)) {
-            rc = bad_ckpt(err, path, "tensor '%s' has bad data_offsets (data is %zu bytes; "
+            rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has bad data_offsets (data is %zu bytes; "
                                      "the file may be truncated)", e[i].name, dlen);
             goto done;
         }

@@ -73,6 +73,17 @@ int yf__fail_at(yf_error *err, const yf__node *at, yf_status code,
     return code;
 }
 
+int yf__fail_file(yf_error *err, yf_status code, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(err, NULL, code, fmt, ap);
+    va_end(ap);
+    if (err)
+        snprintf(err->file, sizeof err->file, "%s", path);
+    return code;
+}
+
 int yf__edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

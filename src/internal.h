@@ -19,6 +19,10 @@ int yf__fail(yf_error *err, yf_status code, const char *fmt, ...)
 /* As yf__fail, placing the error at a spec node (file:line:col, key path). */
 int yf__fail_at(yf_error *err, const yf__node *at, yf_status code,
                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* As yf__fail, placing the error in a file without a line (data,
+ * checkpoints). */
+int yf__fail_file(yf_error *err, yf_status code, const char *path,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Levenshtein distance, for "did you mean" suggestions. */
 int yf__edit_distance(const char *a, const char *b);
 /* The closest candidate within a small distance, or NULL. */

@@ -40,14 +40,12 @@ static int check_pair(const yf__idx *x, const yf__idx *y, const char *xpath,
                       const char *ypath, yf_error *err)
 {
     if (x->count != y->count) {
-        yf__fail(err, YF_EDATA, "%zu labels for %zu images in %s", y->count, x->count, xpath);
-        snprintf(err->file, sizeof err->file, "%.500s", ypath);
+        yf__fail_file(err, YF_EDATA, ypath, "%zu labels for %zu images in %s", y->count, x->count, xpath);
         return YF_EDATA;
     }
     for (size_t i = 0; i < y->count; i++)
         if (y->data[i] > 9) {
-            yf__fail(err, YF_EDATA, "label %zu is %d; labels must be 0 to 9", i, y->data[i]);
-            snprintf(err->file, sizeof err->file, "%.500s", ypath);
+            yf__fail_file(err, YF_EDATA, ypath, "label %zu is %d; labels must be 0 to 9", i, y->data[i]);
             return YF_EDATA;
         }
     return 0;
@@ -80,10 +78,8 @@ yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
     for (int k = 0; k < 4; k++) {
         find_file(dir, sources[s].files[k], paths[k], sizeof paths[k]);
         if (stat(paths[k], &st) != 0) {
-            yf__fail(err, YF_EDATA,
-                     "missing %s data file (set data.dir or YAFLOW_DATA; for MNIST run "
+            yf__fail_file(err, YF_EDATA, paths[k], "missing %s data file (set data.dir or YAFLOW_DATA; for MNIST run "
                      "scripts/fetch-mnist.sh %s)", spec->source, dir);
-            snprintf(err->file, sizeof err->file, "%.500s", paths[k]);
             goto fail;
         }
         if (yf__idx_read(paths[k], k % 2 ? 1 : 3, parts[k], err))

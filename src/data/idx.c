@@ -8,50 +8,35 @@
 #include <string.h>
 #include <zlib.h>
 
-static int fail_file(yf_error *err, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail_file(yf_error *err, const char *path, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char msg[600];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    yf__fail(err, YF_EDATA, "%s", msg);
-    snprintf(err->file, sizeof err->file, "%s", path);
-    return YF_EDATA;
-}
-
 int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
 {
     memset(out, 0, sizeof *out);
     gzFile f = gzopen(path, "rb");
     if (!f)
-        return fail_file(err, path, "cannot open: %s",
+        return yf__fail_file(err, YF_EDATA, path, "cannot open: %s",
                          errno ? strerror(errno) : "out of memory");
     gzbuffer(f, 1 << 17);
     unsigned char hdr[4 + 4 * 4];
     int rc = 0;
     int got = gzread(f, hdr, 4);
     if (got != 4) {
-        rc = fail_file(err, path, "not an IDX file: shorter than its 4-byte magic number");
+        rc = yf__fail_file(err, YF_EDATA, path, "not an IDX file: shorter than its 4-byte magic number");
         goto done;
     }
     if (hdr[0] != 0 || hdr[1] != 0 || hdr[2] != 0x08) {
-        rc = fail_file(err, path,
+        rc = yf__fail_file(err, YF_EDATA, path,
                        "not an unsigned-byte IDX file: magic number %02x %02x %02x %02x, "
                        "expected 00 00 08 0%d", hdr[0], hdr[1], hdr[2], hdr[3], expect_ndim);
         goto done;
     }
     if (hdr[3] != expect_ndim) {
-        rc = fail_file(err, path, "IDX file has %d dimensions, expected %d (%s)", hdr[3],
+        rc = yf__fail_file(err, YF_EDATA, path, "IDX file has %d dimensions, expected %d (%s)", hdr[3],
                        expect_ndim, expect_ndim == 1 ? "labels" : "images");
         goto done;
     }
     out->ndim = hdr[3];
     if (gzread(f, hdr + 4, 4 * out->ndim) != 4 * out->ndim) {
-        rc = fail_file(err, path, "truncated IDX header");
+        rc = yf__fail_file(err, YF_EDATA, path, "truncated IDX header");
         goto done;
     }
     out->count = 0;
@@ -60,7 +45,7 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
         const unsigned char *b = hdr + 4 + 4 * d;
         out->dims[d] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
         if (out->dims[d] == 0 || out->dims[d] > (1u << 26)) {
-            rc = fail_file(err, path, "IDX dimension %d has a nonsense size %u", d + 1,
+            rc = yf__fail_file(err, YF_EDATA, path, "IDX dimension %d has a nonsense size %u", d + 1,
                            out->dims[d]);
             goto done;
         }
@@ -70,7 +55,7 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
     out->count = out->dims[0];
     /* each size is below 2^26, but their product could wrap around */
     if ((double)out->count * (double)out->item > (double)((size_t)1 << 40)) {
-        rc = fail_file(err, path, "IDX header promises %.0f bytes, more than 1 TB",
+        rc = yf__fail_file(err, YF_EDATA, path, "IDX header promises %.0f bytes, more than 1 TB",
                        (double)out->count * (double)out->item);
         goto done;
     }
@@ -91,18 +76,18 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
     int zerr;
     const char *zmsg = gzerror(f, &zerr);
     if (zerr != Z_OK && zerr != Z_BUF_ERROR) {
-        rc = fail_file(err, path, "corrupt compressed data: %s", zmsg);
+        rc = yf__fail_file(err, YF_EDATA, path, "corrupt compressed data: %s", zmsg);
         goto done;
     }
     if (have < total) {
-        rc = fail_file(err, path,
+        rc = yf__fail_file(err, YF_EDATA, path,
                        "truncated: the header promises %zu items of %zu bytes (%zu bytes) but "
                        "only %zu bytes follow", out->count, out->item, total, have);
         goto done;
     }
     unsigned char extra;
     if (gzread(f, &extra, 1) == 1) {
-        rc = fail_file(err, path, "longer than its header says (%zu items of %zu bytes)",
+        rc = yf__fail_file(err, YF_EDATA, path, "longer than its header says (%zu items of %zu bytes)",
                        out->count, out->item);
         goto done;
     }
