@@ -130,6 +130,10 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
     /* stage everything, so that a bad tensor leaves the model unchanged */
     stage = malloc(3 * m->param_floats * sizeof(float) + 64);
     e = calloc(3 * m->n_params + 1, sizeof *e);
+    if (!stage || !e) {
+        rc = yf__fail(err, YF_ENOMEM, "out of memory loading %s", path);
+        goto done;
+    }
     int n = collect(m, e);
     for (int i = 0; i < n; i++) {
         bool optim = !strncmp(e[i].name, "optim.", 6);

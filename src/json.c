@@ -145,7 +145,7 @@ static int value(reader *r, yf__json *out, int depth)
         return out->t = YF__J_NULL, r->p += 4, 0;
     char buf[64];
     size_t n = 0;
-    while (r->p < r->end && n < 63 && strchr("+-0123456789.eE", *r->p))
+    while (r->p < r->end && n < 63 && *r->p && strchr("+-0123456789.eE", *r->p))
         buf[n++] = *r->p++;
     buf[n] = 0;
     char *e;

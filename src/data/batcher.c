@@ -92,7 +92,12 @@ yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
     size_t want = 1;
     for (int i = 0; i < spec->input_ndim; i++)
         want *= (size_t)spec->input_shape[i];
-    if (d->test_x.item != d->dim || d->dim != want) {
+    if (d->test_x.item != d->dim) {
+        yf__fail_file(err, YF_EDATA, paths[2], "test images have %zu values each but the "
+                      "training images (%s) have %zu", d->test_x.item, paths[0], d->dim);
+        goto fail;
+    }
+    if (d->dim != want) {
         yf__fail_at(err, spec->input_at, YF_ESPEC,
                     "model input: shape has %zu values but the %s images have %zu", want,
                     spec->source, d->dim);

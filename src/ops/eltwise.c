@@ -26,7 +26,7 @@ static inline float fast_expf(float x)
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     union { float f; int32_t i; } u = {.f = p};
-    u.i += ni << 23;
+    u.i += (int32_t)((uint32_t)ni << 23);
     return u.f;
 }
 

@@ -1,0 +1,424 @@
+/* Gradient checks (autodiff.c and every op in ops/ops.def): for each case,
+ * a tiny model built from YAML, its analytic parameter gradients (one run of
+ * the training graph) against central differences of the loss, element by
+ * element, with the largest difference printed as llm.c's check_tensor does.
+ *
+ * The cases are generated from the lists that generate the library's code
+ * (YF_ACTIVATIONS, YF_LOSS_TYPES), and one test asserts that the training
+ * graphs of all cases use every op of ops/ops.def except input and param:
+ * a new activation, loss or op without a gradient case fails here. */
+#include "testutil.h"
+
+#define ROWS 4 /* train.batch_size of every case */
+
+typedef struct {
+    char name[64];
+    char yaml[4096];
+    char missing[64]; /* a loss type with no case written for it */
+} gcase;
+
+static gcase cases[128];
+static int n_cases;
+
+static const char *const act_names[] = {
+#define XX(e, s) #s,
+    YF_ACTIVATIONS(XX)
+#undef XX
+};
+static const char *const loss_names[] = {
+#define XX(e, s) #s,
+    YF_LOSS_TYPES(XX)
+#undef XX
+};
+
+static const char spec_fmt[] = "name: grad\n"
+                               "seed: 7\n"
+                               "data: {source: mnist}\n"
+                               "model:\n"
+                               "  input: {name: x, shape: [5]}\n"
+                               "  layers:\n%s"
+                               "  loss:\n%s"
+                               "train: {batch_size: %d}\n";
+
+static gcase *add_case(const char *layers, const char *loss, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static gcase *add_case(const char *layers, const char *loss, const char *fmt, ...)
+{
+    if (n_cases == (int)YF__ARRAY_LEN(cases))
+        abort(); /* called from main too: no ck_assert here */
+    gcase *c = &cases[n_cases++];
+    memset(c, 0, sizeof *c);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->name, sizeof c->name, fmt, ap);
+    va_end(ap);
+    snprintf(c->yaml, sizeof c->yaml, spec_fmt, layers, loss, ROWS);
+    return c;
+}
+
+/* ", alpha: 0.7" for the activations that take one */
+static const char *alpha_of(int act)
+{
+    return act == YF_ACT_ELU ? ", alpha: 0.7" : act == YF_ACT_LEAKY_RELU ? ", alpha: 0.2" : "";
+}
+
+static void build_cases(void)
+{
+    if (n_cases)
+        return;
+    char layers[2048];
+    const char *mse = "    - {type: mse, input: out, target: x}\n";
+
+    /* every activation, as a dense layer's activation and as a layer */
+    for (int a = 0; a < YF_ACT_COUNT; a++) {
+        snprintf(layers, sizeof layers,
+                 "    - {name: h, type: dense, units: 4, activation: %s%s}\n"
+                 "    - {name: out, type: dense, units: 5}\n",
+                 act_names[a], alpha_of(a));
+        add_case(layers, mse, "dense-%s", act_names[a]);
+        snprintf(layers, sizeof layers,
+                 "    - {name: h, type: dense, units: 4}\n"
+                 "    - {name: act, type: activation, function: %s%s}\n"
+                 "    - {name: out, type: dense, units: 5}\n",
+                 act_names[a], alpha_of(a));
+        add_case(layers, mse, "activation-%s", act_names[a]);
+    }
+
+    /* every loss, with both reductions and a weight */
+    const char *plain = "    - {name: h, type: dense, units: 4, activation: tanh}\n"
+                        "    - {name: out, type: dense, units: 5}\n";
+    for (int t = 0; t < (int)YF__ARRAY_LEN(loss_names); t++) {
+        switch ((yf__loss_type)t) {
+        case YF_LOSS_MSE:
+            add_case(plain, "    - {type: mse, input: out, target: x}\n", "mse-mean");
+            add_case(plain, "    - {type: mse, input: out, target: x, reduce: sum, weight: 0.7}\n",
+                     "mse-sum-weighted");
+            break;
+        case YF_LOSS_SIGMOID_CE:
+            add_case(plain, "    - {type: sigmoid_cross_entropy, input: out, target: x}\n",
+                     "sigmoid_cross_entropy-mean");
+            add_case(plain,
+                     "    - {type: sigmoid_cross_entropy, input: out, target: x, reduce: sum,"
+                     " weight: 0.3}\n",
+                     "sigmoid_cross_entropy-sum-weighted");
+            break;
+        case YF_LOSS_L2:
+            add_case(plain,
+                     "    - {type: mse, input: out, target: x}\n"
+                     "    - {type: l2, weight: 0.05, params: [h.W, h.b, out.W]}\n",
+                     "l2-weighted");
+            break;
+        default:
+            snprintf(add_case(plain, "", "loss-%s", loss_names[t])->missing, 64, "%s",
+                     loss_names[t]);
+        }
+    }
+
+    /* weights, biases, graph shapes */
+    add_case("    - {name: enc, type: dense, units: 3, activation: elu}\n"
+             "    - {name: out, type: dense, units: 5, activation: sigmoid, weights: enc.W^T}\n",
+             mse, "tied-transposed");
+    add_case("    - {name: h, type: dense, units: 5, activation: tanh}\n"
+             "    - {name: out, type: dense, units: 5, weights: h.W}\n",
+             mse, "tied-same-orientation");
+    add_case("    - {name: h, type: dense, units: 4, activation: elu, use_bias: false}\n"
+             "    - {name: out, type: dense, units: 5, use_bias: false}\n",
+             mse, "no-bias");
+    add_case("    - {name: h, type: dense, units: 4, activation: elu, trainable: false}\n"
+             "    - {name: out, type: dense, units: 5}\n",
+             mse, "frozen-first-layer");
+    add_case("    - {name: h, type: dense, units: 4, activation: tanh}\n"
+             "    - {name: noise, type: gaussian_noise, stddev: 0.3}\n"
+             "    - {name: out, type: dense, units: 5}\n",
+             mse, "gaussian_noise");
+    add_case("    - {name: noise, type: gaussian_noise, stddev: 0.3, input: x}\n"
+             "    - {name: out, type: dense, units: 5, activation: sigmoid}\n",
+             mse, "gaussian_noise-on-input");
+    add_case("    - {name: h, type: dense, units: 6, activation: tanh}\n"
+             "    - {name: drop, type: dropout, rate: 0.5}\n"
+             "    - {name: out, type: dense, units: 5}\n",
+             mse, "dropout");
+    /* h feeds two layers: its gradient is the sum of two (an add node) */
+    add_case("    - {name: h, type: dense, units: 4, activation: elu}\n"
+             "    - {name: a, type: dense, units: 5, input: h}\n"
+             "    - {name: b, type: dense, units: 5, input: h}\n",
+             "    - {type: mse, input: a, target: x, weight: 0.5}\n"
+             "    - {type: sigmoid_cross_entropy, input: b, target: x}\n",
+             "two-consumers");
+    add_case("    - {name: h, type: dense, units: 5, activation: sigmoid}\n"
+             "    - {name: a, type: dense, units: 5, input: h}\n"
+             "    - {name: b, type: dense, units: 5, input: h, activation: tanh}\n"
+             "    - {name: c, type: activation, function: elu, input: h}\n",
+             "    - {type: mse, input: a, target: x}\n"
+             "    - {type: mse, input: b, target: x, weight: 2.0}\n"
+             "    - {type: mse, input: c, target: x, reduce: sum}\n"
+             "    - {type: mse, input: h, target: x, weight: 0.1}\n",
+             "four-consumers");
+    /* a target computed by a frozen layer is a constant */
+    add_case("    - {name: a, type: dense, units: 5, activation: tanh}\n"
+             "    - {name: b, type: dense, units: 5, activation: sigmoid, input: x,"
+             " trainable: false}\n",
+             "    - {type: sigmoid_cross_entropy, input: a, target: b}\n",
+             "target-from-frozen-layer");
+    add_case("    - {name: h1, type: dense, units: 6, activation: selu}\n"
+             "    - {name: drop, type: dropout, rate: 0.25}\n"
+             "    - {name: h2, type: dense, units: 4, activation: softmax}\n"
+             "    - {name: noise, type: gaussian_noise, stddev: 0.1}\n"
+             "    - {name: h3, type: dense, units: 6, activation: leaky_relu, weights: h2.W^T}\n"
+             "    - {name: out, type: dense, units: 5, activation: sigmoid, weights: h1.W^T}\n",
+             "    - {type: sigmoid_cross_entropy, input: out, target: x, reduce: sum}\n"
+             "    - {type: l2, weight: 0.01, params: [h1.W, h2.W]}\n",
+             "deep-mixed");
+}
+
+/* ---- the check ---------------------------------------------------------------- */
+
+typedef struct {
+    double worst_ratio; /* |analytic − numeric| / allowed, largest */
+    double worst_diff, worst_a, worst_n;
+    char where[160];
+    size_t checked;
+    int kinks;
+} gstats;
+
+/* Checks one case with `rows` rows and `threads` threads; returns stats. */
+static gstats grad_check(const gcase *c, int rows, int threads)
+{
+    ck_assert_msg(!c->missing[0], "no gradient case for loss '%s': add one to build_cases",
+                  c->missing);
+    yf_spec *s;
+    yf_model *m = tu_model_t(c->yaml, threads, &s);
+    ck_assert_int_ge(m->train.max_rows, rows);
+    size_t in = m->train.node[m->train.input_node].size;
+    tu_fill(tu_input(m), (size_t)rows * in, 1);
+    m->step = 3; /* noise and dropout are keyed by the step: keep it fixed */
+
+    double L0 = tu_step(m, rows);
+    ck_assert_msg(isfinite(L0), "%s: loss %g", c->name, L0);
+    ck_assert_msg(tu_step(m, rows) == L0, "%s: two runs at one step differ", c->name);
+    float *ana = malloc(m->param_floats * sizeof *ana);
+    memcpy(ana, m->grad_block, m->param_floats * sizeof *ana);
+
+    const double eps = 1e-2;
+    /* float losses: a few ulp of noise in L, divided by 2·eps; eps is large
+     * enough for that noise to stay small, and kinks are recognised below */
+    const double atol = 3e-5 * (1.0 + fabs(L0)), rtol = 5e-3;
+    gstats st = {0};
+    double sum_abs = 0;
+    for (int p = 0; p < m->n_params; p++) {
+        const yf__param *pp = &m->params[p];
+        float *w = m->param_block + pp->offset;
+        const float *a = ana + pp->offset;
+        for (size_t j = 0; j < pp->size; j++) {
+            if (!pp->trainable) {
+                ck_assert_msg(a[j] == 0.0f, "%s: frozen %s[%zu] has gradient %g", c->name,
+                              pp->name, j, a[j]);
+                continue;
+            }
+            float w0 = w[j], wp = w0 + (float)eps, wm = w0 - (float)eps;
+            w[j] = wp;
+            double Lp = tu_step(m, rows);
+            w[j] = wm;
+            double Lm = tu_step(m, rows);
+            w[j] = w0;
+            double num = (Lp - Lm) / ((double)wp - wm);
+            double fwd = (Lp - L0) / ((double)wp - w0), bwd = (L0 - Lm) / ((double)w0 - wm);
+            double diff = fabs(a[j] - num);
+            double allowed = atol + rtol * fmax(fabs(a[j]), fabs(num));
+            sum_abs += fabs(a[j]);
+            st.checked++;
+            if (diff > allowed && fabs(fwd - bwd) > allowed &&
+                fmin(fabs(a[j] - fwd), fabs(a[j] - bwd)) <= allowed) {
+                /* a kink (relu, leaky_relu, selu at 0) between w-eps and w+eps:
+                 * the analytic gradient is one side's slope */
+                st.kinks++;
+                continue;
+            }
+            if (diff / allowed > st.worst_ratio) {
+                st.worst_ratio = diff / allowed;
+                st.worst_diff = diff, st.worst_a = a[j], st.worst_n = num;
+                snprintf(st.where, sizeof st.where, "%s[%zu]", pp->name, j);
+            }
+        }
+    }
+    printf("grad %-36s %3zu values, max |analytic-numeric| %.2e at %-12s (%+.6f vs %+.6f), "
+           "%.2f of allowed, loss %.5f, kinks skipped %d\n",
+           c->name, st.checked, st.worst_diff, st.where, st.worst_a, st.worst_n,
+           st.worst_ratio, L0, st.kinks);
+    fflush(stdout);
+    ck_assert_msg(st.worst_ratio <= 1.0,
+                  "%s: gradient of %s is %.7g, finite differences say %.7g (|diff| %.3g)",
+                  c->name, st.where, st.worst_a, st.worst_n, st.worst_diff);
+    ck_assert_msg(sum_abs > 0, "%s: every gradient is zero", c->name);
+    ck_assert_msg(st.kinks <= 2 && st.kinks * 10 <= (int)st.checked,
+                  "%s: %d kinks skipped of %zu values: use smaller steps", c->name, st.kinks,
+                  st.checked);
+    free(ana);
+    tu_free(m, s);
+    return st;
+}
+
+START_TEST(test_case_gradient)
+{
+    build_cases();
+    ck_assert_int_lt(_i, n_cases);
+    grad_check(&cases[_i], ROWS, 1);
+}
+END_TEST
+
+/* A last, short batch: losses average over the rows actually run. */
+START_TEST(test_partial_batch)
+{
+    build_cases();
+    for (int i = 0; i < n_cases; i++)
+        if (!strcmp(cases[i].name, "deep-mixed") || !strcmp(cases[i].name, "mse-sum-weighted"))
+            grad_check(&cases[i], ROWS - 1, 1);
+}
+END_TEST
+
+/* Every op of ops/ops.def (but input and param, which have no kernel) appears
+ * in the training graph of some case, forward or backward. */
+START_TEST(test_every_op_covered)
+{
+    build_cases();
+    bool seen[YF_OP_COUNT] = {false};
+    bool act_dense[YF_ACT_COUNT] = {false}, act_layer[YF_ACT_COUNT] = {false};
+    for (int i = 0; i < n_cases; i++) {
+        if (cases[i].missing[0])
+            continue;
+        yf_spec *s;
+        yf_model *m = tu_model(cases[i].yaml, &s);
+        for (int k = 0; k < m->train.n; k++) {
+            const yf__gnode *n = &m->train.node[k];
+            seen[n->op] = true;
+            if (n->op == YF_OP_ACT_GRAD) {
+                bool layer = false;
+                for (int l = 0; l < s->n_layers; l++)
+                    if (s->layers[l].at == n->at)
+                        layer = s->layers[l].type == YF_LAYER_ACTIVATION;
+                (layer ? act_layer : act_dense)[n->act] = true;
+            }
+        }
+        tu_free(m, s);
+    }
+    char missing[512] = "";
+    for (int op = 0; op < YF_OP_COUNT; op++)
+        if (!seen[op] && op != YF_OP_INPUT && op != YF_OP_PARAM)
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " %s",
+                     yf__op_names[op]);
+    ck_assert_msg(!missing[0], "ops with no gradient case:%s", missing);
+    act_dense[YF_ACT_LINEAR] = true; /* a linear dense layer has no activation node */
+    for (int a = 0; a < YF_ACT_COUNT; a++)
+        ck_assert_msg(act_dense[a] && act_layer[a],
+                      "activation %s is not differentiated both in a dense layer and as a layer",
+                      act_names[a]);
+}
+END_TEST
+
+/* Two threads (rows split among them, GEMMs threaded, independent nodes side
+ * by side) give the gradients of one thread. */
+START_TEST(test_threads_agree)
+{
+    build_cases();
+    for (int i = 0; i < n_cases; i++) {
+        if (strcmp(cases[i].name, "deep-mixed") && strcmp(cases[i].name, "four-consumers"))
+            continue;
+        char yaml[4200];
+        snprintf(yaml, sizeof yaml, "%s", cases[i].yaml);
+        char *bs = strstr(yaml, "batch_size: 4}");
+        ck_assert(bs != NULL);
+        strcpy(bs, "batch_size: 64}\n"); /* ≥ 16 rows per thread chunk */
+        yf_spec *s1, *s2;
+        yf_model *m1 = tu_model_t(yaml, 1, &s1), *m2 = tu_model_t(yaml, 2, &s2);
+        size_t in = m1->train.node[m1->train.input_node].size;
+        tu_fill(tu_input(m1), 64 * in, 5);
+        tu_fill(tu_input(m2), 64 * in, 5);
+        m1->step = m2->step = 11;
+        double L1 = tu_step(m1, 64), L2 = tu_step(m2, 64);
+        ck_assert_msg(fabs(L1 - L2) <= 1e-5 * fabs(L1), "%s: loss %.9g with 1 thread, %.9g with 2",
+                      cases[i].name, L1, L2);
+        double worst = 0;
+        for (size_t k = 0; k < m1->param_floats; k++) {
+            double d = fabs(m1->grad_block[k] - m2->grad_block[k]) /
+                       (1e-6 + fabs(m1->grad_block[k]));
+            worst = d > worst ? d : worst;
+        }
+        printf("threads %-20s 1 vs 2 threads: largest relative gradient difference %.2e\n",
+               cases[i].name, worst);
+        ck_assert_msg(worst < 1e-4, "%s: gradients differ between 1 and 2 threads (%.3g)",
+                      cases[i].name, worst);
+        tu_free(m1, s1);
+        tu_free(m2, s2);
+    }
+}
+END_TEST
+
+/* Without noise or dropout, the evaluation graph computes the training
+ * graph's loss. */
+START_TEST(test_eval_matches_train)
+{
+    build_cases();
+    int done = 0;
+    for (int i = 0; i < n_cases; i++) {
+        if (cases[i].missing[0] || strstr(cases[i].yaml, "noise") || strstr(cases[i].yaml, "dropout"))
+            continue;
+        yf_spec *s;
+        yf_model *m = tu_model(cases[i].yaml, &s);
+        size_t in = m->train.node[m->train.input_node].size;
+        tu_fill(tu_input(m), ROWS * in, 2);
+        tu_fill(m->eval.node[m->eval.input_node].buf, ROWS * in, 2);
+        double lt = tu_step(m, ROWS);
+        yf__run(m, &m->eval, ROWS);
+        double le = tu_loss(&m->eval);
+        ck_assert_msg(fabs(lt - le) <= 1e-6 * (1 + fabs(lt)), "%s: train loss %.9g, eval %.9g",
+                      cases[i].name, lt, le);
+        tu_free(m, s);
+        done++;
+    }
+    ck_assert_int_gt(done, 10);
+}
+END_TEST
+
+/* Noise and dropout change with the step and the seed, and only then. */
+START_TEST(test_noise_keyed_by_step)
+{
+    build_cases();
+    for (int i = 0; i < n_cases; i++) {
+        if (strcmp(cases[i].name, "dropout") && strcmp(cases[i].name, "gaussian_noise"))
+            continue;
+        yf_spec *s;
+        yf_model *m = tu_model(cases[i].yaml, &s);
+        size_t in = m->train.node[m->train.input_node].size;
+        tu_fill(tu_input(m), ROWS * in, 3);
+        m->step = 1;
+        double a = tu_step(m, ROWS);
+        m->step = 2;
+        double b = tu_step(m, ROWS);
+        m->step = 1;
+        double c = tu_step(m, ROWS);
+        ck_assert_msg(a == c && a != b, "%s: loss %.9g at step 1, %.9g at step 2, %.9g at step 1",
+                      cases[i].name, a, b, c);
+        tu_free(m, s);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    build_cases();
+    Suite *s = suite_create("grad");
+    TCase *tc = tcase_create("finite differences");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_case_gradient, 0, n_cases);
+    tcase_add_test(tc, test_partial_batch);
+    suite_add_tcase(s, tc);
+    TCase *tc2 = tcase_create("graphs");
+    tcase_set_timeout(tc2, 60);
+    tcase_add_test(tc2, test_every_op_covered);
+    tcase_add_test(tc2, test_threads_agree);
+    tcase_add_test(tc2, test_eval_matches_train);
+    tcase_add_test(tc2, test_noise_keyed_by_step);
+    suite_add_tcase(s, tc2);
+    return tu_run(s);
+}

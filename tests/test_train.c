@@ -1,0 +1,295 @@
+/* train.c, optim.c, sched.c end to end: a tiny autoencoder trained on a
+ * small MNIST-shaped data set that the tests write (IDX files below
+ * test_train.tmp/), whose loss must fall, and whose run is reproducible bit
+ * for bit for a seed and a thread count. */
+#include "testutil.h"
+
+#define DIR "test_train.tmp"
+
+/* 8x8 images: 192 to train, 32 to validate, 32 to test; noise and dropout
+ * so that every random stream is part of the run. */
+static const char spec_fmt[] =
+    "name: tiny-ae\n"
+    "seed: 42\n"
+    "data: {source: mnist, dir: " DIR "/data, valid: 32}\n"
+    "model:\n"
+    "  input: {name: x, shape: [64]}\n"
+    "  layers:\n"
+    "    - {name: noisy, type: gaussian_noise, stddev: 0.1}\n"
+    "    - {name: hidden, type: dense, units: 16, activation: elu, init: he_normal}\n"
+    "    - {name: drop, type: dropout, rate: 0.1}\n"
+    "    - {name: coding, type: dense, units: 8, activation: tanh}\n"
+    "    - {name: decode, type: dense, units: 16, activation: elu, weights: coding.W^T}\n"
+    "    - {name: out, type: dense, units: 64, activation: sigmoid, weights: hidden.W^T}\n"
+    "  loss:\n"
+    "    - {type: mse, input: out, target: x}\n"
+    "    - {type: l2, weight: 1.0e-4, params: [hidden.W, coding.W]}\n"
+    "train: {optimizer: {type: %s, learning_rate: %s}, batch_size: 32, epochs: %d}\n";
+
+static void write_data(void)
+{
+    tu_workdir(DIR);
+    tu_write_dataset(DIR "/data", 224, 32, 8, false);
+}
+
+typedef struct {
+    yf_spec *spec;
+    yf_model *m;
+    yf_dataset *d;
+} run;
+
+static run setup(const char *optim, const char *lr, int epochs, int threads,
+                 const char *const *ov, int n_ov)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml, spec_fmt, optim, lr, epochs);
+    run r = {0};
+    r.spec = tu_spec(yaml, ov, n_ov);
+    yf_error err = {0};
+    r.m = yf_model_new(r.spec, threads, &err);
+    ck_assert_msg(r.m != NULL, "%s", yf_error_format(&err));
+    r.d = yf_dataset_load(r.spec, &err);
+    ck_assert_msg(r.d != NULL, "%s", yf_error_format(&err));
+    return r;
+}
+
+static void teardown(run *r)
+{
+    yf_dataset_free(r->d);
+    yf_model_free(r->m);
+    yf_spec_free(r->spec);
+}
+
+static double valid_loss(run *r)
+{
+    yf_metric met[17];
+    yf_error err = {0};
+    int n = yf_evaluate(r->m, r->d, YF_SPLIT_VALID, met, 17, &err);
+    ck_assert_msg(n == 3, "yf_evaluate: %d (%s)", n, yf_error_format(&err));
+    ck_assert_str_eq(met[0].name, "loss");
+    ck_assert_str_eq(met[1].name, "mse");
+    ck_assert_str_eq(met[2].name, "l2");
+    return met[0].value;
+}
+
+static void train(run *r, const char *out)
+{
+    yf_error err = {0};
+    yf_train_opts opts = {.out_dir = out};
+    ck_assert_msg(yf_train(r->m, r->d, &opts, &err) == 0, "yf_train: %s",
+                  yf_error_format(&err));
+}
+
+START_TEST(test_loss_falls)
+{
+    write_data();
+    run r = setup("adam", "0.01", 8, 1, NULL, 0);
+    double before = valid_loss(&r);
+    train(&r, DIR "/run");
+    double after = valid_loss(&r);
+    printf("tiny-ae, adam, 8 epochs: validation loss %.5f -> %.5f\n", before, after);
+    ck_assert_msg(after < 0.7 * before, "validation loss %.5f -> %.5f", before, after);
+    ck_assert_int_eq(r.m->step, 8 * (192 / 32));
+
+    /* the run folder: config, metrics (one line per epoch), log, checkpoint */
+    ck_assert(tu_exists(DIR "/run/config.yaml"));
+    ck_assert(tu_exists(DIR "/run/log.txt"));
+    ck_assert(tu_exists(DIR "/run/checkpoint.safetensors"));
+    char *csv = tu_read(DIR "/run/metrics.csv", NULL);
+    ck_assert(csv != NULL);
+    ck_assert_msg(!strncmp(csv, "epoch,train_loss,valid_loss,valid_mse,valid_l2,", 47), "%s",
+                  csv);
+    int lines = 0;
+    double first = 0, last = 0;
+    for (char *l = strchr(csv, '\n'); l && l[1]; l = strchr(l + 1, '\n')) {
+        int epoch;
+        double tl;
+        ck_assert(sscanf(l + 1, "%d,%lf", &epoch, &tl) == 2);
+        ck_assert_int_eq(epoch, ++lines);
+        if (lines == 1)
+            first = tl;
+        last = tl;
+    }
+    ck_assert_int_eq(lines, 8);
+    ck_assert_msg(last < first, "training loss %.5f -> %.5f", first, last);
+    free(csv);
+
+    /* the resolved config trains the same model, and the checkpoint restores
+     * its parameters */
+    yf_error err = {0};
+    yf_spec *s2 = yf_spec_load(DIR "/run/config.yaml", NULL, 0, &err);
+    ck_assert_msg(s2 != NULL, "%s", yf_error_format(&err));
+    yf_model *m2 = yf_model_new(s2, 1, &err);
+    ck_assert_msg(m2 != NULL, "%s", yf_error_format(&err));
+    ck_assert_msg(yf_checkpoint_load(m2, DIR "/run/checkpoint.safetensors", 1, &err) == 0,
+                  "%s", yf_error_format(&err));
+    ck_assert(memcmp(m2->param_block, r.m->param_block, r.m->param_floats * 4) == 0);
+    ck_assert_int_eq(m2->step, r.m->step);
+    yf_model_free(m2);
+    yf_spec_free(s2);
+    teardown(&r);
+    tu_rmtree(DIR);
+}
+END_TEST
+
+/* plain SGD and momentum also learn */
+START_TEST(test_other_optimizers)
+{
+    write_data();
+    const char *optim[] = {"sgd", "momentum"}, *lr[] = {"2.0", "0.2"};
+    for (int i = 0; i < 2; i++) {
+        run r = setup(optim[i], lr[i], 6, 1, NULL, 0);
+        double before = valid_loss(&r);
+        char out[128];
+        snprintf(out, sizeof out, DIR "/%s", optim[i]);
+        train(&r, out);
+        double after = valid_loss(&r);
+        printf("tiny-ae, %s, 6 epochs: validation loss %.5f -> %.5f\n", optim[i], before, after);
+        ck_assert_msg(after < 0.9 * before, "%s: validation loss %.5f -> %.5f", optim[i],
+                      before, after);
+        teardown(&r);
+    }
+    tu_rmtree(DIR);
+}
+END_TEST
+
+/* Trains into DIR/<name> and returns its checkpoint's bytes. */
+static char *train_checkpoint(const char *name, int threads, const char *const *ov, int n_ov,
+                              size_t *len)
+{
+    run r = setup("adam", "0.01", 2, threads, ov, n_ov);
+    char out[256], path[300];
+    snprintf(out, sizeof out, DIR "/%s", name);
+    train(&r, out);
+    teardown(&r);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", out);
+    char *bytes = tu_read(path, len);
+    ck_assert_msg(bytes != NULL, "no %s", path);
+    return bytes;
+}
+
+/* Removes the last two columns (seconds, examples_per_s) of each line. */
+static void drop_timings(char *csv)
+{
+    char *w = csv;
+    for (char *line = csv; *line;) {
+        char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        size_t keep = n;
+        for (int cut = 0; cut < 2 && keep > 0; cut++)
+            while (keep > 0 && line[--keep] != ',')
+                ;
+        memmove(w, line, keep);
+        w += keep;
+        *w++ = '\n';
+        line += n + (end != NULL);
+    }
+    *w = 0;
+}
+
+static bool same(const char *a, size_t la, const char *b, size_t lb)
+{
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
+START_TEST(test_reproducible)
+{
+    write_data();
+    size_t l1, l2, l3;
+    char *c1 = train_checkpoint("one-a", 1, NULL, 0, &l1);
+    char *c2 = train_checkpoint("one-b", 1, NULL, 0, &l2);
+    ck_assert_msg(same(c1, l1, c2, l2), "two runs with seed 42 and 1 thread differ");
+    const char *ov[] = {"seed=43"};
+    char *c3 = train_checkpoint("seed-43", 1, ov, 1, &l3);
+    ck_assert_msg(!same(c1, l1, c3, l3), "seeds 42 and 43 give the same checkpoint");
+    /* the metrics of the two equal runs agree too (but for the timings) */
+    char *m1 = tu_read(DIR "/one-a/metrics.csv", NULL), *m2 = tu_read(DIR "/one-b/metrics.csv", NULL);
+    ck_assert(m1 && m2);
+    drop_timings(m1);
+    drop_timings(m2);
+    ck_assert_msg(!strcmp(m1, m2), "metrics differ:\n%s\n%s", m1, m2);
+    free(m1);
+    free(m2);
+    free(c1);
+    free(c2);
+    free(c3);
+    tu_rmtree(DIR);
+}
+END_TEST
+
+START_TEST(test_reproducible_two_threads)
+{
+    write_data();
+    size_t l1, l2, l3;
+    char *c1 = train_checkpoint("two-a", 2, NULL, 0, &l1);
+    char *c2 = train_checkpoint("two-b", 2, NULL, 0, &l2);
+    ck_assert_msg(same(c1, l1, c2, l2), "two runs with seed 42 and 2 threads differ");
+    char *c3 = train_checkpoint("one", 1, NULL, 0, &l3);
+    printf("2 threads %s 1 thread, bit for bit\n", same(c1, l1, c3, l3) ? "match" : "differ from");
+    free(c1);
+    free(c2);
+    free(c3);
+    tu_rmtree(DIR);
+}
+END_TEST
+
+/* Direct steps on synthetic batches, without a data set: the loss of a fixed
+ * batch falls under Adam. */
+START_TEST(test_optim_steps)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml, spec_fmt, "adam", "0.01", 1);
+    yf_spec *s;
+    yf_model *m = tu_model(yaml, &s);
+    tu_fill(tu_input(m), 32 * 64, 9);
+    double first = tu_step(m, 32), last = first;
+    for (int i = 0; i < 100; i++) {
+        yf__optim_step(m);
+        last = tu_step(m, 32);
+        ck_assert(isfinite(last));
+    }
+    printf("100 adam steps on one batch: loss %.5f -> %.5f\n", first, last);
+    ck_assert_msg(last < 0.5 * first, "loss %.5f -> %.5f", first, last);
+    ck_assert_int_eq(m->step, 100);
+    tu_free(m, s);
+}
+END_TEST
+
+/* A diverging run (linear output, a huge learning rate) stops with YF_ERUN
+ * and says so in log.txt, rather than writing NaN weights. */
+START_TEST(test_divergence_reported)
+{
+    write_data();
+    const char *ov[] = {"model.layers.out.activation=linear"};
+    run r = setup("sgd", "100", 3, 1, ov, 1);
+    yf_error err = {0};
+    yf_train_opts opts = {.out_dir = DIR "/diverge"};
+    int rc = yf_train(r.m, r.d, &opts, &err);
+    ck_assert_msg(rc == YF_ERUN, "rc %d: %s", rc, yf_error_format(&err));
+    ck_assert_msg(strstr(err.msg, "training diverged") != NULL, "%s", err.msg);
+    ck_assert_int_eq(yf_status_exit_code(err.code), 1);
+    char *log = tu_read(DIR "/diverge/log.txt", NULL);
+    ck_assert_msg(log && strstr(log, "error: training diverged"), "log.txt: %s", log);
+    free(log);
+    teardown(&r);
+    tu_rmtree(DIR);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("training");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_loss_falls);
+    tcase_add_test(tc, test_other_optimizers);
+    tcase_add_test(tc, test_optim_steps);
+    tcase_add_test(tc, test_divergence_reported);
+    suite_add_tcase(s, tc);
+    TCase *tc2 = tcase_create("reproducibility");
+    tcase_set_timeout(tc2, 60);
+    tcase_add_test(tc2, test_reproducible);
+    tcase_add_test(tc2, test_reproducible_two_threads);
+    suite_add_tcase(s, tc2);
+    return tu_run(s);
+}
