@@ -9,6 +9,10 @@
 
 #define YF__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Element-wise loops are compiled three times (AVX-512, AVX2, baseline)
+ * and the best for the CPU is picked at load time. */
+#define YF__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 /* ---- errors (error.c) ------------------------------------------------------ */
 
 typedef struct yf__node yf__node;
@@ -328,7 +332,8 @@ void yf__act_backward(int act, float alpha, const float *y, const float *dy,
 /* Philox4x32-10: 4 random words for (seed, stream, step, index). */
 void yf__philox(uint64_t seed, uint32_t stream, uint64_t step, uint32_t index,
                 uint32_t out[4]);
-/* Fills n floats; element i depends only on (seed, stream, step, i). */
+/* Fills n floats; element i depends only on (seed, stream, step, i)
+ * (word (i % 256) / 64 of counter 64·(i / 256) + i % 64). */
 void yf__rand_normal(uint64_t seed, uint32_t stream, uint64_t step,
                      float *out, size_t n, float mean, float stddev);
 void yf__rand_uniform(uint64_t seed, uint32_t stream, uint64_t step,

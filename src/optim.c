@@ -6,7 +6,6 @@
 
 #include <math.h>
 
-#define YF__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* p, g, m, v are (n) */
 YF__CLONES static void adam(float *p, const float *g, float *m, float *v, size_t n,

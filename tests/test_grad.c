@@ -251,7 +251,9 @@ static gstats grad_check(const gcase *c, int rows, int threads)
                   "%s: gradient of %s is %.7g, finite differences say %.7g (|diff| %.3g)",
                   c->name, st.where, st.worst_a, st.worst_n, st.worst_diff);
     ck_assert_msg(sum_abs > 0, "%s: every gradient is zero", c->name);
-    ck_assert_msg(st.kinks <= 2 && st.kinks * 10 <= (int)st.checked,
+    /* a skipped kink still had its analytic gradient equal to one side's
+     * slope; more than one value in ten there would hide too much */
+    ck_assert_msg(st.kinks * 10 <= (int)st.checked,
                   "%s: %d kinks skipped of %zu values: use smaller steps", c->name, st.kinks,
                   st.checked);
     free(ana);

@@ -142,18 +142,20 @@ size_t yf_dataset_count(const yf_dataset *d, yf_split split)
     return 0;
 }
 
+YF__CLONES static void bytes_to_unit(const uint8_t *restrict in, float *restrict out,
+                                    size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        out[j] = in[j] * (1.0f / 255.0f);
+}
+
 /* out is (n, dim) */
 void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx, int n, float *out)
 {
     const yf__idx *src = split == YF_SPLIT_TEST ? &d->test_x : &d->train_x;
     size_t base = split == YF_SPLIT_VALID ? d->train_x.count - d->n_valid : 0;
-    const float k = 1.0f / 255.0f;
-    for (int r = 0; r < n; r++) {
-        const uint8_t *row = src->data + (base + idx[r]) * d->dim;
-        float *o = out + (size_t)r * d->dim;
-        for (size_t j = 0; j < d->dim; j++)
-            o[j] = row[j] * k;
-    }
+    for (int r = 0; r < n; r++)
+        bytes_to_unit(src->data + (base + idx[r]) * d->dim, out + (size_t)r * d->dim, d->dim);
 }
 
 /* Asks the cache for the rows the next batch will gather. */

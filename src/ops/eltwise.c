@@ -6,7 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-#define YF__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* exp(x) within 2 ulp for x in [-87, 88]; smaller inputs give e^-87.
  * Cephes' polynomial; n = round(x·log2 e) with the 1.5·2²³ trick so that

@@ -27,8 +27,7 @@ static int loss_grad(yf__graph *g, int id, yf__op op, yf_error *err)
 }
 
 /* Σ (a − t)², in float blocks of 16 lanes (vectorised) added in double. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static double sum_sq_diff(const float *a, const float *t, size_t n)
+YF__CLONES static double sum_sq_diff(const float *a, const float *t, size_t n)
 {
     double s = 0.0;
     for (size_t i = 0; i < n; i += 1024) {

@@ -22,20 +22,21 @@ int yf__gaussian_noise_bwd(yf__graph *g, int id, int dy, yf_error *err)
     return g->node[x].needs_grad ? yf__grad_accum(g, x, dy, err) : 0;
 }
 
-/* y = x ⊙ mask / (1 − rate), mask_i = [u_i ≥ rate] for u_i uniform in [0,1) */
+YF__CLONES static void keep_scaled(const float *restrict x, float *restrict y, size_t n,
+                                   float rate, float scale)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = y[i] >= rate ? x[i] * scale : 0.0f;
+}
+
+/* y = x ⊙ mask / (1 − rate), mask_i = [u_i ≥ rate] for u_i uniform in [0,1):
+ * the uniforms are drawn into y, then replaced. */
 static void dropout_apply(const yf__gnode *n, const yf__exec *ex, const float *x,
                           float *y)
 {
     size_t count = (size_t)ex->rows * n->size;
-    float scale = 1.0f / (1.0f - n->rate);
-    for (size_t i = 0; i < count; i += 4) {
-        uint32_t w[4];
-        yf__philox(ex->seed, (uint32_t)n->stream, ex->step, (uint32_t)(i / 4), w);
-        for (size_t j = 0; j < 4 && i + j < count; j++) {
-            float u = (float)(w[j] >> 8) * (1.0f / 16777216.0f);
-            y[i + j] = u >= n->rate ? x[i + j] * scale : 0.0f;
-        }
-    }
+    yf__rand_uniform(ex->seed, (uint32_t)n->stream, ex->step, y, count, 0.0f, 1.0f);
+    keep_scaled(x, y, count, n->rate, 1.0f / (1.0f - n->rate));
 }
 
 void yf__dropout_fwd(yf__gnode *n, const yf__exec *ex)
