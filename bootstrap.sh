@@ -64,8 +64,8 @@ if [ "${YF_SKIP_TRAIN:-0}" = 1 ]; then
 fi
 
 # --------------------------------------------------------------- first run
-say "./yaflow train models/stacked-ae.yaml"
-./yaflow train models/stacked-ae.yaml
+say "./yaflow train models/stacked-ae.yaml --overwrite"
+./yaflow train models/stacked-ae.yaml --overwrite
 say "./yaflow eval runs/stacked-ae"
 ./yaflow eval runs/stacked-ae
 say "done: the run is in runs/stacked-ae"

@@ -13,6 +13,7 @@ typedef struct cli_args {
     int threads;
     int json;
     int profile;
+    int overwrite;
     int help;
 } cli_args;
 
@@ -20,7 +21,7 @@ typedef struct cli_args {
  * and the options --threads, --out, --json, --profile. */
 enum {
     CLI_ARG = 1, CLI_OVERRIDES = 2, CLI_THREADS = 4, CLI_OUT = 8, CLI_JSON = 16,
-    CLI_PROFILE = 32
+    CLI_PROFILE = 32, CLI_OVERWRITE = 64
 };
 
 /* Parses argv[2..]; prints a message and returns 2 on bad usage. On --help

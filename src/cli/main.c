@@ -42,6 +42,8 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
             a->json = 1;
         } else if (!strcmp(s, "--profile") && (flags & CLI_PROFILE)) {
             a->profile = 1;
+        } else if (!strcmp(s, "--overwrite") && (flags & CLI_OVERWRITE)) {
+            a->overwrite = 1;
         } else if ((!strcmp(s, "--out") && (flags & CLI_OUT)) ||
                    (!strcmp(s, "--threads") && (flags & CLI_THREADS))) {
             if (i + 1 >= argc) {

@@ -2,19 +2,22 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: yaflow train SPEC [dotted.key=value ...] [--out DIR] [--threads N] [--profile]\n"
+    "usage: yaflow train SPEC [dotted.key=value ...] [--out DIR] [--overwrite] [--threads N]\n"
+    "                  [--profile]\n"
     "Trains SPEC (overrides as on `yaflow train models/x.yaml train.epochs=3`) and\n"
     "writes DIR (default runs/<name>): config.yaml (resolved), metrics.csv, log.txt,\n"
     "checkpoint.safetensors. --threads defaults to all cores. --profile times every\n"
-    "graph node and writes DIR/profile.txt.\n";
+    "graph node and writes DIR/profile.txt. A folder that already holds a run is\n"
+    "left alone (exit 2) unless --overwrite is given.\n";
 
 int cmd_train(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE | CLI_OVERWRITE, &a);
     if (rc || a.help)
         return rc;
     yf_error err = {0};
@@ -26,11 +29,22 @@ int cmd_train(int argc, char **argv)
         yf_spec_free(spec);
         return cli_fail(&err);
     }
-    char out[1024];
+    char out[1024], earlier[1100];
     if (a.out)
         snprintf(out, sizeof out, "%s", a.out);
     else
         snprintf(out, sizeof out, "runs/%s", yf_spec_name(spec));
+    /* an earlier run's results are never replaced by accident */
+    snprintf(earlier, sizeof earlier, "%s/checkpoint.safetensors", out);
+    struct stat st;
+    if (!a.overwrite && stat(earlier, &st) == 0) {
+        fprintf(stderr, "yaflow: %s already holds a run (checkpoint.safetensors): give --out "
+                        "DIR for a new folder, or --overwrite to replace it\n", out);
+        yf_dataset_free(d);
+        yf_model_free(m);
+        yf_spec_free(spec);
+        return 2;
+    }
     yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = isatty(2),
                           .profile = a.profile};
     yf_runtime_info info;
