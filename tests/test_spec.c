@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 /* ---- the corpus ---------------------------------------------------------------- */
@@ -169,6 +170,32 @@ START_TEST(test_cli_good_and_usage)
     ck_assert_int_eq(run_cli(none, out, sizeof out), 2);
     char *bogus[] = {(char *)yaflow_path(), "frobnicate", NULL};
     ck_assert_int_eq(run_cli(bogus, out, sizeof out), 2);
+}
+END_TEST
+
+/* train refuses a folder that holds an earlier run, and leaves it intact */
+START_TEST(test_cli_keeps_earlier_run)
+{
+    char path[1100], out[8192];
+    snprintf(path, sizeof path, "%s/models/tied-ae.yaml", tu_srcdir());
+    mkdir("earlier-run.tmp", 0777);
+    FILE *f = fopen("earlier-run.tmp/checkpoint.safetensors", "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("earlier", f);
+    fclose(f);
+    char *train[] = {(char *)yaflow_path(), "train", path, "--out", "earlier-run.tmp", NULL};
+    ck_assert_int_eq(run_cli(train, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "earlier-run.tmp already holds a run"), "%s", out);
+    f = fopen("earlier-run.tmp/checkpoint.safetensors", "r");
+    char buf[16] = {0};
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(buf, 1, sizeof buf - 1, f), 7);
+    fclose(f);
+    ck_assert_str_eq(buf, "earlier");
+    f = fopen("earlier-run.tmp/config.yaml", "r");
+    ck_assert_msg(f == NULL, "train wrote config.yaml into the earlier run's folder");
+    remove("earlier-run.tmp/checkpoint.safetensors");
+    rmdir("earlier-run.tmp");
 }
 END_TEST
 
@@ -467,6 +494,7 @@ int main(void)
     tcase_set_timeout(cli, 30);
     tcase_add_loop_test(cli, test_bad_spec_cli, 0, n_bad);
     tcase_add_test(cli, test_cli_good_and_usage);
+    tcase_add_test(cli, test_cli_keeps_earlier_run);
     suite_add_tcase(s, cli);
     TCase *tc2 = tcase_create("specs");
     tcase_set_timeout(tc2, 30);

@@ -22,13 +22,8 @@ int cmd_train(int argc, char **argv)
         return rc;
     yf_error err = {0};
     yf_spec *spec = yf_spec_load(a.positional, a.overrides, a.n_overrides, &err);
-    yf_model *m = spec ? yf_model_new(spec, a.threads, &err) : NULL;
-    yf_dataset *d = m ? yf_dataset_load(spec, &err) : NULL;
-    if (!d) {
-        yf_model_free(m);
-        yf_spec_free(spec);
+    if (!spec)
         return cli_fail(&err);
-    }
     char out[1024], earlier[1100];
     if (a.out)
         snprintf(out, sizeof out, "%s", a.out);
@@ -40,10 +35,15 @@ int cmd_train(int argc, char **argv)
     if (!a.overwrite && stat(earlier, &st) == 0) {
         fprintf(stderr, "yaflow: %s already holds a run (checkpoint.safetensors): give --out "
                         "DIR for a new folder, or --overwrite to replace it\n", out);
-        yf_dataset_free(d);
-        yf_model_free(m);
         yf_spec_free(spec);
         return 2;
+    }
+    yf_model *m = yf_model_new(spec, a.threads, &err);
+    yf_dataset *d = m ? yf_dataset_load(spec, &err) : NULL;
+    if (!d) {
+        yf_model_free(m);
+        yf_spec_free(spec);
+        return cli_fail(&err);
     }
     yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = isatty(2),
                           .profile = a.profile};
