@@ -10,11 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One tensor of a checkpoint: a parameter (kind 0) or its first or second
+ * optimizer moment (kinds 1, 2), in the block of that kind. */
 typedef struct {
     char name[160];
-    const float *data;
+    int kind;
     const yf__param *p;
 } entry;
+
+static float *block_of(yf_model *m, int kind)
+{
+    return kind == 0 ? m->param_block : kind == 1 ? m->m_block : m->v_block;
+}
 
 static int collect(yf_model *m, entry *e)
 {
@@ -23,14 +30,14 @@ static int collect(yf_model *m, entry *e)
     for (int p = 0; p < m->n_params; p++) {
         const yf__param *pp = &m->params[p];
         snprintf(e[n].name, sizeof e[n].name, "%s", pp->name);
-        e[n].data = m->param_block + pp->offset, e[n++].p = pp;
+        e[n].kind = 0, e[n++].p = pp;
         if (moments && pp->trainable) {
             snprintf(e[n].name, sizeof e[n].name, "optim.m.%s", pp->name);
-            e[n].data = m->m_block + pp->offset, e[n++].p = pp;
+            e[n].kind = 1, e[n++].p = pp;
         }
         if (m->spec->optim.type == YF_OPTIM_ADAM && pp->trainable) {
             snprintf(e[n].name, sizeof e[n].name, "optim.v.%s", pp->name);
-            e[n].data = m->v_block + pp->offset, e[n++].p = pp;
+            e[n].kind = 2, e[n++].p = pp;
         }
     }
     return n;
@@ -73,7 +80,7 @@ int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
     fwrite(le, 1, 8, f);
     fwrite(hdr, 1, len, f);
     for (int i = 0; i < n; i++)
-        fwrite(e[i].data, sizeof(float), e[i].p->size, f);
+        fwrite(block_of(m, e[i].kind) + e[i].p->offset, sizeof(float), e[i].p->size, f);
     if (ferror(f) | fclose(f)) {
         remove(tmp);
         rc = yf__fail(err, YF_EIO, "cannot write checkpoint %s", tmp);
@@ -122,9 +129,10 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
         goto done;
     }
     char msg[200];
-    if (yf__json_parse(hdr, hlen, &j, msg, sizeof msg) || j.t != YF__J_OBJ) {
+    bool parsed = yf__json_parse(hdr, hlen, &j, msg, sizeof msg) == 0;
+    if (!parsed || j.t != YF__J_OBJ) {
         rc = yf__fail_file(err, YF_ECKPT, path, "corrupt safetensors header: %s",
-                      j.t != YF__J_OBJ ? "not a JSON object" : msg);
+                           parsed ? "not a JSON object" : msg);
         goto done;
     }
     /* stage everything, so that a bad tensor leaves the model unchanged */
@@ -136,8 +144,7 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
     }
     int n = collect(m, e);
     for (int i = 0; i < n; i++) {
-        bool optim = !strncmp(e[i].name, "optim.", 6);
-        if (optim && !with_optim)
+        if (e[i].kind && !with_optim)
             continue;
         const yf__json *t = yf__json_get(&j, e[i].name);
         if (!t) {
@@ -160,7 +167,7 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
             if (sh && sh->t == YF__J_ARR) {
                 size_t l = snprintf(got, sizeof got, "[");
                 for (int d = 0; d < sh->n && l < sizeof got; d++)
-                    l += snprintf(got + l, sizeof got - l, "%s%.0f", d ? ", " : "",
+                    l += snprintf(got + l, sizeof got - l, "%s%.10g", d ? ", " : "",
                                   sh->items[d].num);
                 if (l < sizeof got)
                     snprintf(got + l, sizeof got - l, "]");
@@ -181,21 +188,15 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
                                      "the file may be truncated)", e[i].name, dlen);
             goto done;
         }
-        size_t which = !optim ? 0 : e[i].name[6] == 'm' ? 1 : 2;
-        memcpy(stage + which * m->param_floats + p->offset, data + (size_t)off->items[0].num,
-               p->size * 4);
+        memcpy(stage + e[i].kind * m->param_floats + p->offset,
+               data + (size_t)off->items[0].num, p->size * 4);
     }
     const yf__json *meta = yf__json_get(&j, "__metadata__");
     const yf__json *step = meta ? yf__json_get(meta, "step") : NULL;
-    for (int i = 0; i < n; i++) {
-        bool optim = !strncmp(e[i].name, "optim.", 6);
-        if (optim && !with_optim)
-            continue;
-        size_t which = !optim ? 0 : e[i].name[6] == 'm' ? 1 : 2;
-        float *dst = which == 0 ? m->param_block : which == 1 ? m->m_block : m->v_block;
-        memcpy(dst + e[i].p->offset, stage + which * m->param_floats + e[i].p->offset,
-               e[i].p->size * 4);
-    }
+    for (int i = 0; i < n; i++)
+        if (!e[i].kind || with_optim)
+            memcpy(block_of(m, e[i].kind) + e[i].p->offset,
+                   stage + e[i].kind * m->param_floats + e[i].p->offset, e[i].p->size * 4);
     if (with_optim && step && step->t == YF__J_STR)
         m->step = strtoull(step->str, NULL, 10);
 done:

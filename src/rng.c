@@ -51,7 +51,7 @@ YF__CLONES static void philox_block(uint64_t seed, uint32_t stream, uint64_t ste
 /* (0, 1], never 0 so that log() is finite */
 static inline float unit(uint32_t w) { return ((w >> 8) + 1) * (1.0f / 16777216.0f); }
 
-/* ln x for x in (0, 1], relative error below 1e-7: x = m·2^e with m in
+/* ln x for x in (0, 1], relative error below 3e-7: x = m·2^e with m in
  * [0.75, 1.5), ln m = 2 atanh((m − 1)/(m + 1)) as an odd series. */
 static inline float fast_logf(float x)
 {
@@ -68,7 +68,7 @@ static inline float fast_logf(float x)
     return ef * 0.693147181f + p;
 }
 
-/* sin and cos of 2πt for t in [−0.5, 0.5], absolute error below 1e-7:
+/* sin and cos of 2πt for t in [−0.5, 0.5], absolute error below 3e-7:
  * folded into [−0.25, 0.25] (a quarter turn) and Taylor series. */
 static inline void sincos_turn(float t, float *sn, float *cs)
 {

@@ -99,7 +99,9 @@ static int get_num(yf__node *map, const char *key, const char *def, double lo,
     char *end;
     errno = 0;
     double v = strtod(n->str, &end);
-    bool bad = n->quoted || end == n->str || *end || errno || !isfinite(v) ||
+    /* decimal only: strtod would also take hex ("0x10"), "inf" and "nan" */
+    bool decimal = strspn(n->str, "+-.0123456789eE") == strlen(n->str);
+    bool bad = n->quoted || !decimal || end == n->str || *end || errno || !isfinite(v) ||
                (integer && v != floor(v));
     if (bad && n->quoted)
         return yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be %s, not the quoted string \"%s\"",
@@ -357,6 +359,10 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
                                    "as 'layer.W' or 'layer.W^T', not '%s'", ctx,
                                    l->weights_at->str);
             w[n - 2] = 0;
+            if (!valid_name(w) || strlen(w) >= YF__NAME_MAX)
+                return yf__fail_at(err, l->weights_at, YF_ESPEC,
+                                   "%s'weights' names no possible layer: '%s' is not a "
+                                   "layer name", ctx, w);
             strcpy(l->weights, w);
         }
         break;
@@ -459,15 +465,22 @@ static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
                            "model input: 'shape' must be a list of 1 to %d sizes, such as [784]",
                            YF__MAX_DIMS);
     s->input_ndim = shape->n;
+    double total = 1;
     for (int i = 0; i < shape->n; i++) {
         char *end;
         const yf__node *k = shape->kid[i];
-        long v = k->kind == YF__SCALAR ? strtol(k->str, &end, 10) : 0;
-        if (k->kind != YF__SCALAR || *end || v < 1 || v > (1 << 24))
+        bool plain = k->kind == YF__SCALAR && !k->quoted && k->str[0] >= '0' && k->str[0] <= '9';
+        long v = plain ? strtol(k->str, &end, 10) : 0;
+        if (!plain || *end || v < 1 || v > (1 << 24))
             return yf__fail_at(err, k, YF_ESPEC,
                                "model input: shape sizes must be positive integers");
         s->input_shape[i] = (int)v;
+        total *= (double)v;
     }
+    if (total > (double)(1 << 26))
+        return yf__fail_at(err, shape, YF_ESPEC,
+                           "model input: %.0f values per example is more than %d", total,
+                           1 << 26);
     yf__node *layers = yf__map_get(m, "layers");
     if (!layers || layers->kind != YF__SEQ || layers->n == 0)
         return yf__fail_at(err, layers ? layers : m, YF_ESPEC,

@@ -173,6 +173,12 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     const char *dir = opts->out_dir;
     if (mkdirs(dir, err))
         return err->code;
+    /* A checkpoint left by an earlier run in this folder must not pass for
+     * this run's (with the new config.yaml) if this one fails early. */
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    if (remove(ckpt) != 0 && errno != ENOENT)
+        return yf__fail(err, YF_EIO, "cannot replace %s: %s", ckpt, strerror(errno));
     FILE *cfg = open_in(dir, "config.yaml", "w", err);
     if (!cfg)
         return err->code;
@@ -206,8 +212,6 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
     int rc = 0;
-    char ckpt[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
     if (s->epochs == 0) /* the initial parameters, so that the run can be evaluated */
         rc = yf_checkpoint_save(m, ckpt, err);
     for (int epoch = 1; epoch <= s->epochs && !rc; epoch++) {

@@ -122,6 +122,7 @@ void yf__node_path(const yf__node *n, char *buf, size_t cap)
 /* At most this many nodes in a tree: YAML aliases (*a) copy the nodes they
  * name, so a few lines of nested aliases could otherwise expand to 10^9. */
 #define YF__MAX_NODES 100000
+#define YF__MAX_SPEC_BYTES (4 << 20)
 
 static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file,
                          int depth, long *budget, yf_error *err)
@@ -213,9 +214,49 @@ static void syntax_error(const yaml_parser_t *p, const char *text, size_t len,
                 p->problem ? p->problem : "unknown problem", where);
 }
 
+/* libyaml takes time quadratic in the nesting of flow collections ([ and
+ * {): 100,000 open brackets take half a minute. Brackets outside quotes and
+ * comments are counted first, so that such a file is refused at once. */
+static int flow_too_deep(const char *text, size_t len, const char *file, yf_error *err)
+{
+    int depth = 0, line = 1, col = 0;
+    char quote = 0;
+    bool comment = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        col++;
+        if (c == '\n') {
+            line++, col = 0, comment = false;
+            continue;
+        }
+        if (comment)
+            continue;
+        if (quote) {
+            if (c == '\\' && quote == '"')
+                i++, col++;
+            else if (c == quote)
+                quote = 0;
+        } else if (c == '"' || c == '\'') {
+            quote = c;
+        } else if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+            comment = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > 64) {
+                yf__node at = {.file = file, .line = line, .col = col};
+                return yf__fail_at(err, &at, YF_ESPEC, "nesting deeper than 64 levels");
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 yf__tree *yf__tree_parse(const char *text, size_t len, const char *file,
                          yf_error *err)
 {
+    if (flow_too_deep(text, len, file, err))
+        return NULL;
     yaml_parser_t parser;
     yaml_document_t doc;
     yf__tree *t = calloc(1, sizeof *t);
@@ -295,6 +336,13 @@ yf__tree *yf__tree_load(const char *path, yf_error *err)
         len += got;
         if (got == 0)
             break;
+        if (len > YF__MAX_SPEC_BYTES) {
+            free(buf);
+            fclose(f);
+            yf__fail_file(err, YF_ESPEC, path, "larger than %d MB: not a model spec",
+                          YF__MAX_SPEC_BYTES >> 20);
+            return NULL;
+        }
     }
     int bad = ferror(f);
     fclose(f);
@@ -323,6 +371,19 @@ void yf__tree_free(yf__tree *t)
 
 /* ---- overrides ------------------------------------------------------------ */
 
+/* Every node of n (at most 65 deep, as parsed) now comes from `file`, its
+ * column shifted by `shift`. */
+static void repoint(yf__node *n, const char *file, int shift)
+{
+    n->file = file;
+    n->col += shift;
+    for (int i = 0; i < n->n; i++)
+        repoint(n->kid[i], file, shift);
+    if (n->kind == YF__MAP)
+        for (int i = 0; i < n->n; i++)
+            n->kpos[2 * i + 1] += shift;
+}
+
 int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err)
 {
     const char *eq = strchr(assignment, '=');
@@ -350,16 +411,7 @@ int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err)
         val->str = strdup("");
     }
     /* the value's nodes point at vt's file name: re-point them at src */
-    yf__node *stack[256];
-    int sp = 0;
-    stack[sp++] = val;
-    while (sp) {
-        yf__node *n = stack[--sp];
-        n->file = src;
-        n->col += (int)(value - assignment);
-        for (int i = 0; i < n->n && sp < 256; i++)
-            stack[sp++] = n->kid[i];
-    }
+    repoint(val, src, (int)(value - assignment));
 
     char path[512];
     size_t plen = (size_t)(eq - assignment);

@@ -1,6 +1,7 @@
 /* yaflow: the command-line driver. */
 #include "cli.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +56,12 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
             } else {
                 char *end;
                 long t = strtol(argv[++i], &end, 10);
-                if (*end || t < 1 || t > 1024) {
-                    fprintf(stderr, "yaflow %s: --threads must be a positive integer, not '%s'\n",
-                            argv[1], argv[i]);
+                int cores = omp_get_num_procs();
+                if (*end || t < 1 || t > cores) {
+                    /* more threads than cores: busy-waiting workers would
+                     * slow training down a hundredfold */
+                    fprintf(stderr, "yaflow %s: --threads must be from 1 to %d (the cores "
+                                    "here), not '%s'\n", argv[1], cores, argv[i]);
                     return 2;
                 }
                 a->threads = (int)t;

@@ -20,7 +20,13 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
     int rc = 0;
     int got = gzread(f, hdr, 4);
     if (got != 4) {
-        rc = yf__fail_file(err, YF_EDATA, path, "not an IDX file: shorter than its 4-byte magic number");
+        int zerr;
+        const char *zmsg = gzerror(f, &zerr);
+        if (zerr != Z_OK && zerr != Z_BUF_ERROR)
+            rc = yf__fail_file(err, YF_EDATA, path, "corrupt compressed data: %s", zmsg);
+        else
+            rc = yf__fail_file(err, YF_EDATA, path,
+                               "not an IDX file: shorter than its 4-byte magic number");
         goto done;
     }
     if (hdr[0] != 0 || hdr[1] != 0 || hdr[2] != 0x08) {
@@ -60,6 +66,11 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
         goto done;
     }
     size_t total = out->count * out->item;
+    if (total > ((size_t)1 << 34)) { /* 16 GB: no image set, a broken header */
+        rc = yf__fail_file(err, YF_EDATA, path, "IDX header promises %zu bytes: not a real "
+                           "data set", total);
+        goto done;
+    }
     out->data = malloc(total ? total : 1);
     if (!out->data) {
         rc = yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);

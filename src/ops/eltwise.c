@@ -26,7 +26,7 @@ static inline float fast_expf(float x)
     p = p * r * r + r + 1.0f;
     union { float f; int32_t i; } u = {.f = p};
     u.i += (int32_t)((uint32_t)ni << 23);
-    return u.f;
+    return x != x ? x : u.f; /* NaN stays NaN */
 }
 
 #define SELU_ALPHA 1.6732632423543772f
@@ -42,11 +42,11 @@ YF__CLONES static void act_fwd_flat(int act, float alpha, const float *x, float 
         break;
     case YF_ACT_RELU:
         for (size_t i = 0; i < n; i++)
-            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+            y[i] = x[i] <= 0.0f ? 0.0f : x[i]; /* NaN passes */
         break;
     case YF_ACT_LEAKY_RELU:
         for (size_t i = 0; i < n; i++)
-            y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+            y[i] = x[i] <= 0.0f ? alpha * x[i] : x[i];
         break;
     case YF_ACT_ELU:
         for (size_t i = 0; i < n; i++) {
