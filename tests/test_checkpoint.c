@@ -102,6 +102,40 @@ START_TEST(test_round_trip)
 END_TEST
 
 /* with_optim = 0 takes the parameters only */
+/* Layer names that look like the optimizer state's ("optim.m.<param>")
+ * are still parameters: a layer called optim, and one called m. */
+START_TEST(test_layer_named_optim)
+{
+    tu_workdir(DIR);
+    static const char yaml[] = "name: ck\n"
+                               "data: {source: mnist}\n"
+                               "model:\n"
+                               "  input: {name: x, shape: [6]}\n"
+                               "  layers:\n"
+                               "    - {name: optim, type: dense, units: 3, activation: elu}\n"
+                               "    - {name: m, type: dense, units: 6}\n"
+                               "  loss:\n"
+                               "    - {type: mse, input: m, target: x}\n"
+                               "train: {optimizer: {type: adam}, batch_size: 8}\n";
+    yf_spec *s1, *s2, *s3;
+    yf_model *a = tu_model(yaml, &s1);
+    train_a_little(a, 3);
+    yf_error err = {0};
+    ck_assert_msg(yf_checkpoint_save(a, DIR "/optim.safetensors", &err) == 0, "%s",
+                  yf_error_format(&err));
+    for (int with_optim = 0; with_optim < 2; with_optim++) {
+        yf_model *b = tu_model(yaml, with_optim ? &s3 : &s2);
+        ck_assert_msg(yf_checkpoint_load(b, DIR "/optim.safetensors", with_optim, &err) == 0,
+                      "%s", yf_error_format(&err));
+        assert_same_block(a->param_block, b->param_block, a->param_floats, "parameters");
+        if (with_optim)
+            assert_same_block(a->v_block, b->v_block, a->param_floats, "second moments");
+        tu_free(b, with_optim ? s3 : s2);
+    }
+    tu_free(a, s1);
+}
+END_TEST
+
 START_TEST(test_params_only)
 {
     tu_workdir(DIR);
@@ -273,6 +307,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_params_only);
+    tcase_add_test(tc, test_layer_named_optim);
     tcase_add_test(tc, test_other_shapes);
     tcase_add_test(tc, test_bad_files);
     suite_add_tcase(s, tc);
