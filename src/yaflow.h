@@ -11,8 +11,9 @@
  *         fprintf(stderr, "%s\n", yf_error_format(&err));   // file:line:col: ...
  *
  * Every call that can fail returns NULL or a negative yf_status and fills
- * the caller's yf_error with a message and, where the fault is in a spec,
- * the file, line, column and key path. The library never prints or exits.
+ * the caller's yf_error (which must not be NULL) with a message and, where
+ * the fault is in a spec, the file, line, column and key path. The library
+ * never prints or exits.
  */
 #ifndef YAFLOW_H
 #define YAFLOW_H
