@@ -394,7 +394,6 @@ int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err)
             if (out >= 0) {
                 g->node[out].stddev = l->stddev, g->node[out].rate = l->rate;
                 g->node[out].stream = stream_of(l->name);
-                g->node[out].training_only = true;
             }
             break;
         }

@@ -220,7 +220,6 @@ typedef struct yf__gnode {
     bool trans;      /* dense: y = x·Wᵀ */
     bool accumulate; /* writes into a parameter gradient: beta = 1 */
     bool reduce_sum;
-    bool training_only;
     int param;     /* param / grad nodes: index in the model's param table */
     int stream;    /* random stream */
     int term;      /* loss nodes: index of the spec's loss term */
@@ -278,7 +277,6 @@ typedef struct yf__exec {
     int rows;
     int threads; /* threads this node may use */
     uint64_t seed, step;
-    const yf_model *model;
     yf__graph *g;
 } yf__exec;
 

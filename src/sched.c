@@ -28,7 +28,7 @@ const yf__bwd_fn yf__op_bwd[YF_OP_COUNT] = {
 void yf__run(yf_model *m, yf__graph *g, int rows)
 {
     yf__exec ex = {.rows = rows, .threads = m->threads, .seed = m->spec->seed,
-                   .step = m->step, .model = m, .g = g};
+                   .step = m->step, .g = g};
     if (g->prof_seconds)
         g->prof_rows += rows;
     for (int l = 1; l < g->n_levels; l++) {
