@@ -7,19 +7,23 @@
 #include <math.h>
 #include <string.h>
 
+/* The ten Philox4x32 rounds on counter c under key (k0, k1). */
+static inline void philox_rounds(uint32_t c[4], uint32_t k0, uint32_t k1)
+{
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
+        c[1] = (uint32_t)p1, c[3] = (uint32_t)p0;
+        c[0] = n0, c[2] = n2;
+        k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
+    }
+}
+
 void yf__philox(uint64_t seed, uint32_t stream, uint64_t step, uint32_t index,
                 uint32_t out[4])
 {
-    uint32_t c0 = index, c1 = stream, c2 = (uint32_t)step, c3 = (uint32_t)(step >> 32);
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1, c3 = (uint32_t)p0;
-        c0 = n0, c2 = n2;
-        k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
-    }
-    out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
+    out[0] = index, out[1] = stream, out[2] = (uint32_t)step, out[3] = (uint32_t)(step >> 32);
+    philox_rounds(out, (uint32_t)seed, (uint32_t)(seed >> 32));
 }
 
 /* The generators below draw chunks of 64 Philox counters (256 values) at a
@@ -34,17 +38,9 @@ YF__CLONES static void philox_block(uint64_t seed, uint32_t stream, uint64_t ste
                                     uint32_t first, int n, uint32_t w[4][CHUNK])
 {
     for (int b = 0; b < n; b++) {
-        uint32_t c0 = first + (uint32_t)b, c1 = stream, c2 = (uint32_t)step,
-                 c3 = (uint32_t)(step >> 32);
-        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-        for (int r = 0; r < 10; r++) {
-            uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-            c1 = (uint32_t)p1, c3 = (uint32_t)p0;
-            c0 = n0, c2 = n2;
-            k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
-        }
-        w[0][b] = c0, w[1][b] = c1, w[2][b] = c2, w[3][b] = c3;
+        uint32_t c[4] = {first + (uint32_t)b, stream, (uint32_t)step, (uint32_t)(step >> 32)};
+        philox_rounds(c, (uint32_t)seed, (uint32_t)(seed >> 32));
+        w[0][b] = c[0], w[1][b] = c[1], w[2][b] = c[2], w[3][b] = c[3];
     }
 }
 
