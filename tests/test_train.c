@@ -4,6 +4,8 @@
  * for bit for a seed and a thread count. */
 #include "testutil.h"
 
+#include <blis.h>
+
 #define DIR "test_train.tmp"
 
 /* 8x8 images: 192 to train, 32 to validate, 32 to test; noise and dropout
@@ -276,6 +278,36 @@ START_TEST(test_divergence_reported)
 }
 END_TEST
 
+/* BLIS's kernel set: never its slow `generic` one on a CPU with AVX-512 or
+ * AVX2 (unless the user asked for it), and the user's BLIS_ARCH_TYPE wins. */
+START_TEST(test_blis_kernels)
+{
+    yf_runtime_info info;
+    yf_runtime_info_get(&info);
+    printf("blis kernels %s (%s), BLIS alone: %s\n", info.blis_arch, info.arch_source,
+           info.blis_arch_detected);
+    __builtin_cpu_init();
+    if (!getenv("BLIS_ARCH_TYPE") &&
+        (__builtin_cpu_supports("avx512f") || __builtin_cpu_supports("avx2")))
+        ck_assert_msg(strcmp(info.blis_arch, "generic") != 0,
+                      "BLIS runs its generic kernels on a CPU with %s",
+                      info.cpu_features);
+
+    /* through the command line, in a process of its own */
+    char cmd[1400], line[256], want[64];
+    snprintf(want, sizeof want, "blis_kernels=%s", bli_arch_string(BLIS_ARCH_PENRYN));
+    snprintf(cmd, sizeof cmd, "BLIS_ARCH_TYPE=%d '%s/yaflow' info", (int)BLIS_ARCH_PENRYN,
+             tu_builddir());
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    bool seen = false;
+    while (fgets(line, sizeof line, p))
+        seen |= strncmp(line, want, strlen(want)) == 0;
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_msg(seen, "`%s` did not print %s", cmd, want);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("train");
@@ -291,5 +323,8 @@ int main(void)
     tcase_add_test(tc2, test_reproducible);
     tcase_add_test(tc2, test_reproducible_two_threads);
     suite_add_tcase(s, tc2);
+    TCase *tc3 = tcase_create("runtime");
+    tcase_add_test(tc3, test_blis_kernels);
+    suite_add_tcase(s, tc3);
     return tu_run(s);
 }
