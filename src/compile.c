@@ -419,6 +419,7 @@ void yf__graph_free(yf__graph *g)
 {
     free(g->node);
     free(g->order);
+    free(g->side_by_side);
     free(g->level_start);
     free(g->arena);
     free(g->scalars);

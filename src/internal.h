@@ -248,6 +248,7 @@ typedef struct yf__graph {
     int n_levels;
     int *level_start; /* nodes sorted by level: order[level_start[l]..] */
     int *order;
+    bool *side_by_side; /* per level: run its nodes one per worker */
     float *arena;
     size_t arena_floats, naive_floats;
     float *scalars; /* one float per non-per_row, non-param node */

@@ -38,10 +38,12 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     g->level_start = calloc(g->n_levels + 1, sizeof *g->level_start);
     g->order = malloc(n * sizeof *g->order);
     g->scalars = calloc(n, sizeof *g->scalars);
+    g->side_by_side = calloc(g->n_levels, sizeof *g->side_by_side);
     interval *iv = calloc(n, sizeof *iv);
     interval **placed = malloc(n * sizeof *placed);
     interval **live = malloc(n * sizeof *live);
-    if (!g->level_start || !g->order || !g->scalars || !iv || !placed || !live) {
+    if (!g->level_start || !g->order || !g->scalars || !g->side_by_side || !iv || !placed ||
+        !live) {
         free(iv);
         free(placed);
         free(live);
@@ -57,6 +59,20 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
         g->order[g->level_start[l] + fill[l]++] = i;
     }
     free(fill);
+
+    /* A level's nodes run side by side, one worker each, when none of them
+     * dominates its work; otherwise one after the other with every thread
+     * in the kernel. Work is proportional to the rows, so max_rows decides. */
+    for (int l = 1; l < g->n_levels; l++) {
+        double total = 0, most = 0;
+        for (int k = g->level_start[l]; k < g->level_start[l + 1]; k++) {
+            double f = yf__node_flops(g, &g->node[g->order[k]], g->max_rows);
+            total += f;
+            most = f > most ? f : most;
+        }
+        g->side_by_side[l] = g->level_start[l + 1] - g->level_start[l] > 1 &&
+                             most < 0.6 * total;
+    }
 
     /* liveness */
     for (int i = 0; i < n; i++)

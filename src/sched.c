@@ -33,17 +33,7 @@ void yf__run(yf_model *m, yf__graph *g, int rows)
         g->prof_rows += rows;
     for (int l = 1; l < g->n_levels; l++) {
         int a = g->level_start[l], b = g->level_start[l + 1];
-        bool side_by_side = false;
-        if (m->threads > 1 && b - a > 1) {
-            double total = 0, most = 0;
-            for (int k = a; k < b; k++) {
-                double f = yf__node_flops(g, &g->node[g->order[k]], rows);
-                total += f;
-                most = f > most ? f : most;
-            }
-            side_by_side = most < 0.6 * total;
-        }
-        if (!side_by_side) {
+        if (m->threads == 1 || !g->side_by_side[l]) {
             for (int k = a; k < b; k++) {
                 yf__gnode *n = &g->node[g->order[k]];
                 double t0 = g->prof_seconds ? omp_get_wtime() : 0;
