@@ -194,6 +194,22 @@ static void refused(yf_model *m, const char *path, const char *words)
     free(v);
 }
 
+/* DIR/NAME.safetensors = an 8-byte little-endian header length, then body;
+ * loading it must be refused with words in the message. */
+static void with_header(yf_model *m, const char *name, uint64_t hlen, const char *body,
+                        const char *words)
+{
+    char path[256], buf[256];
+    size_t n = strlen(body);
+    ck_assert(8 + n <= sizeof buf);
+    for (int i = 0; i < 8; i++)
+        buf[i] = (char)(hlen >> (8 * i));
+    memcpy(buf + 8, body, n);
+    snprintf(path, sizeof path, DIR "/%s.safetensors", name);
+    tu_write(path, buf, 8 + n);
+    refused(m, path, words);
+}
+
 START_TEST(test_other_shapes)
 {
     tu_workdir(DIR);
@@ -249,27 +265,15 @@ START_TEST(test_bad_files)
     const char *text = "this is not a checkpoint, just some text that is long enough";
     tu_write(DIR "/g1.safetensors", text, strlen(text));
     refused(m, DIR "/g1.safetensors", "header length");
-    char g2[64] = {24, 0, 0, 0, 0, 0, 0, 0};
-    memcpy(g2 + 8, "not json at all, sorry!!", 24);
-    tu_write(DIR "/g2.safetensors", g2, 32);
-    refused(m, DIR "/g2.safetensors", "corrupt safetensors header");
-    char g3[32] = {8, 0, 0, 0, 0, 0, 0, 0};
-    memcpy(g3 + 8, "[1,2,3] ", 8);
-    tu_write(DIR "/g3.safetensors", g3, 16);
-    refused(m, DIR "/g3.safetensors", "not a JSON object");
-    char g4[32] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    memcpy(g4 + 8, "{}      ", 8);
-    tu_write(DIR "/g4.safetensors", g4, 16);
-    refused(m, DIR "/g4.safetensors", "header length");
+    with_header(m, "g2", 24, "not json at all, sorry!!", "corrupt safetensors header");
+    with_header(m, "g3", 8, "[1,2,3] ", "not a JSON object");
+    with_header(m, "g4", UINT64_MAX, "{}      ", "header length");
     /* an unterminated string, and deep nesting */
-    char g5[80] = {16, 0, 0, 0, 0, 0, 0, 0};
-    memcpy(g5 + 8, "{\"enc.W\":\"F32 }", 16);
-    tu_write(DIR "/g5.safetensors", g5, 24);
-    refused(m, DIR "/g5.safetensors", "corrupt safetensors header");
-    char g6[8 + 80] = {80, 0, 0, 0, 0, 0, 0, 0};
-    memset(g6 + 8, '[', 80);
-    tu_write(DIR "/g6.safetensors", g6, sizeof g6);
-    refused(m, DIR "/g6.safetensors", "corrupt safetensors header");
+    with_header(m, "g5", 15, "{\"enc.W\":\"F32 }", "corrupt safetensors header");
+    char deep[81];
+    memset(deep, '[', 80);
+    deep[80] = 0;
+    with_header(m, "g6", 80, deep, "corrupt safetensors header");
 
     /* a tensor that is not F32, and offsets pointing outside the data */
     char *bad = malloc(len);
