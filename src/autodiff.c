@@ -28,20 +28,9 @@ int yf__autodiff(yf_model *m, yf__graph *g, yf_error *err)
             for (int k = 0; k < n->n_in; k++)
                 n->needs_grad |= g->node[n->in[k]].needs_grad;
     }
-    /* the loss kernels treat a target as a constant: one computed from
-     * trainable parameters would silently get no gradient */
-    for (int i = 0; i < g->n_loss; i++) {
-        const yf__gnode *n = &g->node[g->loss_node[i]];
-        if (n->n_in == 2 && g->node[n->in[1]].needs_grad) {
-            const yf__node *at = yf__map_get(n->at, "target");
-            return yf__fail_at(err, at ? at : n->at, YF_ESPEC,
-                               "loss '%s': target '%s' depends on trainable parameters, but "
-                               "no gradient flows into a target (use the model input, or "
-                               "layers with trainable: false)",
-                               yf__op_names[n->op], g->node[n->in[1]].name);
-        }
-    }
     g->param_writer = malloc((m->n_params + 1) * sizeof *g->param_writer);
+    if (!g->param_writer)
+        return yf__fail(err, YF_ENOMEM, "out of memory differentiating the graph");
     for (int p = 0; p < m->n_params; p++)
         g->param_writer[p] = -1;
     for (int id = n_fwd - 1; id >= 0; id--) {

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* One tensor of a checkpoint: a parameter (kind 0) or its first or second
  * optimizer moment (kinds 1, 2), in the block of that kind. */
@@ -57,8 +58,8 @@ int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
         const yf__param *p = e[i].p;
         len += snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%d", e[i].name,
                         p->dims[0]);
-        if (p->ndim == 2)
-            len += snprintf(hdr + len, cap - len, ",%d", p->dims[1]);
+        for (int d = 1; d < p->ndim; d++)
+            len += snprintf(hdr + len, cap - len, ",%d", p->dims[d]);
         len += snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off,
                         off + p->size * 4);
         off += p->size * 4;
@@ -96,8 +97,22 @@ done:
     return rc;
 }
 
-int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *err)
+/* A safetensors file read whole: its parsed header and its data. */
+typedef struct {
+    yf__json j;
+    char *data;
+    size_t dlen;
+} stfile;
+
+static void st_free(stfile *st)
 {
+    yf__json_free(&st->j);
+    free(st->data);
+}
+
+static int st_read(const char *path, stfile *st, yf_error *err)
+{
+    memset(st, 0, sizeof *st);
     FILE *f = fopen(path, "rb");
     if (!f)
         return yf__fail_file(err, YF_ECKPT, path, "cannot open checkpoint: %s", strerror(errno));
@@ -117,27 +132,105 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
         return yf__fail_file(err, YF_ECKPT, path, "not a safetensors file: header length %llu does not fit "
                                    "a file of %ld bytes", (unsigned long long)hlen, fsize);
     }
-    size_t dlen = (size_t)fsize - 8 - hlen;
+    st->dlen = (size_t)fsize - 8 - hlen;
     char *hdr = malloc(hlen);
-    char *data = malloc(dlen ? dlen : 1);
-    float *stage = NULL;
-    entry *e = NULL;
-    yf__json j = {0};
+    st->data = malloc(st->dlen ? st->dlen : 1);
     int rc = 0;
-    if (!hdr || !data || fread(hdr, 1, hlen, f) != hlen || fread(data, 1, dlen, f) != dlen) {
+    if (!hdr || !st->data || fread(hdr, 1, hlen, f) != hlen ||
+        fread(st->data, 1, st->dlen, f) != st->dlen) {
         rc = yf__fail_file(err, YF_ECKPT, path, "cannot read checkpoint");
         goto done;
     }
     char msg[200];
-    bool parsed = yf__json_parse(hdr, hlen, &j, msg, sizeof msg) == 0;
-    if (!parsed || j.t != YF__J_OBJ) {
+    bool parsed = yf__json_parse(hdr, hlen, &st->j, msg, sizeof msg) == 0;
+    if (!parsed || st->j.t != YF__J_OBJ)
         rc = yf__fail_file(err, YF_ECKPT, path, "corrupt safetensors header: %s",
                            parsed ? "not a JSON object" : msg);
-        goto done;
+done:
+    fclose(f);
+    free(hdr);
+    if (rc)
+        st_free(st);
+    return rc;
+}
+
+static void json_shape(const yf__json *sh, char *got, size_t cap)
+{
+    snprintf(got, cap, "?");
+    if (!sh || sh->t != YF__J_ARR)
+        return;
+    size_t l = snprintf(got, cap, "[");
+    for (int d = 0; d < sh->n && l < cap; d++)
+        l += snprintf(got + l, cap - l, "%s%.10g", d ? ", " : "", sh->items[d].num);
+    if (l < cap)
+        snprintf(got + l, cap - l, "]");
+}
+
+static void param_shape(const yf__param *p, char *buf, size_t cap)
+{
+    size_t l = snprintf(buf, cap, "[");
+    for (int d = 0; d < p->ndim && l < cap; d++)
+        l += snprintf(buf + l, cap - l, "%s%d", d ? ", " : "", p->dims[d]);
+    if (l < cap)
+        snprintf(buf + l, cap - l, "]");
+}
+
+/* The data of tensor `name` in st, checked to be F32 of p's shape; NULL
+ * with a message (placed at `at` when given, else in the file) if not. */
+static const char *st_tensor(const stfile *st, const char *path, const char *name,
+                             const yf__param *p, const yf__node *at, const char *ctx,
+                             yf_error *err)
+{
+    const yf__json *t = yf__json_get(&st->j, name);
+    if (!t) {
+        if (at)
+            yf__fail_at(err, at, YF_ECKPT, "%s%s has no tensor '%s'", ctx, path, name);
+        else
+            yf__fail_file(err, YF_ECKPT, path,
+                          "no tensor '%s' in the checkpoint (is it from another model?)", name);
+        return NULL;
     }
+    const yf__json *dt = yf__json_get(t, "dtype"), *sh = yf__json_get(t, "shape"),
+                   *off = yf__json_get(t, "data_offsets");
+    if (!dt || dt->t != YF__J_STR || strcmp(dt->str, "F32")) {
+        yf__fail_file(err, YF_ECKPT, path, "tensor '%s' is not F32", name);
+        return NULL;
+    }
+    bool shape_ok = sh && sh->t == YF__J_ARR && sh->n == p->ndim;
+    for (int d = 0; shape_ok && d < p->ndim; d++)
+        shape_ok = sh->items[d].t == YF__J_NUM && sh->items[d].num == p->dims[d];
+    if (!shape_ok) {
+        char got[64], want[64];
+        json_shape(sh, got, sizeof got);
+        param_shape(p, want, sizeof want);
+        if (at)
+            yf__fail_at(err, at, YF_ECKPT, "%s'%s' is %s in %s, but this model's '%s' is %s",
+                        ctx, name, got, path, p->name, want);
+        else
+            yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has shape %s; the model needs %s",
+                          name, got, want);
+        return NULL;
+    }
+    if (!off || off->t != YF__J_ARR || off->n != 2 || off->items[0].t != YF__J_NUM ||
+        off->items[1].t != YF__J_NUM || off->items[0].num < 0 ||
+        off->items[1].num > (double)st->dlen ||
+        off->items[1].num - off->items[0].num != (double)(p->size * 4)) {
+        yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has bad data_offsets (data is %zu bytes; "
+                                 "the file may be truncated)", name, st->dlen);
+        return NULL;
+    }
+    return st->data + (size_t)off->items[0].num;
+}
+
+int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *err)
+{
+    stfile st;
+    if (st_read(path, &st, err))
+        return err->code;
     /* stage everything, so that a bad tensor leaves the model unchanged */
-    stage = malloc(3 * m->param_floats * sizeof(float) + 64);
-    e = calloc(3 * m->n_params + 1, sizeof *e);
+    float *stage = malloc(3 * m->param_floats * sizeof(float) + 64);
+    entry *e = calloc(3 * m->n_params + 1, sizeof *e);
+    int rc = 0;
     if (!stage || !e) {
         rc = yf__fail(err, YF_ENOMEM, "out of memory loading %s", path);
         goto done;
@@ -146,52 +239,14 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
     for (int i = 0; i < n; i++) {
         if (e[i].kind && !with_optim)
             continue;
-        const yf__json *t = yf__json_get(&j, e[i].name);
-        if (!t) {
-            rc = yf__fail_file(err, YF_ECKPT, path, "no tensor '%s' in the checkpoint (is it from another model?)",
-                          e[i].name);
+        const char *src = st_tensor(&st, path, e[i].name, e[i].p, NULL, "", err);
+        if (!src) {
+            rc = err->code;
             goto done;
         }
-        const yf__json *dt = yf__json_get(t, "dtype"), *sh = yf__json_get(t, "shape"),
-                       *off = yf__json_get(t, "data_offsets");
-        if (!dt || dt->t != YF__J_STR || strcmp(dt->str, "F32")) {
-            rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' is not F32", e[i].name);
-            goto done;
-        }
-        const yf__param *p = e[i].p;
-        bool shape_ok = sh && sh->t == YF__J_ARR && sh->n == p->ndim;
-        for (int d = 0; shape_ok && d < p->ndim; d++)
-            shape_ok = sh->items[d].t == YF__J_NUM && sh->items[d].num == p->dims[d];
-        if (!shape_ok) {
-            char got[64] = "?";
-            if (sh && sh->t == YF__J_ARR) {
-                size_t l = snprintf(got, sizeof got, "[");
-                for (int d = 0; d < sh->n && l < sizeof got; d++)
-                    l += snprintf(got + l, sizeof got - l, "%s%.10g", d ? ", " : "",
-                                  sh->items[d].num);
-                if (l < sizeof got)
-                    snprintf(got + l, sizeof got - l, "]");
-            }
-            if (p->ndim == 2)
-                rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has shape %s; the model needs [%d, %d]",
-                              e[i].name, got, p->dims[0], p->dims[1]);
-            else
-                rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has shape %s; the model needs [%d]",
-                              e[i].name, got, p->dims[0]);
-            goto done;
-        }
-        if (!off || off->t != YF__J_ARR || off->n != 2 || off->items[0].t != YF__J_NUM ||
-            off->items[1].t != YF__J_NUM || off->items[0].num < 0 ||
-            off->items[1].num > (double)dlen ||
-            off->items[1].num - off->items[0].num != (double)(p->size * 4)) {
-            rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has bad data_offsets (data is %zu bytes; "
-                                     "the file may be truncated)", e[i].name, dlen);
-            goto done;
-        }
-        memcpy(stage + e[i].kind * m->param_floats + p->offset,
-               data + (size_t)off->items[0].num, p->size * 4);
+        memcpy(stage + e[i].kind * m->param_floats + e[i].p->offset, src, e[i].p->size * 4);
     }
-    const yf__json *meta = yf__json_get(&j, "__metadata__");
+    const yf__json *meta = yf__json_get(&st.j, "__metadata__");
     const yf__json *step = meta ? yf__json_get(meta, "step") : NULL;
     for (int i = 0; i < n; i++)
         if (!e[i].kind || with_optim)
@@ -200,11 +255,98 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
     if (with_optim && step && step->t == YF__J_STR)
         m->step = strtoull(step->str, NULL, 10);
 done:
-    fclose(f);
-    yf__json_free(&j);
-    free(hdr);
-    free(data);
+    st_free(&st);
     free(stage);
     free(e);
     return rc;
+}
+
+int yf__init_source(const yf_spec *s, char *path, size_t cap)
+{
+    struct stat st;
+    if (stat(s->init_from, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(path, cap, "%s/checkpoint.safetensors", s->init_from);
+    else
+        snprintf(path, cap, "%s", s->init_from);
+    return stat(path, &st) == 0;
+}
+
+int yf_model_init_from(yf_model *m, yf_error *err)
+{
+    const yf_spec *s = m->spec;
+    if (!s->init_from[0])
+        return 0;
+    char path[1100];
+    const yf__node *from_at = yf__map_get(s->init_at, "from");
+    if (!yf__init_source(s, path, sizeof path))
+        return yf__fail_at(err, from_at ? from_at : s->init_at, YF_ECKPT,
+                           "init: '%s' does not exist (a run folder or a .safetensors file; "
+                           "train the source model first)", s->init_from);
+    stfile st;
+    if (st_read(path, &st, err))
+        return err->code;
+    float *stage = malloc(m->param_floats * sizeof(float) + 64);
+    int rc = 0;
+    if (!stage) {
+        rc = yf__fail(err, YF_ENOMEM, "out of memory loading %s", path);
+        goto done;
+    }
+    for (int k = 0; k < s->n_init && !rc; k++) {
+        const yf__init_pair *ip = &s->init[k];
+        char ctx[200];
+        snprintf(ctx, sizeof ctx, "init: layer '%s'%s%s%s: ", ip->to,
+                 strcmp(ip->to, ip->from) ? " (from '" : "",
+                 strcmp(ip->to, ip->from) ? ip->from : "", strcmp(ip->to, ip->from) ? "')" : "");
+        size_t tl = strlen(ip->to);
+        int found = 0;
+        for (int p = 0; p < m->n_params && !rc; p++) {
+            const yf__param *pp = &m->params[p];
+            if (strncmp(pp->name, ip->to, tl) || pp->name[tl] != '.')
+                continue;
+            found++;
+            char src_name[200];
+            snprintf(src_name, sizeof src_name, "%s%s", ip->from, pp->name + tl);
+            /* a layer missing from the source, or a tensor of another shape */
+            const yf__json *t = yf__json_get(&st.j, src_name);
+            if (!t) {
+                char have[400] = "";
+                for (int i = 0; i < st.j.n && strlen(have) < 300; i++)
+                    if (strncmp(st.j.keys[i], "optim.", 6) && strcmp(st.j.keys[i], "__metadata__"))
+                        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s",
+                                 have[0] ? ", " : "", st.j.keys[i]);
+                rc = yf__fail_at(err, ip->at, YF_ECKPT,
+                                 "%s%s has no tensor '%s' (it has: %s)", ctx, path, src_name,
+                                 have[0] ? have : "nothing");
+                break;
+            }
+            const char *src = st_tensor(&st, path, src_name, pp, ip->at, ctx, err);
+            if (!src) {
+                rc = err->code;
+                break;
+            }
+            memcpy(stage + pp->offset, src, pp->size * 4);
+        }
+        if (!rc && !found)
+            rc = yf__fail_at(err, ip->at, YF_ESPEC,
+                             "%sthis model has no layer '%s' with parameters", ctx, ip->to);
+    }
+    if (!rc)
+        for (int k = 0; k < s->n_init; k++)
+            for (int p = 0; p < m->n_params; p++) {
+                const yf__param *pp = &m->params[p];
+                size_t tl = strlen(s->init[k].to);
+                if (!strncmp(pp->name, s->init[k].to, tl) && pp->name[tl] == '.')
+                    memcpy(m->param_block + pp->offset, stage + pp->offset, pp->size * 4);
+            }
+done:
+    st_free(&st);
+    free(stage);
+    return rc;
+}
+
+int yf_model_init_source(const yf_model *m, char *path, size_t cap)
+{
+    if (!m->spec->init_from[0])
+        return -1;
+    return yf__init_source(m->spec, path, cap);
 }

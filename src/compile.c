@@ -23,10 +23,63 @@ int yf__graph_add(yf__graph *g, yf__op op, const char *name, const yf__node *at,
     n->after = -1;
     n->grad = -1;
     n->param = -1;
+    n->grad_of = -1;
+    n->state = -1;
+    n->owner = -1;
     n->term = -1;
+    n->metric = -1;
     n->at = at;
     snprintf(n->name, sizeof n->name, "%s", name);
     return g->n++;
+}
+
+int yf__graph_add_rows(yf__graph *g, yf__op op, const char *name, const yf__node *at,
+                       const int *in, int n_in, size_t size, yf_error *err)
+{
+    int id = yf__graph_add(g, op, name, at, err);
+    if (id < 0)
+        return id;
+    yf__gnode *n = &g->node[id];
+    n->n_in = n_in;
+    memcpy(n->in, in, n_in * sizeof *in);
+    n->per_row = true;
+    n->ndim = 1, n->dims[0] = (int)size, n->size = size;
+    return id;
+}
+
+int yf__grad_node(yf__graph *g, yf__op op, int src, int slot, const int *in, int n_in,
+                  yf_error *err)
+{
+    int id = yf__graph_add(g, op, g->node[src].name, g->node[src].at, err);
+    if (id < 0)
+        return id;
+    yf__gnode *n = &g->node[id], *s = &g->node[src], *x = &g->node[s->in[slot]];
+    /* the source's attributes (activation, weight, rates, streams ...) */
+    n->act = s->act, n->alpha = s->alpha, n->stddev = s->stddev, n->rate = s->rate;
+    n->weight = s->weight, n->factor = s->factor, n->rho = s->rho;
+    n->trans = s->trans, n->reduce_sum = s->reduce_sum, n->stream = s->stream;
+    n->state = s->state;
+    n->slot = slot;
+    n->n_in = n_in;
+    memcpy(n->in, in, n_in * sizeof *in);
+    n->per_row = x->per_row;
+    n->ndim = x->ndim;
+    memcpy(n->dims, x->dims, sizeof n->dims);
+    n->size = x->size;
+    return id;
+}
+
+int yf__state_node(yf__graph *g, int owner, size_t size, yf_error *err)
+{
+    int id = yf__graph_add(g, YF_OP_STATE, g->node[owner].name, g->node[owner].at, err);
+    if (id < 0)
+        return id;
+    yf__gnode *n = &g->node[id];
+    n->owner = owner;
+    n->per_row = true;
+    n->ndim = 1, n->dims[0] = (int)size, n->size = size;
+    g->node[owner].state = id;
+    return id;
 }
 
 int yf__grad_accum(yf__graph *g, int id, int contrib, yf_error *err)
@@ -35,19 +88,19 @@ int yf__grad_accum(yf__graph *g, int id, int contrib, yf_error *err)
         g->node[id].grad = contrib;
         return 0;
     }
-    int a = yf__graph_add(g, YF_OP_ADD, g->node[id].name, g->node[id].at, err);
+    int in[2] = {g->node[id].grad, contrib};
+    int a = yf__graph_add_rows(g, YF_OP_ADD, g->node[id].name, g->node[id].at, in, 2,
+                               g->node[id].size, err);
     if (a < 0)
         return a;
-    yf__gnode *n = &g->node[a];
-    n->n_in = 2, n->in[0] = g->node[id].grad, n->in[1] = contrib;
-    n->size = g->node[id].size, n->per_row = g->node[id].per_row;
+    g->node[a].per_row = g->node[id].per_row;
     g->node[id].grad = a;
     return 0;
 }
 
 void yf__param_grad_writer(yf__graph *g, int id, int p)
 {
-    g->node[id].param = p;
+    g->node[id].grad_of = p;
     if (g->param_writer[p] >= 0) {
         g->node[id].after = g->param_writer[p];
         g->node[id].accumulate = true;
@@ -65,10 +118,30 @@ double yf__node_flops(const yf__graph *g, const yf__gnode *n, int rows)
         return 2.0 * rows * g->node[n->in[0]].size * g->node[n->in[1]].size;
     case YF_OP_INPUT:
     case YF_OP_PARAM:
+    case YF_OP_STATE:
         return 0;
+    case YF_OP_ACCURACY:
+    case YF_OP_MEAN_ACTIVATION:
+    case YF_OP_MSE:
+    case YF_OP_SIGMOID_CE:
+    case YF_OP_SOFTMAX_CE:
+    case YF_OP_KL_NORMAL:
+    case YF_OP_KL_SPARSITY:
+    case YF_OP_L1:
+        return (double)rows * g->node[n->in[0]].size;
     default:
         return n->per_row ? (double)rows * n->size : (double)n->size;
     }
+}
+
+int yf__stream_of(const char *name)
+{
+    /* FNV-1a of the layer's name, so that adding a layer does not change
+     * the noise of the others */
+    uint32_t h = 2166136261u;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return YF__STREAM_NODE0 + (int)(h % 0x7fffff00u);
 }
 
 /* ---- names in scope ----------------------------------------------------- */
@@ -100,7 +173,7 @@ static int unknown_name(yf_error *err, const yf__node *at, const char *ctx,
         if (strcmp(spec->layers[i].name, name) == 0)
             return yf__fail_at(err, at, YF_ESPEC,
                                "%s'%s' is defined later (line %d); a layer can only use "
-                               "the model input and layers above it", ctx, name,
+                               "the model's inputs and layers above it", ctx, name,
                                spec->layers[i].at->line);
     if (near)
         return yf__fail_at(err, at, YF_ESPEC,
@@ -117,26 +190,34 @@ static int find_param(const yf_model *m, const char *name)
     return -1;
 }
 
-static int add_param(yf_model *m, const char *name, int d0, int d1, yf__init init,
-                     bool trainable, const yf__node *at)
+/* Registers parameter `name` of shape dims[0..ndim) (fan_in, fan_out for
+ * the initialiser) unless it exists; returns its index. */
+static int add_param(yf_model *m, const char *name, int ndim, const int *dims, int fan_in,
+                     int fan_out, yf__init init, bool trainable, const yf__node *at,
+                     yf_error *err)
 {
     int p = find_param(m, name);
     if (p >= 0)
         return p;
     if (m->param_block) /* the block is allocated after the first graph */
-        return -1;
-    m->params = realloc(m->params, (m->n_params + 1) * sizeof *m->params);
+        return yf__fail_at(err, at, YF_ERUN, "internal error: parameter %s appears late",
+                           name);
+    yf__param *np = realloc(m->params, (m->n_params + 1) * sizeof *m->params);
+    if (!np)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    m->params = np;
     yf__param *pp = &m->params[m->n_params];
     memset(pp, 0, sizeof *pp);
     snprintf(pp->name, sizeof pp->name, "%s", name);
-    pp->ndim = d1 ? 2 : 1;
-    pp->dims[0] = d0, pp->dims[1] = d1;
-    pp->size = (size_t)d0 * (d1 ? d1 : 1);
+    pp->ndim = ndim;
+    pp->size = 1;
+    for (int i = 0; i < ndim; i++)
+        pp->size *= (size_t)(pp->dims[i] = dims[i]);
     pp->offset = m->param_floats;
     m->param_floats += (pp->size + 15) & ~(size_t)15; /* 64-byte aligned views */
     pp->init = init;
-    pp->fan_in = d1 ? d0 : 1;
-    pp->fan_out = d1 ? d1 : d0;
+    pp->fan_in = fan_in;
+    pp->fan_out = fan_out;
     pp->trainable = trainable;
     pp->at = at;
     return m->n_params++;
@@ -153,7 +234,7 @@ static int param_node(yf__graph *g, const yf_model *m, int p, yf_error *err)
     yf__gnode *n = &g->node[id];
     n->param = p;
     n->ndim = m->params[p].ndim;
-    n->dims[0] = m->params[p].dims[0], n->dims[1] = m->params[p].dims[1];
+    memcpy(n->dims, m->params[p].dims, sizeof n->dims);
     n->size = m->params[p].size;
     return id;
 }
@@ -167,18 +248,15 @@ static void shape_str(const yf__gnode *n, char *buf, size_t cap)
         snprintf(buf + l, cap - l, "]");
 }
 
-static int per_row_node(yf__graph *g, yf__op op, const char *name, const yf__node *at,
-                        int x, yf_error *err)
+/* A per-row node shaped like node x, reading in[0..n_in). */
+static int like(yf__graph *g, yf__op op, const yf__layer_spec *l, int x, const int *in,
+                int n_in, yf_error *err)
 {
-    int id = yf__graph_add(g, op, name, at, err);
+    int id = yf__graph_add_rows(g, op, l->name, l->at, in, n_in, g->node[x].size, err);
     if (id < 0)
         return id;
-    yf__gnode *n = &g->node[id];
-    n->n_in = 1, n->in[0] = x;
-    n->per_row = true;
-    n->ndim = g->node[x].ndim;
-    memcpy(n->dims, g->node[x].dims, sizeof n->dims);
-    n->size = g->node[x].size;
+    g->node[id].ndim = g->node[x].ndim;
+    memcpy(g->node[id].dims, g->node[x].dims, sizeof g->node[id].dims);
     return id;
 }
 
@@ -187,12 +265,14 @@ static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int
 {
     char ctx[128];
     snprintf(ctx, sizeof ctx, "layer '%s': ", l->name);
-    if (g->node[x].ndim != 1) {
+    if (g->node[x].ndim != 1 || g->node[x].dtype != YF__F32) {
         char s[64];
         shape_str(&g->node[x], s, sizeof s);
         return yf__fail_at(err, l->at, YF_ESPEC,
-                           "%sdense needs a flat input, but '%s' has shape %s", ctx,
-                           xname, s);
+                           g->node[x].dtype != YF__F32
+                               ? "%sdense needs float features, but '%s' holds integer labels"
+                               : "%sdense needs a flat input, but '%s' has shape %s",
+                           ctx, xname, s);
     }
     int K = (int)g->node[x].size, N = l->units;
     char pname[2 * YF__NAME_MAX];
@@ -214,7 +294,7 @@ static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int
         }
         const yf__param *pw = &m->params[w];
         int want0 = l->weights_transposed ? N : K, want1 = l->weights_transposed ? K : N;
-        if (pw->dims[0] != want0 || pw->dims[1] != want1)
+        if (pw->ndim != 2 || pw->dims[0] != want0 || pw->dims[1] != want1)
             return yf__fail_at(err, l->weights_at, YF_ESPEC,
                                "%sinput '%s' has %d features and the layer has %d units, so it "
                                "needs a [%d, %d] weight, but %s%s is [%d, %d] (layer '%s', line %d)",
@@ -225,52 +305,217 @@ static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int
                                l->weights, pw->at->line);
     } else {
         snprintf(pname, sizeof pname, "%s.W", l->name);
-        w = add_param(m, pname, K, N, l->init, l->trainable, l->at);
+        w = add_param(m, pname, 2, (int[]){K, N}, K, N, l->init, l->trainable, l->at, err);
+        if (w < 0)
+            return w;
     }
     int wn = param_node(g, m, w, err);
     if (wn < 0)
         return wn;
-    int id = yf__graph_add(g, YF_OP_DENSE, l->name, l->at, err);
-    if (id < 0)
-        return id;
-    g->node[id].n_in = 2;
-    g->node[id].in[0] = x, g->node[id].in[1] = wn;
+    int in[3] = {x, wn, -1}, n_in = 2;
     if (l->use_bias) {
         snprintf(pname, sizeof pname, "%s.b", l->name);
-        int b = add_param(m, pname, N, 0, l->bias_init, l->trainable, l->at);
-        int bn = param_node(g, m, b, err);
-        if (bn < 0)
-            return bn;
-        g->node[id].in[g->node[id].n_in++] = bn;
+        int b = add_param(m, pname, 1, (int[]){N}, 1, N, l->bias_init, l->trainable, l->at,
+                          err);
+        if (b < 0)
+            return b;
+        if ((in[n_in++] = param_node(g, m, b, err)) < 0)
+            return in[2];
     }
-    yf__gnode *n = &g->node[id];
-    n->trans = l->weights_transposed;
-    n->per_row = true;
-    n->ndim = 1, n->dims[0] = N, n->size = N;
+    int id = yf__graph_add_rows(g, YF_OP_DENSE, l->name, l->at, in, n_in, N, err);
+    if (id < 0)
+        return id;
+    g->node[id].trans = l->weights_transposed;
     if (l->activation == YF_ACT_LINEAR)
         return id;
-    int a = per_row_node(g, YF_OP_ACT, l->name, l->at, id, err);
+    int a = like(g, YF_OP_ACT, l, id, &id, 1, err);
     if (a >= 0)
         g->node[a].act = l->activation, g->node[a].alpha = l->alpha;
     return a;
 }
 
-static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term,
-                        yf_error *err)
+/* A layer with several inputs of one shape (add, multiply, sample_normal). */
+static int same_shapes(const yf__graph *g, const yf__layer_spec *l, const int *src, int n,
+                       yf_error *err)
+{
+    for (int k = 0; k < n; k++) {
+        if (g->node[src[k]].dtype != YF__F32)
+            return yf__fail_at(err, l->inputs_at, YF_ESPEC,
+                               "layer '%s': '%s' holds integer labels, not features", l->name,
+                               l->inputs[k]);
+        if (k && g->node[src[k]].size != g->node[src[0]].size) {
+            char a[64], b[64];
+            shape_str(&g->node[src[0]], a, sizeof a);
+            shape_str(&g->node[src[k]], b, sizeof b);
+            return yf__fail_at(err, l->inputs_at, YF_ESPEC,
+                               "layer '%s': its inputs must have one shape, but '%s' is %s "
+                               "and '%s' is %s", l->name, l->inputs[0], a, l->inputs[k], b);
+        }
+    }
+    return 0;
+}
+
+static int compile_layer(yf_model *m, yf__graph *g, const yf__layer_spec *l, const int *src,
+                         int n_src, const char *src_name, yf_error *err)
+{
+    bool training = g->training;
+    int x = src[0];
+    switch (l->type) {
+    case YF_LAYER_DENSE:
+        return compile_dense(m, g, l, x, src_name, err);
+    case YF_LAYER_ACTIVATION: {
+        if (same_shapes(g, l, src, 1, err))
+            return err->code;
+        int out = like(g, YF_OP_ACT, l, x, &x, 1, err);
+        if (out >= 0)
+            g->node[out].act = l->activation, g->node[out].alpha = l->alpha;
+        return out;
+    }
+    case YF_LAYER_GAUSSIAN_NOISE:
+    case YF_LAYER_DROPOUT: {
+        if (same_shapes(g, l, src, 1, err))
+            return err->code;
+        bool drop = l->type == YF_LAYER_DROPOUT;
+        if (!training || (drop ? l->rate : l->stddev) == 0.0f)
+            return x; /* identity outside training */
+        int out = like(g, drop ? YF_OP_DROPOUT : YF_OP_GAUSSIAN_NOISE, l, x, &x, 1, err);
+        if (out >= 0) {
+            g->node[out].stddev = l->stddev, g->node[out].rate = l->rate;
+            g->node[out].stream = yf__stream_of(l->name);
+        }
+        return out;
+    }
+    case YF_LAYER_SAMPLE_NORMAL: {
+        if (same_shapes(g, l, src, 2, err))
+            return err->code;
+        if (!training && l->eval_mean)
+            return src[0];
+        int out = like(g, YF_OP_SAMPLE_NORMAL, l, x, src, 2, err);
+        if (out >= 0)
+            g->node[out].stream = yf__stream_of(l->name);
+        return out;
+    }
+    case YF_LAYER_ADD:
+    case YF_LAYER_MULTIPLY:
+        if (same_shapes(g, l, src, n_src, err))
+            return err->code;
+        return like(g, l->type == YF_LAYER_ADD ? YF_OP_ADD : YF_OP_MULTIPLY, l, x, src, n_src,
+                    err);
+    case YF_LAYER_SCALE: {
+        if (same_shapes(g, l, src, 1, err))
+            return err->code;
+        int out = like(g, YF_OP_SCALE, l, x, &x, 1, err);
+        if (out >= 0)
+            g->node[out].factor = l->factor;
+        return out;
+    }
+    case YF_LAYER_CONCAT: {
+        size_t total = 0;
+        for (int k = 0; k < n_src; k++) {
+            if (g->node[src[k]].ndim != 1 || g->node[src[k]].dtype != YF__F32) {
+                char s[64];
+                shape_str(&g->node[src[k]], s, sizeof s);
+                return yf__fail_at(err, l->inputs_at, YF_ESPEC,
+                                   "layer '%s': concat joins flat float features, but '%s' "
+                                   "is %s%s", l->name, l->inputs[k], s,
+                                   g->node[src[k]].dtype != YF__F32 ? " (labels)" : "");
+            }
+            total += g->node[src[k]].size;
+        }
+        return yf__graph_add_rows(g, YF_OP_CONCAT, l->name, l->at, src, n_src, total, err);
+    }
+    }
+    return yf__fail_at(err, l->at, YF_ERUN, "internal error: layer type %d", (int)l->type);
+}
+
+/* ---- losses and metrics ---------------------------------------------------- */
+
+static int resolve(const yf_spec *spec, const scope *s, const char *name, const yf__node *at,
+                   const char *ctx, yf_error *err)
+{
+    int id = lookup(s, name);
+    if (id < 0)
+        unknown_name(err, at, ctx, s, spec, name);
+    return id;
+}
+
+static const yf__node *key_at(const yf__node *map, const char *key)
+{
+    const yf__node *n = yf__map_get(map, key);
+    return n ? n : map;
+}
+
+static const char *const act_names[] = {
+#define XX(e, s) #s,
+    YF_ACTIVATIONS(XX)
+#undef XX
+};
+
+/* A loss that takes logits: a layer ending in the loss's own squashing
+ * function (sigmoid for sigmoid_cross_entropy, softmax for
+ * softmax_cross_entropy) gives the loss its pre-activation instead, which is
+ * both what the user meant and numerically stable; any other non-linear
+ * ending is refused. Returns the node to use. */
+static int logits_of(const yf__graph *g, int id, yf__act squash, const char *loss,
+                     const char *name, const yf__node *at, yf_error *err)
+{
+    const yf__gnode *n = &g->node[id];
+    if (n->op != YF_OP_ACT)
+        return id;
+    if (n->act == (int)squash)
+        return n->in[0];
+    return yf__fail_at(err, at, YF_ESPEC,
+                       "loss '%s': it takes logits, but '%s' ends with %s, so the loss would "
+                       "see %s outputs and train to nonsense; write activation: linear (the "
+                       "loss applies the %s itself)",
+                       loss, name, act_names[n->act], act_names[n->act],
+                       act_names[squash]);
+}
+
+static int loss_node(yf__graph *g, const yf__loss_spec *l, int term, const char *name,
+                     const int *in, int n_in, yf_error *err)
+{
+    int id = yf__graph_add(g, YF_OP_MSE, name, l->at, err);
+    if (id < 0)
+        return id;
+    if (g->n_loss % 64 == 0) {
+        int *nl = realloc(g->loss_node, (g->n_loss + 64) * sizeof *nl);
+        if (!nl)
+            return yf__fail(err, YF_ENOMEM, "out of memory building the graph");
+        g->loss_node = nl;
+    }
+    g->loss_node[g->n_loss++] = id;
+    yf__gnode *n = &g->node[id];
+    n->n_in = n_in;
+    memcpy(n->in, in, n_in * sizeof *in);
+    n->weight = l->weight;
+    n->reduce_sum = l->reduce_sum;
+    n->rho = l->rho;
+    n->term = term;
+    n->size = 1, n->ndim = 1, n->dims[0] = 1;
+    n->keep = true;
+    return id;
+}
+
+static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term, yf_error *err)
 {
     const yf_spec *spec = m->spec;
     const yf__loss_spec *l = &spec->losses[term];
-    static const yf__op ops[] = {
-#define XX(e, name) [YF_LOSS_##e] = YF_OP_##e,
+    static const char *const names[] = {
+#define XX(e, s) #s,
         YF_LOSS_TYPES(XX)
 #undef XX
     };
+    static const yf__op ops[] = {
+#define XX(e, s) [YF_LOSS_##e] = YF_OP_##e,
+        YF_LOSS_TYPES(XX)
+#undef XX
+    };
+    const char *lname = names[l->type];
     char ctx[128];
-    snprintf(ctx, sizeof ctx, "loss '%s': ", yf__op_names[ops[l->type]]);
-    int n_in = l->type == YF_LOSS_L2 ? l->n_params : 1;
-    for (int k = 0; k < n_in; k++) {
-        int in[2] = {-1, -1};
-        if (l->type == YF_LOSS_L2) {
+    snprintf(ctx, sizeof ctx, "loss '%s': ", lname);
+    if (l->type == YF_LOSS_L2) {
+        for (int k = 0; k < l->n_params; k++) {
             int p = find_param(m, l->params[k]);
             if (p < 0) {
                 const char *cands[256];
@@ -283,134 +528,242 @@ static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term,
                                    near ? " (did you mean '" : "", near ? near : "",
                                    near ? "'?)" : "");
             }
-            in[0] = param_node(g, m, p, err);
-            if (in[0] < 0)
-                return in[0];
-        } else {
-            const yf__node *at_in = yf__map_get(l->at, "input");
-            const yf__node *at_t = yf__map_get(l->at, "target");
-            in[0] = lookup(s, l->input);
-            if (in[0] < 0)
-                return unknown_name(err, at_in, ctx, s, spec, l->input);
-            in[1] = lookup(s, l->target);
-            if (in[1] < 0)
-                return unknown_name(err, at_t, ctx, s, spec, l->target);
-            if (g->node[in[0]].size != g->node[in[1]].size)
-                return yf__fail_at(err, at_t, YF_ESPEC,
-                                   "%sinput '%s' has %zu features but target '%s' has %zu",
-                                   ctx, l->input, g->node[in[0]].size, l->target,
-                                   g->node[in[1]].size);
+            int pn = param_node(g, m, p, err);
+            if (pn < 0)
+                return pn;
+            int id = loss_node(g, l, term, l->params[k], &pn, 1, err);
+            if (id < 0)
+                return id;
+            g->node[id].op = YF_OP_L2;
         }
-        int id = yf__graph_add(g, ops[l->type], l->type == YF_LOSS_L2 ? l->params[k] : l->input,
-                               l->at, err);
-        if (id < 0)
-            return id;
-        if (g->n_loss == (int)YF__ARRAY_LEN(g->loss_node))
-            return yf__fail_at(err, l->at, YF_ESPEC, "%stoo many loss nodes (at most %zu; an l2 term makes one per parameter)",
-                               ctx, YF__ARRAY_LEN(g->loss_node));
-        g->loss_node[g->n_loss++] = id;
-        yf__gnode *n = &g->node[id];
-        n->n_in = l->type == YF_LOSS_L2 ? 1 : 2;
-        n->in[0] = in[0], n->in[1] = in[1];
-        n->weight = l->weight;
-        n->reduce_sum = l->reduce_sum;
-        n->term = term;
-        n->size = 1, n->ndim = 1, n->dims[0] = 1;
-        n->keep = true;
+        return 0;
+    }
+    bool two = l->type == YF_LOSS_MSE || l->type == YF_LOSS_SIGMOID_CE ||
+               l->type == YF_LOSS_SOFTMAX_CE || l->type == YF_LOSS_KL_NORMAL;
+    const char *k0 = l->type == YF_LOSS_KL_NORMAL ? "mean" : "input";
+    const char *k1 = l->type == YF_LOSS_KL_NORMAL ? "log_var" : "target";
+    int in[2];
+    if ((in[0] = resolve(spec, s, l->input, key_at(l->at, k0), ctx, err)) < 0 ||
+        (two && (in[1] = resolve(spec, s, l->target, key_at(l->at, k1), ctx, err)) < 0))
+        return err->code;
+    const yf__gnode *a = &g->node[in[0]];
+    if (a->dtype != YF__F32)
+        return yf__fail_at(err, key_at(l->at, k0), YF_ESPEC,
+                           "%s'%s' holds integer labels; the %s must be a layer", ctx,
+                           l->input, k0);
+    switch (l->type) {
+    case YF_LOSS_MSE:
+    case YF_LOSS_SIGMOID_CE:
+    case YF_LOSS_KL_NORMAL:
+        if (g->node[in[1]].dtype != YF__F32)
+            return yf__fail_at(err, key_at(l->at, k1), YF_ESPEC,
+                               "%s'%s' holds integer labels; %s compares float values "
+                               "(softmax_cross_entropy takes labels)", ctx, l->target, lname);
+        if (g->node[in[1]].size != a->size)
+            return yf__fail_at(err, key_at(l->at, k1), YF_ESPEC,
+                               "%s%s '%s' has %zu features but %s '%s' has %zu", ctx, k0,
+                               l->input, a->size, k1, l->target, g->node[in[1]].size);
+        if (in[0] == in[1])
+            return yf__fail_at(err, key_at(l->at, k1), YF_ESPEC,
+                               "%s%s and %s are both '%s', so the loss is always %s: "
+                               "compare a layer with the model input (%s: %s, target: %s)",
+                               ctx, k0, k1, l->input,
+                               l->type == YF_LOSS_MSE ? "0" : "constant",
+                               k0, spec->n_layers ? spec->layers[spec->n_layers - 1].name : "out",
+                               spec->input_name);
+        if (l->type == YF_LOSS_SIGMOID_CE &&
+            (in[0] = logits_of(g, in[0], YF_ACT_SIGMOID, lname, l->input,
+                               key_at(l->at, "input"), err)) < 0)
+            return err->code;
+        break;
+    case YF_LOSS_SOFTMAX_CE:
+        if (g->node[in[1]].dtype != YF__I32)
+            return yf__fail_at(err, key_at(l->at, "target"), YF_ESPEC,
+                               "%sthe target must be the labels ('%s' of model.labels), not "
+                               "'%s'", ctx, spec->labels_name[0] ? spec->labels_name : "y",
+                               l->target);
+        if ((int)a->size != spec->classes)
+            return yf__fail_at(err, key_at(l->at, "input"), YF_ESPEC,
+                               "%s'%s' has %zu outputs but the labels have %d classes", ctx,
+                               l->input, a->size, spec->classes);
+        if ((in[0] = logits_of(g, in[0], YF_ACT_SOFTMAX, lname, l->input,
+                               key_at(l->at, "input"), err)) < 0)
+            return err->code;
+        break;
+    case YF_LOSS_KL_SPARSITY:
+        if (a->op != YF_OP_ACT || a->act != YF_ACT_SIGMOID)
+            return yf__fail_at(err, key_at(l->at, "input"), YF_ESPEC,
+                               "%s'%s' must be a sigmoid layer: the loss compares mean "
+                               "activations in (0, 1) with the target %g", ctx, l->input,
+                               l->rho);
+        break;
+    default:
+        break;
+    }
+    int id = loss_node(g, l, term, l->input, in, two ? 2 : 1, err);
+    if (id < 0)
+        return id;
+    g->node[id].op = ops[l->type];
+    if (l->type == YF_LOSS_SOFTMAX_CE && g->training &&
+        yf__state_node(g, id, g->node[in[0]].size, err) < 0)
+        return err->code;
+    return 0;
+}
+
+static int add_metric(yf__graph *g, yf__op op, const char *name, const yf__node *at,
+                      const int *in, int n_in, yf_error *err)
+{
+    for (int i = 0; i < g->n_metric; i++)
+        if (strcmp(g->metric[i].name, name) == 0)
+            return 0;
+    if (g->n_metric == (int)YF__ARRAY_LEN(g->metric))
+        return yf__fail_at(err, at, YF_ESPEC, "too many metrics (at most %zu)",
+                           YF__ARRAY_LEN(g->metric));
+    int id = yf__graph_add(g, op, name, at, err);
+    if (id < 0)
+        return id;
+    yf__gnode *n = &g->node[id];
+    n->n_in = n_in;
+    memcpy(n->in, in, n_in * sizeof *in);
+    n->size = 1, n->ndim = 1, n->dims[0] = 1;
+    n->keep = true;
+    n->metric = g->n_metric;
+    g->metric[g->n_metric].node = id;
+    snprintf(g->metric[g->n_metric++].name, sizeof g->metric[0].name, "%s", name);
+    return 0;
+}
+
+static int compile_metrics(yf_model *m, yf__graph *g, const scope *s, yf_error *err)
+{
+    const yf_spec *spec = m->spec;
+    for (int i = 0; i < spec->n_metrics; i++) {
+        const yf__metric_spec *ms = &spec->metrics[i];
+        char ctx[128];
+        int in[2];
+        if (ms->type == YF_METRIC_ACCURACY) {
+            snprintf(ctx, sizeof ctx, "metric 'accuracy': ");
+            if (!spec->labels_name[0])
+                return yf__fail_at(err, ms->at, YF_ESPEC,
+                                   "%sthe model has no labels: add model.labels: {name: y, "
+                                   "classes: 10}", ctx);
+            if ((in[0] = resolve(spec, s, ms->input, key_at(ms->at, "input"), ctx, err)) < 0 ||
+                (in[1] = resolve(spec, s, ms->target, key_at(ms->at, "target"), ctx, err)) < 0)
+                return err->code;
+            if (g->node[in[1]].dtype != YF__I32)
+                return yf__fail_at(err, key_at(ms->at, "target"), YF_ESPEC,
+                                   "%sthe target must be the labels '%s'", ctx,
+                                   spec->labels_name);
+            if ((int)g->node[in[0]].size != spec->classes)
+                return yf__fail_at(err, key_at(ms->at, "input"), YF_ESPEC,
+                                   "%s'%s' has %zu outputs but the labels have %d classes",
+                                   ctx, ms->input, g->node[in[0]].size, spec->classes);
+            if (add_metric(g, YF_OP_ACCURACY, "accuracy", ms->at, in, 2, err))
+                return err->code;
+        } else {
+            snprintf(ctx, sizeof ctx, "metric 'mean_activation': ");
+            if ((in[0] = resolve(spec, s, ms->input, key_at(ms->at, "input"), ctx, err)) < 0)
+                return err->code;
+            char name[80];
+            snprintf(name, sizeof name, "mean_activation_%s", ms->input);
+            if (add_metric(g, YF_OP_MEAN_ACTIVATION, name, ms->at, in, 1, err))
+                return err->code;
+        }
+    }
+    /* the layers that activity losses act on report their mean activation */
+    for (int t = 0; t < spec->n_losses; t++) {
+        const yf__loss_spec *l = &spec->losses[t];
+        if (l->type != YF_LOSS_KL_SPARSITY && l->type != YF_LOSS_L1)
+            continue;
+        int in = lookup(s, l->input);
+        char name[80];
+        snprintf(name, sizeof name, "mean_activation_%s", l->input);
+        if (in >= 0 && add_metric(g, YF_OP_MEAN_ACTIVATION, name, l->at, &in, 1, err))
+            return err->code;
     }
     return 0;
 }
 
-/* A layer's random stream, from its name (FNV-1a), so that adding a layer
- * does not change the noise of the others. */
-static int stream_of(const char *name)
+static int input_node(yf__graph *g, const char *name, const yf__node *at, yf__feed feed,
+                      yf_error *err)
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = name; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    return YF__STREAM_NODE0 + (int)(h % 0x7fffff00u);
+    int id = yf__graph_add(g, YF_OP_INPUT, name, at, err);
+    if (id >= 0) {
+        g->node[id].per_row = g->node[id].keep = true;
+        g->node[id].feed = feed;
+    }
+    return id;
 }
 
 int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err)
 {
     const yf_spec *spec = m->spec;
     g->training = training;
+    g->label_node = -1;
     scope *s = calloc(1, sizeof *s);
-    int rc = 0;
-    int x = yf__graph_add(g, YF_OP_INPUT, spec->input_name, spec->input_at, err);
+    g->layer_node = malloc((spec->n_layers + 1) * sizeof *g->layer_node);
+    if (!s || !g->layer_node) {
+        free(s);
+        return yf__fail(err, YF_ENOMEM, "out of memory building the graph");
+    }
+    int x = input_node(g, spec->input_name, spec->input_at, YF__FEED_IMAGES, err);
     if (x < 0) {
         free(s);
         return x;
     }
     yf__gnode *in = &g->node[x];
-    in->per_row = true, in->keep = true;
     in->ndim = spec->input_ndim;
     in->size = 1;
     for (int i = 0; i < spec->input_ndim; i++)
         in->size *= (size_t)(in->dims[i] = spec->input_shape[i]);
     g->input_node = x;
     s->name[s->n] = spec->input_name, s->node[s->n++] = x;
+    if (spec->labels_name[0]) {
+        int y = input_node(g, spec->labels_name, spec->labels_at, YF__FEED_LABELS, err);
+        if (y < 0) {
+            free(s);
+            return y;
+        }
+        g->node[y].dtype = YF__I32;
+        g->node[y].size = 1, g->node[y].ndim = 1, g->node[y].dims[0] = 1;
+        g->label_node = y;
+        s->name[s->n] = spec->labels_name, s->node[s->n++] = y;
+    }
 
-    int prev = x;
+    int rc = 0, prev = x;
     const char *prev_name = spec->input_name;
     for (int i = 0; i < spec->n_layers && !rc; i++) {
         const yf__layer_spec *l = &spec->layers[i];
         char ctx[128];
         snprintf(ctx, sizeof ctx, "layer '%s': ", l->name);
-        int src = prev;
+        int src[YF__MAX_INPUTS] = {prev}, n_src = 1;
         const char *src_name = prev_name;
-        if (l->n_inputs > 1) {
-            rc = yf__fail_at(err, l->inputs_at, YF_ESPEC,
-                             "%sa %s layer takes one input, not %d", ctx,
-                             l->type == YF_LAYER_DENSE ? "dense" : "single-input",
-                             l->n_inputs);
-            break;
-        }
-        if (l->n_inputs == 1) {
-            src = lookup(s, l->inputs[0]);
+        if (l->n_inputs >= 1) {
+            n_src = l->n_inputs;
             src_name = l->inputs[0];
-            if (src < 0) {
-                rc = unknown_name(err, l->inputs_at, ctx, s, spec, l->inputs[0]);
+            for (int k = 0; k < n_src && !rc; k++)
+                if ((src[k] = lookup(s, l->inputs[k])) < 0)
+                    rc = unknown_name(err, l->inputs_at, ctx, s, spec, l->inputs[k]);
+            if (rc)
                 break;
-            }
         }
-        int out = src;
-        switch (l->type) {
-        case YF_LAYER_DENSE:
-            out = compile_dense(m, g, l, src, src_name, err);
-            break;
-        case YF_LAYER_ACTIVATION:
-            out = per_row_node(g, YF_OP_ACT, l->name, l->at, src, err);
-            if (out >= 0)
-                g->node[out].act = l->activation, g->node[out].alpha = l->alpha;
-            break;
-        case YF_LAYER_GAUSSIAN_NOISE:
-        case YF_LAYER_DROPOUT:
-            if (!training || (l->type == YF_LAYER_DROPOUT ? l->rate : l->stddev) == 0.0f)
-                break; /* identity outside training */
-            out = per_row_node(g, l->type == YF_LAYER_DROPOUT ? YF_OP_DROPOUT
-                                                              : YF_OP_GAUSSIAN_NOISE,
-                               l->name, l->at, src, err);
-            if (out >= 0) {
-                g->node[out].stddev = l->stddev, g->node[out].rate = l->rate;
-                g->node[out].stream = stream_of(l->name);
-            }
-            break;
-        }
+        int out = compile_layer(m, g, l, src, n_src, src_name, err);
         if (out < 0) {
             rc = out;
             break;
         }
         if (s->n == (int)YF__ARRAY_LEN(s->name)) {
             rc = yf__fail_at(err, l->at, YF_ESPEC, "too many layers (at most %zu)",
-                             YF__ARRAY_LEN(s->name) - 1);
+                             YF__ARRAY_LEN(s->name) - 2);
             break;
         }
+        g->layer_node[i] = out;
         s->name[s->n] = l->name, s->node[s->n++] = out;
         prev = out, prev_name = l->name;
     }
     for (int t = 0; t < spec->n_losses && !rc; t++)
         rc = compile_loss(m, g, s, t, err);
+    if (!rc && !training)
+        rc = compile_metrics(m, g, s, err);
     free(s);
     return rc;
 }
@@ -425,5 +778,7 @@ void yf__graph_free(yf__graph *g)
     free(g->scalars);
     free(g->param_writer);
     free(g->prof_seconds);
+    free(g->loss_node);
+    free(g->layer_node);
     memset(g, 0, sizeof *g);
 }

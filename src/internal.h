@@ -80,8 +80,9 @@ void yf__tree_emit(const yf__node *n, FILE *out);
 /* ---- specs (spec.c) -------------------------------------------------------- */
 
 #define YF__NAME_MAX 64
-#define YF__MAX_INPUTS 4
+#define YF__MAX_INPUTS 8
 #define YF__MAX_DIMS 4
+#define YF__MAX_TERMS 16   /* loss terms, and metrics, per spec */
 
 #define YF_ACTIVATIONS(XX)                                                  \
     XX(LINEAR, linear) XX(RELU, relu) XX(ELU, elu) XX(SELU, selu)           \
@@ -106,7 +107,9 @@ typedef enum {
 /* Layer types: XX(enum, yaml name). */
 #define YF_LAYER_TYPES(XX)                                                  \
     XX(DENSE, dense) XX(ACTIVATION, activation)                             \
-    XX(GAUSSIAN_NOISE, gaussian_noise) XX(DROPOUT, dropout)
+    XX(GAUSSIAN_NOISE, gaussian_noise) XX(DROPOUT, dropout)                 \
+    XX(SAMPLE_NORMAL, sample_normal) XX(CONCAT, concat) XX(ADD, add)        \
+    XX(MULTIPLY, multiply) XX(SCALE, scale)
 
 typedef enum {
 #define XX(e, s) YF_LAYER_##e,
@@ -114,13 +117,26 @@ typedef enum {
 #undef XX
 } yf__layer_type;
 
-#define YF_LOSS_TYPES(XX) XX(MSE, mse) XX(SIGMOID_CE, sigmoid_cross_entropy) XX(L2, l2)
+/* Loss types: XX(enum, yaml name, op). */
+#define YF_LOSS_TYPES(XX)                                                   \
+    XX(MSE, mse) XX(SIGMOID_CE, sigmoid_cross_entropy) XX(L2, l2)           \
+    XX(SOFTMAX_CE, softmax_cross_entropy) XX(KL_NORMAL, kl_normal)          \
+    XX(KL_SPARSITY, kl_sparsity) XX(L1, l1)
 
 typedef enum {
 #define XX(e, s) YF_LOSS_##e,
     YF_LOSS_TYPES(XX)
 #undef XX
 } yf__loss_type;
+
+/* Metrics: evaluated and averaged, never differentiated. */
+#define YF_METRIC_TYPES(XX) XX(ACCURACY, accuracy) XX(MEAN_ACTIVATION, mean_activation)
+
+typedef enum {
+#define XX(e, s) YF_METRIC_##e,
+    YF_METRIC_TYPES(XX)
+#undef XX
+} yf__metric_type;
 
 #define YF_OPTIMIZERS(XX) XX(SGD, sgd) XX(MOMENTUM, momentum) XX(ADAM, adam)
 
@@ -129,6 +145,15 @@ typedef enum {
     YF_OPTIMIZERS(XX)
 #undef XX
 } yf__optim_type;
+
+#define YF_SCHEDULES(XX) XX(CONSTANT, constant) XX(STEP, step) XX(EXPONENTIAL, exponential) \
+    XX(COSINE, cosine)
+
+typedef enum {
+#define XX(e, s) YF_SCHED_##e,
+    YF_SCHEDULES(XX)
+#undef XX
+} yf__sched_type;
 
 typedef struct yf__layer_spec {
     const yf__node *at; /* the layer's map, for errors */
@@ -148,24 +173,57 @@ typedef struct yf__layer_spec {
     bool use_bias, trainable;
     /* noise */
     float stddev, rate;
+    /* sample_normal: inputs[0] = mean, inputs[1] = log_var */
+    bool eval_mean; /* evaluation graph uses the mean, not a sample */
+    /* scale */
+    float factor;
 } yf__layer_spec;
 
 typedef struct yf__loss_spec {
     const yf__node *at;
     yf__loss_type type;
-    char input[YF__NAME_MAX], target[YF__NAME_MAX];
+    char input[YF__NAME_MAX], target[YF__NAME_MAX]; /* kl_normal: mean, log_var */
     float weight;
+    float rho; /* kl_sparsity's target mean activation */
     bool reduce_sum; /* sum over features, mean over examples */
     int n_params;
     char (*params)[YF__NAME_MAX];
     const yf__node *params_at;
 } yf__loss_spec;
 
+typedef struct yf__metric_spec {
+    const yf__node *at;
+    yf__metric_type type;
+    char input[YF__NAME_MAX], target[YF__NAME_MAX];
+} yf__metric_spec;
+
 typedef struct yf__optim_spec {
     yf__optim_type type;
     float lr, momentum, beta1, beta2, epsilon, weight_decay;
     bool nesterov;
 } yf__optim_spec;
+
+typedef struct yf__schedule_spec {
+    yf__sched_type type;
+    double warmup_epochs;
+    double step_epochs, gamma; /* step: ×gamma every step_epochs; exponential: ×gamma per epoch */
+    double min_lr;             /* cosine: the floor reached at the last epoch */
+} yf__schedule_spec;
+
+typedef struct yf__stop_spec {
+    bool on;
+    char metric[YF__NAME_MAX]; /* a metrics.csv column: valid_loss, valid_accuracy, ... */
+    bool maximize;
+    int patience;
+    double min_delta;
+    const yf__node *at;
+} yf__stop_spec;
+
+/* init: {from, layers}: layer `to` takes the parameters of `from`. */
+typedef struct yf__init_pair {
+    char to[YF__NAME_MAX], from[YF__NAME_MAX];
+    const yf__node *at;
+} yf__init_pair;
 
 struct yf_spec {
     yf__tree *tree;
@@ -176,17 +234,32 @@ struct yf_spec {
     char data_dir[512];
     long valid;
     double train_fraction;
+    long train_count; /* 0: not set */
+    const yf__node *data_at;
+    /* init */
+    char init_from[1024]; /* "" when none */
+    const yf__node *init_at;
+    int n_init;
+    yf__init_pair *init;
     /* model */
     char input_name[YF__NAME_MAX];
     int input_shape[YF__MAX_DIMS], input_ndim;
     const yf__node *input_at;
+    char labels_name[YF__NAME_MAX]; /* "" when the model has no labels */
+    int classes;
+    const yf__node *labels_at;
     int n_layers;
     yf__layer_spec *layers;
     int n_losses;
     yf__loss_spec *losses;
+    int n_metrics;
+    yf__metric_spec *metrics;
     /* train */
     yf__optim_spec optim;
+    yf__schedule_spec schedule;
+    yf__stop_spec stop;
     int batch_size, epochs;
+    const yf__node *batch_at;
 };
 
 /* ---- graphs (compile.c, autodiff.c, plan.c, sched.c) ---------------------- */
@@ -200,6 +273,14 @@ typedef enum {
 
 extern const char *const yf__op_names[YF_OP_COUNT];
 
+/* What a graph input is fed from. */
+typedef enum { YF__FEED_IMAGES, YF__FEED_LABELS } yf__feed;
+
+typedef enum { YF__F32, YF__I32 } yf__dtype;
+
+/* One node of a graph. Shapes are per example ([C, H, W] or [features]);
+ * per_row nodes hold max_rows examples, batch first; the others (parameters,
+ * loss values, metrics) hold `size` values. */
 typedef struct yf__gnode {
     yf__op op;
     int n_in;
@@ -207,22 +288,30 @@ typedef struct yf__gnode {
     int after; /* an extra ordering dependency (-1: none) */
     char name[2 * YF__NAME_MAX];
     const yf__node *at; /* where the user wrote it */
-    /* shape of one example: `size` floats; per_row nodes hold rows*size */
     int ndim, dims[YF__MAX_DIMS];
     size_t size;
+    yf__dtype dtype; /* I32 for labels; 4 bytes either way */
     bool per_row;
     bool needs_grad;
     bool keep; /* output read after the run: never reused */
     int grad;  /* node holding d(loss)/d(this), -1 if none */
     /* attributes */
     int act;
-    float alpha, stddev, rate, weight;
+    float alpha, stddev, rate, weight, factor, rho;
     bool trans;      /* dense: y = x·Wᵀ */
     bool accumulate; /* writes into a parameter gradient: beta = 1 */
     bool reduce_sum;
-    int param;     /* param / grad nodes: index in the model's param table */
-    int stream;    /* random stream */
-    int term;      /* loss nodes: index of the spec's loss term */
+    bool use_mean;   /* sample_normal: output the mean (evaluation) */
+    int slot;        /* gradient ops: which input of the source this is for;
+                        concat: the first feature of this input */
+    int param;       /* param nodes: index in the model's param table */
+    int grad_of;     /* parameter whose gradient block this node writes, or -1 */
+    int state;       /* node saved by this one for its backward (-1: none) */
+    int owner;       /* state nodes: the node that writes them */
+    int stream;      /* random stream */
+    int term;        /* loss nodes: index of the spec's loss term */
+    int metric;      /* metric nodes: index in the graph's metric list */
+    yf__feed feed;   /* input nodes */
     /* placement */
     int level;
     size_t offset; /* in the arena, for per_row nodes */
@@ -231,13 +320,19 @@ typedef struct yf__gnode {
 
 typedef struct yf__param {
     char name[2 * YF__NAME_MAX]; /* "hidden1.W" */
-    int ndim, dims[2];
+    int ndim, dims[YF__MAX_DIMS];
     size_t size, offset; /* in the parameter block */
     yf__init init;
     int fan_in, fan_out;
     bool trainable;
     const yf__node *at;
 } yf__param;
+
+/* A metric of a graph: its node and the name it is reported under. */
+typedef struct yf__gmetric {
+    int node;
+    char name[64];
+} yf__gmetric;
 
 typedef struct yf__graph {
     int n, cap;
@@ -251,15 +346,24 @@ typedef struct yf__graph {
     bool *side_by_side; /* per level: run its nodes one per worker */
     float *arena;
     size_t arena_floats, naive_floats;
-    float *scalars; /* one float per non-per_row, non-param node */
-    int loss_node[256]; /* loss nodes (an l2 term has one per parameter) */
+    float *scalars; /* `size` floats for every non-per_row, non-param node */
+    int *loss_node; /* loss nodes (an l2 term has one per parameter) */
     int n_loss;
-    int input_node;
+    yf__gmetric metric[2 * YF__MAX_TERMS];
+    int n_metric;
+    int input_node, label_node; /* label_node -1 without labels */
+    int *layer_node; /* the output node of spec layer i (-1: identity here) */
     int n_fwd; /* nodes below n_fwd are the forward graph */
     int *param_writer; /* autodiff: last node writing each parameter's gradient */
     double *prof_seconds; /* per node, when profiling */
     double prof_rows;     /* examples run while profiling */
 } yf__graph;
+
+/* A compile-time remark about the spec: kept on the model, printed by the
+ * command line; --strict makes them errors. */
+typedef struct yf__warning {
+    char text[900]; /* "file:line:col: message" */
+} yf__warning;
 
 struct yf_model {
     const yf_spec *spec;
@@ -272,6 +376,9 @@ struct yf_model {
     /* optimizer state: one block per moment */
     float *m_block, *v_block;
     uint64_t step;
+    float lr; /* the learning rate of the next step (schedules change it) */
+    int n_warn;
+    yf__warning *warn;
 };
 
 typedef struct yf__exec {
@@ -298,6 +405,16 @@ extern const yf__bwd_fn yf__op_bwd[YF_OP_COUNT];
 
 int yf__graph_add(yf__graph *g, yf__op op, const char *name, const yf__node *at,
                   yf_error *err);
+/* Appends a per-row node of `size` floats per example reading in[0..n_in). */
+int yf__graph_add_rows(yf__graph *g, yf__op op, const char *name, const yf__node *at,
+                       const int *in, int n_in, size_t size, yf_error *err);
+/* A gradient node for input `slot` of node `src`: per-row, shaped as that
+ * input, reading in[0..n_in), with the source's attributes. */
+int yf__grad_node(yf__graph *g, yf__op op, int src, int slot, const int *in, int n_in,
+                  yf_error *err);
+/* A state node of `size` floats per example written by `owner`'s kernel and
+ * read by backward nodes; the plan keeps it live from the owner's level. */
+int yf__state_node(yf__graph *g, int owner, size_t size, yf_error *err);
 /* Records that `contrib` is a part of d(loss)/d(id): sets grad or sums. */
 int yf__grad_accum(yf__graph *g, int id, int contrib, yf_error *err);
 /* Builds the forward graph from the spec (training adds noise/dropout). */
@@ -305,13 +422,25 @@ int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err);
 int yf__autodiff(yf_model *m, yf__graph *g, yf_error *err);
 int yf__plan(yf_model *m, yf__graph *g, yf_error *err);
 void yf__graph_free(yf__graph *g);
-/* Runs every node; rows ≤ g->max_rows. */
+/* Runs every node; rows ≤ g->max_rows; step keys the random numbers. */
+void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step);
+/* yf__run_at with the model's optimizer step. */
 void yf__run(yf_model *m, yf__graph *g, int rows);
 /* A node writing into parameter p's gradient: chains it after the previous
  * writer and makes it accumulate. */
 void yf__param_grad_writer(yf__graph *g, int id, int p);
 double yf__node_flops(const yf__graph *g, const yf__gnode *n, int rows);
 static inline float *yf__out(const yf__graph *g, int id) { return g->node[id].buf; }
+/* Adds a warning placed at `at` to the model. */
+void yf__warn(yf_model *m, const yf__node *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The spec's own checks that need the graph (lint.c): refusals and warnings
+ * for specs that would train nothing useful. */
+int yf__lint(yf_model *m, yf_error *err);
+/* A loss term's name in metrics: its type, "_2", "_3" for repeats. */
+void yf__term_name(const yf_spec *s, int t, char out[64]);
+/* Random stream of a layer, from its name. */
+int yf__stream_of(const char *name);
 
 /* ---- kernels ---------------------------------------------------------------- */
 
@@ -338,11 +467,16 @@ void yf__rand_normal(uint64_t seed, uint32_t stream, uint64_t step,
 void yf__rand_uniform(uint64_t seed, uint32_t stream, uint64_t step,
                       float *out, size_t n, float lo, float hi);
 /* Random streams used outside graphs. */
-enum { YF__STREAM_INIT = 1, YF__STREAM_SHUFFLE = 2, YF__STREAM_NODE0 = 100 };
+enum { YF__STREAM_INIT = 1, YF__STREAM_SHUFFLE = 2, YF__STREAM_SUBSET = 3, YF__STREAM_NODE0 = 100 };
 
 /* ---- optimisers (optim.c) ------------------------------------------------------ */
 
+/* One update with learning rate m->lr. */
 void yf__optim_step(yf_model *m);
+/* The schedule's learning rate at fractional epoch e (0 at the start). */
+float yf__schedule_lr(const yf_spec *s, double e);
+/* init.from as a checkpoint path; returns whether that file exists. */
+int yf__init_source(const yf_spec *s, char *path, size_t cap);
 
 /* ---- data (data/) --------------------------------------------------------- */
 
@@ -361,13 +495,27 @@ void yf__idx_free(yf__idx *idx);
 struct yf_dataset {
     yf__idx train_x, train_y, test_x, test_y;
     size_t n_train, n_valid; /* valid = last n_valid of the training file */
+    size_t *train_rows; /* the training examples used: rows of the training
+                           file, a seeded class-stratified subset when
+                           data.train_fraction or data.train_count is set */
     size_t dim;
 };
 
-/* Copies rows idx[0..n) of a split as floats in [0,1] into out[n, dim]. */
-void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx,
-                int n, float *out);
+/* The row of the IDX files behind example i of a split. */
+size_t yf__row_of(const yf_dataset *d, yf_split split, size_t i);
+/* Fills a graph's inputs with examples idx[0..n) of a split: the images as
+ * floats in [0, 1] (n, dim), and the labels as int32 when the graph has a
+ * label input. */
+void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx, int n,
+                yf__graph *g);
 void yf__prefetch(const yf_dataset *d, yf_split split, const size_t *idx, int n);
+
+/* ---- NumPy files (npy.c) ---------------------------------------------------- */
+
+/* Writes a .npy file (format 1.0, C order) atomically: descr is "<f4",
+ * "<i8" ...; data holds prod(shape) items of that type. */
+int yf__npy_write(const char *path, const char *descr, const int64_t *shape, int ndim,
+                  const void *data, size_t item, yf_error *err);
 
 /* ---- small JSON reader for safetensors headers (json.c) ------------------- */
 

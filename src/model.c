@@ -69,8 +69,9 @@ yf_model *yf_model_new(const yf_spec *spec, int threads, yf_error *err)
         yf__plan(m, &m->train, err))
         goto fail;
     m->eval.n_fwd = m->eval.n;
-    if (yf__plan(m, &m->eval, err))
+    if (yf__plan(m, &m->eval, err) || yf__lint(m, err))
         goto fail;
+    m->lr = yf__schedule_lr(spec, 0.0);
     return m;
 fail:
     yf_model_free(m);
@@ -88,6 +89,7 @@ void yf_model_free(yf_model *m)
     free(m->grad_block);
     free(m->m_block);
     free(m->v_block);
+    free(m->warn);
     free(m);
 }
 
@@ -130,6 +132,9 @@ void yf_model_summary(const yf_model *m, FILE *out)
             "FLOPs/example");
     fmt_shape(&g->node[g->input_node], shape, sizeof shape);
     fprintf(out, "%-16s %-15s %-18s %12s %14s\n", s->input_name, "input", shape, "0", "0");
+    if (g->label_node >= 0)
+        fprintf(out, "%-16s %-15s %-18s %12s %14s\n", s->labels_name, "labels",
+                "[batch] int32", "0", "0");
     double fwd_flops = 0;
     for (int i = 0; i < s->n_layers; i++) {
         const yf__layer_spec *l = &s->layers[i];

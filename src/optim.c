@@ -43,7 +43,8 @@ void yf__optim_step(yf_model *m)
     const yf__optim_spec *o = &m->spec->optim;
     m->step++;
     double t = (double)m->step;
-    float lr_t = (float)(o->lr / (1.0 - pow(o->beta1, t)));
+    float lr = m->lr;
+    float lr_t = (float)(lr / (1.0 - pow(o->beta1, t)));
     float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
     int np = m->n_params;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(m->threads) if (m->threads > 1)
@@ -54,10 +55,10 @@ void yf__optim_step(yf_model *m)
         float *w = m->param_block + p->offset, *g = m->grad_block + p->offset;
         switch (o->type) {
         case YF_OPTIM_SGD:
-            sgd(w, g, p->size, o->lr, o->weight_decay);
+            sgd(w, g, p->size, lr, o->weight_decay);
             break;
         case YF_OPTIM_MOMENTUM:
-            momentum(w, g, m->m_block + p->offset, p->size, o->lr, o->momentum,
+            momentum(w, g, m->m_block + p->offset, p->size, lr, o->momentum,
                      o->weight_decay, o->nesterov, m->step == 1);
             break;
         case YF_OPTIM_ADAM:
@@ -66,4 +67,30 @@ void yf__optim_step(yf_model *m)
             break;
         }
     }
+}
+
+float yf__schedule_lr(const yf_spec *s, double e)
+{
+    const yf__schedule_spec *sc = &s->schedule;
+    double lr = s->optim.lr;
+    if (sc->warmup_epochs > 0 && e < sc->warmup_epochs)
+        return (float)(lr * (e + 1e-3) / (sc->warmup_epochs + 1e-3)); /* linear warm-up */
+    double after = e - sc->warmup_epochs;
+    switch (sc->type) {
+    case YF_SCHED_CONSTANT:
+        break;
+    case YF_SCHED_STEP:
+        lr *= pow(sc->gamma, floor(after / sc->step_epochs));
+        break;
+    case YF_SCHED_EXPONENTIAL:
+        lr *= pow(sc->gamma, after);
+        break;
+    case YF_SCHED_COSINE: {
+        double span = s->epochs - sc->warmup_epochs;
+        double f = span > 0 ? fmin(after / span, 1.0) : 1.0;
+        lr = sc->min_lr + (lr - sc->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * f));
+        break;
+    }
+    }
+    return (float)lr;
 }

@@ -26,6 +26,10 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
         nd->level = 0;
         if (nd->op == YF_OP_INPUT || nd->op == YF_OP_PARAM)
             continue;
+        if (nd->op == YF_OP_STATE) { /* written by its owner's kernel */
+            nd->level = g->node[nd->owner].level;
+            continue;
+        }
         int lv = 0;
         for (int k = 0; k < nd->n_in; k++)
             lv = g->node[nd->in[k]].level > lv ? g->node[nd->in[k]].level : lv;
@@ -37,7 +41,11 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     g->n_levels = max_level + 1;
     g->level_start = calloc(g->n_levels + 1, sizeof *g->level_start);
     g->order = malloc(n * sizeof *g->order);
-    g->scalars = calloc(n, sizeof *g->scalars);
+    size_t n_scalars = 0;
+    for (int i = 0; i < n; i++)
+        if (!g->node[i].per_row && g->node[i].op != YF_OP_PARAM && g->node[i].grad_of < 0)
+            n_scalars += g->node[i].size;
+    g->scalars = calloc(n_scalars + 1, sizeof *g->scalars);
     g->side_by_side = calloc(g->n_levels, sizeof *g->side_by_side);
     interval *iv = calloc(n, sizeof *iv);
     interval **placed = malloc(n * sizeof *placed);
@@ -122,16 +130,19 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
         return yf__fail(err, YF_ENOMEM, "out of memory: the graph needs %zu MB",
                         top * sizeof(float) >> 20);
     memset(g->arena, 0, (top ? top : 16) * sizeof(float));
+    size_t next_scalar = 0;
     for (int i = 0; i < n; i++) {
         yf__gnode *nd = &g->node[i];
         if (nd->op == YF_OP_PARAM)
             nd->buf = m->param_block + m->params[nd->param].offset;
-        else if (nd->param >= 0)
-            nd->buf = m->grad_block + m->params[nd->param].offset;
+        else if (nd->grad_of >= 0)
+            nd->buf = m->grad_block + m->params[nd->grad_of].offset;
         else if (nd->per_row)
             nd->buf = g->arena + nd->offset;
-        else
-            nd->buf = &g->scalars[i];
+        else {
+            nd->buf = g->scalars + next_scalar;
+            next_scalar += nd->size;
+        }
     }
     return 0;
 }

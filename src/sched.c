@@ -25,10 +25,12 @@ const yf__bwd_fn yf__op_bwd[YF_OP_COUNT] = {
 #undef YF_OP
 };
 
-void yf__run(yf_model *m, yf__graph *g, int rows)
+void yf__run(yf_model *m, yf__graph *g, int rows) { yf__run_at(m, g, rows, m->step); }
+
+void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
 {
     yf__exec ex = {.rows = rows, .threads = m->threads, .seed = m->spec->seed,
-                   .step = m->step, .g = g};
+                   .step = step, .g = g};
     if (g->prof_seconds)
         g->prof_rows += rows;
     for (int l = 1; l < g->n_levels; l++) {

@@ -242,10 +242,12 @@ static int parse_data(yf_spec *s, yf__node *root, yf_error *err)
     yf__node *d = yf__map_get(root, "data");
     if (!d)
         d = yf__map_set_node(root, "data", yf__node_new(YF__MAP, root->file, root->line, root->col));
-    static const char *const keys[] = {"source", "dir", "valid", "train_fraction"};
+    static const char *const keys[] = {"source", "dir", "valid", "train_fraction",
+                                       "train_count"};
     const char *ctx = "data: ";
     CHECK(expect_map(d, "data", "", err));
-    CHECK(check_keys(d, keys, 4, ctx, err));
+    CHECK(check_keys(d, keys, YF__ARRAY_LEN(keys), ctx, err));
+    s->data_at = d;
     static const char *const sources[] = {"mnist", "fashion_mnist"};
     int src;
     CHECK(get_enum(d, "source", NULL, sources, 2, &src, ctx, err));
@@ -255,6 +257,15 @@ static int parse_data(yf_spec *s, yf__node *root, yf_error *err)
     double v;
     CHECK(get_num(d, "valid", "5000", 0, 59000, true, &v, ctx, err));
     s->valid = (long)v;
+    if (yf__map_get(d, "train_count")) {
+        if (yf__map_get(d, "train_fraction"))
+            return yf__fail_at(err, yf__map_get(d, "train_count"), YF_ESPEC,
+                               "data: give 'train_fraction' or 'train_count', not both");
+        CHECK(get_num(d, "train_count", NULL, 1, 60000, true, &v, ctx, err));
+        s->train_count = (long)v;
+        s->train_fraction = 1.0;
+        return 0;
+    }
     CHECK(get_num(d, "train_fraction", "1.0", 1e-6, 1.0, false, &s->train_fraction, ctx, err));
     return 0;
 }
@@ -308,9 +319,10 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
             return yf__fail_at(err, yf__map_get(map, "name"), YF_ESPEC,
                                "%sthe name is already used (line %d)", ctx,
                                s->layers[i].at->line);
-    if (strcmp(s->input_name, l->name) == 0)
+    if (strcmp(s->input_name, l->name) == 0 || strcmp(s->labels_name, l->name) == 0)
         return yf__fail_at(err, yf__map_get(map, "name"), YF_ESPEC,
-                           "%sthe name is already used by the model input", ctx);
+                           "%sthe name is already used by the model's %s", ctx,
+                           strcmp(s->input_name, l->name) == 0 ? "input" : "labels");
     l->trainable = true;
     l->use_bias = true;
     switch (l->type) {
@@ -340,9 +352,16 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
                                yf__map_get(map, "weights")->kind == YF__SCALAR
                                    ? yf__map_get(map, "weights")->str : "?");
         }
-        CHECK(get_enum(map, "bias_init", "zeros", init_names, YF__ARRAY_LEN(init_names), &e, ctx, err));
-        l->bias_init = (yf__init)e;
         CHECK(get_bool(map, "use_bias", "true", &l->use_bias, ctx, err));
+        if (!l->use_bias && yf__map_get(map, "bias_init"))
+            return yf__fail_at(err, yf__map_get(map, "bias_init"), YF_ESPEC,
+                               "%s'bias_init' does nothing with use_bias: false; remove one "
+                               "of them", ctx);
+        if (l->use_bias) {
+            CHECK(get_enum(map, "bias_init", "zeros", init_names, YF__ARRAY_LEN(init_names),
+                           &e, ctx, err));
+            l->bias_init = (yf__init)e;
+        }
         CHECK(get_bool(map, "trainable", "true", &l->trainable, ctx, err));
         if (yf__map_get(map, "weights")) {
             char w[2 * YF__NAME_MAX];
@@ -393,8 +412,50 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
         CHECK(get_float(map, "rate", NULL, 0, 0.999, &l->rate, ctx, err));
         break;
     }
+    case YF_LAYER_SAMPLE_NORMAL: {
+        static const char *const keys[] = {"name", "type", "mean", "log_var", "eval"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_name(map, "mean", NULL, l->inputs[0], ctx, err));
+        CHECK(get_name(map, "log_var", NULL, l->inputs[1], ctx, err));
+        l->n_inputs = 2;
+        l->inputs_at = map;
+        static const char *const modes[] = {"sample", "mean"};
+        int e = 0;
+        CHECK(get_enum(map, "eval", "sample", modes, 2, &e, ctx, err));
+        l->eval_mean = e == 1;
+        return 0;
     }
-    return parse_inputs(l, map, ctx, err);
+    case YF_LAYER_CONCAT:
+    case YF_LAYER_ADD:
+    case YF_LAYER_MULTIPLY: {
+        static const char *const keys[] = {"name", "type", "input"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(parse_inputs(l, map, ctx, err));
+        int most = l->type == YF_LAYER_MULTIPLY ? 2 : YF__MAX_INPUTS;
+        if (l->n_inputs < 2 || l->n_inputs > most)
+            return yf__fail_at(err, l->inputs_at, YF_ESPEC,
+                               "%s%s needs 'input' listing %s layers, such as [a, b]", ctx,
+                               layer_names[l->type],
+                               l->type == YF_LAYER_MULTIPLY ? "two" : "2 to 8");
+        return 0;
+    }
+    case YF_LAYER_SCALE: {
+        static const char *const keys[] = {"name", "type", "input", "factor"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_float(map, "factor", NULL, -1e9, 1e9, &l->factor, ctx, err));
+        break;
+    }
+    }
+    CHECK(parse_inputs(l, map, ctx, err));
+    if (l->n_inputs > 1)
+        return yf__fail_at(err, l->inputs_at, YF_ESPEC, "%sa %s layer takes one input, not %d",
+                           ctx, layer_names[l->type], l->n_inputs);
+    return 0;
+}
+
+static const char *last_layer(const yf_spec *s)
+{
+    return s->n_layers ? s->layers[s->n_layers - 1].name : s->input_name;
 }
 
 static int parse_loss(yf_spec *s, int idx, yf__node *map, yf_error *err)
@@ -409,7 +470,10 @@ static int parse_loss(yf_spec *s, int idx, yf__node *map, yf_error *err)
     l->type = (yf__loss_type)type;
     snprintf(ctx, sizeof ctx, "loss '%s': ", loss_names[type]);
     CHECK(get_float(map, "weight", "1.0", 0, 1e9, &l->weight, ctx, err));
-    if (l->type == YF_LOSS_L2) {
+    static const char *const reduces[] = {"mean", "sum"};
+    int r = 0;
+    switch (l->type) {
+    case YF_LOSS_L2: {
         static const char *const keys[] = {"type", "weight", "params"};
         CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
         yf__node *p = yf__map_get(map, "params");
@@ -421,6 +485,8 @@ static int parse_loss(yf_spec *s, int idx, yf__node *map, yf_error *err)
                                "%s'params' must list parameters such as [hidden1.W]", ctx);
         l->n_params = p->n;
         l->params = calloc(p->n, sizeof *l->params);
+        if (!l->params)
+            return yf__fail(err, YF_ENOMEM, "out of memory");
         for (int i = 0; i < p->n; i++) {
             if (p->kid[i]->kind != YF__SCALAR || strlen(p->kid[i]->str) >= YF__NAME_MAX)
                 return yf__fail_at(err, p->kid[i], YF_ESPEC,
@@ -429,15 +495,102 @@ static int parse_loss(yf_spec *s, int idx, yf__node *map, yf_error *err)
         }
         return 0;
     }
-    static const char *const keys[] = {"type", "weight", "input", "target", "reduce"};
-    CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
-    const char *last = s->n_layers ? s->layers[s->n_layers - 1].name : s->input_name;
-    CHECK(get_name(map, "input", last, l->input, ctx, err));
-    CHECK(get_name(map, "target", NULL, l->target, ctx, err));
-    static const char *const reduces[] = {"mean", "sum"};
-    int r;
-    CHECK(get_enum(map, "reduce", "mean", reduces, 2, &r, ctx, err));
+    case YF_LOSS_MSE:
+    case YF_LOSS_SIGMOID_CE: {
+        static const char *const keys[] = {"type", "weight", "input", "target", "reduce"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_name(map, "input", last_layer(s), l->input, ctx, err));
+        CHECK(get_name(map, "target", NULL, l->target, ctx, err));
+        CHECK(get_enum(map, "reduce", "mean", reduces, 2, &r, ctx, err));
+        break;
+    }
+    case YF_LOSS_SOFTMAX_CE: {
+        static const char *const keys[] = {"type", "weight", "input", "target"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        if (!s->labels_name[0])
+            return yf__fail_at(err, map, YF_ESPEC,
+                               "%sthe model has no labels: add model.labels: {name: y, "
+                               "classes: 10}", ctx);
+        CHECK(get_name(map, "input", last_layer(s), l->input, ctx, err));
+        CHECK(get_name(map, "target", s->labels_name, l->target, ctx, err));
+        break;
+    }
+    case YF_LOSS_KL_NORMAL: {
+        static const char *const keys[] = {"type", "weight", "mean", "log_var", "reduce"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_name(map, "mean", NULL, l->input, ctx, err));
+        CHECK(get_name(map, "log_var", NULL, l->target, ctx, err));
+        CHECK(get_enum(map, "reduce", "sum", reduces, 2, &r, ctx, err));
+        break;
+    }
+    case YF_LOSS_KL_SPARSITY: {
+        static const char *const keys[] = {"type", "weight", "input", "target"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_name(map, "input", NULL, l->input, ctx, err));
+        CHECK(get_float(map, "target", NULL, 1e-4, 0.9999, &l->rho, ctx, err));
+        break;
+    }
+    case YF_LOSS_L1: {
+        static const char *const keys[] = {"type", "weight", "input", "reduce"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_name(map, "input", NULL, l->input, ctx, err));
+        CHECK(get_enum(map, "reduce", "sum", reduces, 2, &r, ctx, err));
+        break;
+    }
+    }
     l->reduce_sum = r == 1;
+    return 0;
+}
+
+static const char *const metric_names[] = {
+#define XX(e, s) #s,
+    YF_METRIC_TYPES(XX)
+#undef XX
+};
+
+/* metrics: [accuracy, {type: mean_activation, input: coding}] */
+static int parse_metric(yf_spec *s, yf__node *seq, int idx, yf_error *err)
+{
+    yf__metric_spec *ms = &s->metrics[idx];
+    yf__node *map = seq->kid[idx];
+    if (map->kind == YF__SCALAR) { /* "accuracy": the short form, made a map */
+        yf__node *m = yf__node_new(YF__MAP, map->file, map->line, map->col);
+        if (!m)
+            return yf__fail(err, YF_ENOMEM, "out of memory");
+        yf__map_set_scalar(m, "type", map->str);
+        m->parent = seq;
+        yf__node_free(map);
+        seq->kid[idx] = map = m;
+    }
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "metric %d: ", idx + 1);
+    CHECK(expect_map(map, "metrics entry", ctx, err));
+    ms->at = map;
+    int type = 0;
+    CHECK(get_enum(map, "type", NULL, metric_names, YF__ARRAY_LEN(metric_names), &type, ctx,
+                   err));
+    ms->type = (yf__metric_type)type;
+    snprintf(ctx, sizeof ctx, "metric '%s': ", metric_names[type]);
+    if (ms->type == YF_METRIC_ACCURACY) {
+        static const char *const keys[] = {"type", "input", "target"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        if (!s->labels_name[0])
+            return yf__fail_at(err, map, YF_ESPEC,
+                               "%sthe model has no labels: add model.labels: {name: y, "
+                               "classes: 10}", ctx);
+        const char *def = last_layer(s);
+        for (int t = 0; t < s->n_losses; t++)
+            if (s->losses[t].type == YF_LOSS_SOFTMAX_CE) {
+                def = s->losses[t].input;
+                break;
+            }
+        CHECK(get_name(map, "input", def, ms->input, ctx, err));
+        CHECK(get_name(map, "target", s->labels_name, ms->target, ctx, err));
+    } else {
+        static const char *const keys[] = {"type", "input"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_name(map, "input", NULL, ms->input, ctx, err));
+    }
     return 0;
 }
 
@@ -447,8 +600,8 @@ static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
     if (!m)
         return yf__fail_at(err, root, YF_ESPEC, "missing required key 'model'");
     CHECK(expect_map(m, "model", "", err));
-    static const char *const keys[] = {"input", "layers", "loss"};
-    CHECK(check_keys(m, keys, 3, "model: ", err));
+    static const char *const keys[] = {"input", "labels", "layers", "loss", "metrics"};
+    CHECK(check_keys(m, keys, YF__ARRAY_LEN(keys), "model: ", err));
     yf__node *in = yf__map_get(m, "input");
     if (!in)
         return yf__fail_at(err, m, YF_ESPEC, "model: missing required key 'input'");
@@ -481,6 +634,19 @@ static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
         return yf__fail_at(err, shape, YF_ESPEC,
                            "model input: %.0f values per example is more than %d", total,
                            1 << 26);
+    yf__node *lab = yf__map_get(m, "labels");
+    if (lab) {
+        CHECK(expect_map(lab, "labels", "model: ", err));
+        static const char *const lab_keys[] = {"name", "classes"};
+        CHECK(check_keys(lab, lab_keys, 2, "model labels: ", err));
+        CHECK(get_name(lab, "name", "y", s->labels_name, "model labels: ", err));
+        CHECK(get_int(lab, "classes", NULL, 2, 1 << 20, &s->classes, "model labels: ", err));
+        s->labels_at = lab;
+        if (strcmp(s->labels_name, s->input_name) == 0)
+            return yf__fail_at(err, yf__map_get(lab, "name"), YF_ESPEC,
+                               "model labels: the name '%s' is already the model input's",
+                               s->labels_name);
+    }
     yf__node *layers = yf__map_get(m, "layers");
     if (!layers || layers->kind != YF__SEQ || layers->n == 0)
         return yf__fail_at(err, layers ? layers : m, YF_ESPEC,
@@ -490,13 +656,153 @@ static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
     for (int i = 0; i < layers->n; i++)
         CHECK(parse_layer(s, i, layers->kid[i], err));
     yf__node *loss = yf__map_get(m, "loss");
-    if (!loss || loss->kind != YF__SEQ || loss->n == 0 || loss->n > 16)
+    if (!loss || loss->kind != YF__SEQ || loss->n == 0 || loss->n > YF__MAX_TERMS)
         return yf__fail_at(err, loss ? loss : m, YF_ESPEC,
                            "model: 'loss' must be a list of 1 to 16 loss terms");
     s->losses = calloc(loss->n, sizeof *s->losses);
     s->n_losses = loss->n;
     for (int i = 0; i < loss->n; i++)
         CHECK(parse_loss(s, i, loss->kid[i], err));
+    yf__node *met = yf__map_get(m, "metrics");
+    if (met) {
+        if (met->kind != YF__SEQ || met->n > YF__MAX_TERMS)
+            return yf__fail_at(err, met, YF_ESPEC,
+                               "model: 'metrics' must be a list of at most %d metrics, such "
+                               "as [accuracy]", YF__MAX_TERMS);
+        s->metrics = calloc(met->n + 1, sizeof *s->metrics);
+        if (!s->metrics)
+            return yf__fail(err, YF_ENOMEM, "out of memory");
+        s->n_metrics = met->n;
+        for (int i = 0; i < met->n; i++)
+            CHECK(parse_metric(s, met, i, err));
+    }
+    return 0;
+}
+
+static const char *const sched_names[] = {
+#define XX(e, s) #s,
+    YF_SCHEDULES(XX)
+#undef XX
+};
+
+/* train.schedule: {type: cosine, warmup_epochs: 1, min_lr: 0} */
+static int parse_schedule(yf_spec *s, yf__node *t, yf_error *err)
+{
+    yf__schedule_spec *sc = &s->schedule;
+    yf__node *n = yf__map_get(t, "schedule");
+    if (!n) {
+        sc->type = YF_SCHED_CONSTANT;
+        return 0;
+    }
+    const char *ctx = "train schedule: ";
+    CHECK(expect_map(n, "schedule", "train: ", err));
+    int type = 0;
+    CHECK(get_enum(n, "type", NULL, sched_names, YF__ARRAY_LEN(sched_names), &type, ctx, err));
+    sc->type = (yf__sched_type)type;
+    static const char *const k_const[] = {"type", "warmup_epochs"};
+    static const char *const k_step[] = {"type", "warmup_epochs", "step_epochs", "gamma"};
+    static const char *const k_exp[] = {"type", "warmup_epochs", "gamma"};
+    static const char *const k_cos[] = {"type", "warmup_epochs", "min_lr"};
+    switch (sc->type) {
+    case YF_SCHED_CONSTANT:
+        CHECK(check_keys(n, k_const, YF__ARRAY_LEN(k_const), ctx, err));
+        break;
+    case YF_SCHED_STEP:
+        CHECK(check_keys(n, k_step, YF__ARRAY_LEN(k_step), ctx, err));
+        CHECK(get_num(n, "step_epochs", NULL, 1e-3, 1e6, false, &sc->step_epochs, ctx, err));
+        CHECK(get_num(n, "gamma", "0.1", 1e-9, 1, false, &sc->gamma, ctx, err));
+        break;
+    case YF_SCHED_EXPONENTIAL:
+        CHECK(check_keys(n, k_exp, YF__ARRAY_LEN(k_exp), ctx, err));
+        CHECK(get_num(n, "gamma", NULL, 1e-9, 1, false, &sc->gamma, ctx, err));
+        break;
+    case YF_SCHED_COSINE:
+        CHECK(check_keys(n, k_cos, YF__ARRAY_LEN(k_cos), ctx, err));
+        CHECK(get_num(n, "min_lr", "0.0", 0, 1e3, false, &sc->min_lr, ctx, err));
+        break;
+    }
+    CHECK(get_num(n, "warmup_epochs", "0", 0, 1e6, false, &sc->warmup_epochs, ctx, err));
+    return 0;
+}
+
+/* train.early_stopping: {metric: valid_loss, patience: 5} */
+static int parse_stop(yf_spec *s, yf__node *t, yf_error *err)
+{
+    yf__stop_spec *st = &s->stop;
+    yf__node *n = yf__map_get(t, "early_stopping");
+    if (!n)
+        return 0;
+    const char *ctx = "train early_stopping: ";
+    CHECK(expect_map(n, "early_stopping", "train: ", err));
+    static const char *const keys[] = {"metric", "patience", "mode", "min_delta"};
+    CHECK(check_keys(n, keys, YF__ARRAY_LEN(keys), ctx, err));
+    st->on = true;
+    st->at = n;
+    CHECK(get_str(n, "metric", "valid_loss", st->metric, sizeof st->metric, ctx, err));
+    CHECK(get_int(n, "patience", "5", 1, 100000, &st->patience, ctx, err));
+    static const char *const modes[] = {"min", "max"};
+    int mode = 0;
+    CHECK(get_enum(n, "mode", strstr(st->metric, "accuracy") ? "max" : "min", modes, 2, &mode,
+                   ctx, err));
+    st->maximize = mode == 1;
+    CHECK(get_num(n, "min_delta", "0", 0, 1e9, false, &st->min_delta, ctx, err));
+    return 0;
+}
+
+/* init: {from: runs/dae, layers: [hidden1, {coding: code}]} */
+static int parse_init(yf_spec *s, yf__node *root, yf_error *err)
+{
+    yf__node *n = yf__map_get(root, "init");
+    if (!n)
+        return 0;
+    const char *ctx = "init: ";
+    CHECK(expect_map(n, "init", "", err));
+    static const char *const keys[] = {"from", "layers"};
+    CHECK(check_keys(n, keys, 2, ctx, err));
+    s->init_at = n;
+    CHECK(get_str(n, "from", NULL, s->init_from, sizeof s->init_from, ctx, err));
+    if (!s->init_from[0])
+        return yf__fail_at(err, yf__map_get(n, "from"), YF_ESPEC,
+                           "init: 'from' must name a run folder or a .safetensors file");
+    yf__node *ls = yf__map_get(n, "layers");
+    if (!ls || ls->kind != YF__SEQ || ls->n == 0)
+        return yf__fail_at(err, ls ? ls : n, YF_ESPEC,
+                           "init: 'layers' must list the layers to copy, such as [hidden1, "
+                           "coding] or [{new_name: old_name}]");
+    s->init = calloc(ls->n, sizeof *s->init);
+    if (!s->init)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    s->n_init = ls->n;
+    for (int i = 0; i < ls->n; i++) {
+        yf__node *k = ls->kid[i];
+        yf__init_pair *ip = &s->init[i];
+        ip->at = k;
+        const char *to = NULL, *from = NULL;
+        if (k->kind == YF__SCALAR)
+            to = from = k->str;
+        else if (k->kind == YF__MAP && k->n == 1 && k->kid[0]->kind == YF__SCALAR)
+            to = k->key[0], from = k->kid[0]->str;
+        if (!to || !valid_name(to) || !valid_name(from) || strlen(to) >= YF__NAME_MAX ||
+            strlen(from) >= YF__NAME_MAX)
+            return yf__fail_at(err, k, YF_ESPEC,
+                               "init: 'layers' entries must be layer names, or {new: old} to "
+                               "copy layer old of the source into layer new");
+        strcpy(ip->to, to);
+        strcpy(ip->from, from);
+        bool known = false;
+        for (int j = 0; j < s->n_layers; j++)
+            known |= strcmp(s->layers[j].name, to) == 0;
+        if (!known) {
+            const char *cands[1024];
+            int nc = 0;
+            for (int j = 0; j < s->n_layers && nc < 1024; j++)
+                cands[nc++] = s->layers[j].name;
+            const char *near = yf__closest(to, cands, nc);
+            return yf__fail_at(err, k, YF_ESPEC, "init: this model has no layer '%s'%s%s%s",
+                               to, near ? " (did you mean '" : "", near ? near : "",
+                               near ? "'?)" : "");
+        }
+    }
     return 0;
 }
 
@@ -506,10 +812,14 @@ static int parse_train(yf_spec *s, yf__node *root, yf_error *err)
     if (!t)
         t = yf__map_set_node(root, "train", yf__node_new(YF__MAP, root->file, root->line, root->col));
     CHECK(expect_map(t, "train", "", err));
-    static const char *const keys[] = {"optimizer", "batch_size", "epochs"};
-    CHECK(check_keys(t, keys, 3, "train: ", err));
+    static const char *const keys[] = {"optimizer", "batch_size", "epochs", "schedule",
+                                       "early_stopping"};
+    CHECK(check_keys(t, keys, YF__ARRAY_LEN(keys), "train: ", err));
     CHECK(get_int(t, "batch_size", "32", 1, 65536, &s->batch_size, "train: ", err));
+    s->batch_at = yf__map_get(t, "batch_size");
     CHECK(get_int(t, "epochs", "1", 0, 100000, &s->epochs, "train: ", err));
+    CHECK(parse_schedule(s, t, err));
+    CHECK(parse_stop(s, t, err));
     yf__node *o = yf__map_get(t, "optimizer");
     if (!o)
         o = yf__map_set_node(t, "optimizer", yf__node_new(YF__MAP, t->file, t->line, t->col));
@@ -553,7 +863,7 @@ static int parse_root(yf_spec *s, yf_error *err)
     if (root->kind != YF__MAP)
         return yf__fail_at(err, root, YF_ESPEC,
                            "a model spec must be a mapping with name, data, model and train");
-    static const char *const keys[] = {"name", "seed", "data", "model", "train"};
+    static const char *const keys[] = {"name", "seed", "data", "init", "model", "train"};
     CHECK(check_keys(root, keys, YF__ARRAY_LEN(keys), "", err));
     CHECK(get_name(root, "name", NULL, s->name, "", err));
     double seed;
@@ -561,6 +871,7 @@ static int parse_root(yf_spec *s, yf_error *err)
     s->seed = (uint64_t)seed;
     CHECK(parse_data(s, root, err));
     CHECK(parse_model(s, root, err));
+    CHECK(parse_init(s, root, err));
     CHECK(parse_train(s, root, err));
     return 0;
 }
@@ -603,6 +914,8 @@ void yf_spec_free(yf_spec *s)
         free(s->losses[i].params);
     free(s->losses);
     free(s->layers);
+    free(s->metrics);
+    free(s->init);
     yf__tree_free(s->tree);
     free(s);
 }
@@ -615,4 +928,11 @@ int yf_spec_write(const yf_spec *s, FILE *out)
             s->tree->file);
     yf__tree_emit(s->tree->root, out);
     return ferror(out) ? YF_EIO : 0;
+}
+
+void yf_spec_sample_means(yf_spec *s)
+{
+    for (int i = 0; i < s->n_layers; i++)
+        if (s->layers[i].type == YF_LAYER_SAMPLE_NORMAL)
+            s->layers[i].eval_mean = true;
 }

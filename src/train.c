@@ -18,27 +18,6 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static const char *const loss_names[] = {
-#define XX(e, s) #s,
-    YF_LOSS_TYPES(XX)
-#undef XX
-};
-
-/* Metric names: "loss" (the weighted total), then one per loss term, named
- * by its type ("mse"), with "_2", "_3" for repeated types. */
-static void term_names(const yf_spec *s, char names[][64])
-{
-    for (int t = 0; t < s->n_losses; t++) {
-        int same = 0;
-        for (int u = 0; u < t; u++)
-            same += s->losses[u].type == s->losses[t].type;
-        if (same)
-            snprintf(names[t], 64, "%s_%d", loss_names[s->losses[t].type], same + 1);
-        else
-            snprintf(names[t], 64, "%s", loss_names[s->losses[t].type]);
-    }
-}
-
 /* Σ weight · value over the graph's loss nodes; per-term sums in terms. */
 static double losses(const yf__graph *g, double *terms)
 {
@@ -52,41 +31,159 @@ static double losses(const yf__graph *g, double *terms)
     return total;
 }
 
-int yf_evaluate(yf_model *m, yf_dataset *d, yf_split split, yf_metric *out, int cap,
-                yf_error *err)
+/* Evaluation draws its noise (a VAE's samples) from steps of their own,
+ * one per batch, so that a result does not depend on how long the model
+ * trained or on what ran before. */
+#define YF__EVAL_STEP (UINT64_C(1) << 62)
+
+/* Runs the evaluation graph over a split batch by batch; calls visit after
+ * each batch. */
+static int sweep(yf_model *m, yf_dataset *d, yf_split split,
+                 void (*visit)(yf_model *, size_t first, int rows, void *), void *ctx,
+                 yf_error *err)
 {
-    const yf_spec *s = m->spec;
     size_t count = yf_dataset_count(d, split);
     if (count == 0)
         return yf__fail(err, YF_EUSAGE, "the %s split is empty",
                         split == YF_SPLIT_VALID ? "validation" : "requested");
     yf__graph *g = &m->eval;
-    double sums[16] = {0}, total = 0;
     size_t *idx = malloc(g->max_rows * sizeof *idx);
+    if (!idx)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
     for (size_t b = 0; b < count; b += g->max_rows) {
         int rows = (int)(count - b < (size_t)g->max_rows ? count - b : (size_t)g->max_rows);
         for (int r = 0; r < rows; r++)
             idx[r] = b + r;
-        yf__gather(d, split, idx, rows, yf__out(g, g->input_node));
-        yf__run(m, g, rows);
-        double terms[16] = {0};
-        total += losses(g, terms) * rows;
-        for (int t = 0; t < s->n_losses; t++)
-            sums[t] += terms[t] * rows;
+        yf__gather(d, split, idx, rows, g);
+        yf__run_at(m, g, rows, YF__EVAL_STEP + b / g->max_rows);
+        visit(m, b, rows, ctx);
     }
     free(idx);
-    char names[16][64];
-    term_names(s, names);
+    return 0;
+}
+
+typedef struct {
+    double total, terms[YF__MAX_TERMS], metrics[2 * YF__MAX_TERMS];
+} sums;
+
+static void add_up(yf_model *m, size_t first, int rows, void *ctx)
+{
+    sums *s = ctx;
+    const yf__graph *g = &m->eval;
+    double terms[YF__MAX_TERMS] = {0};
+    s->total += losses(g, terms) * rows;
+    for (int t = 0; t < m->spec->n_losses; t++)
+        s->terms[t] += terms[t] * rows;
+    for (int i = 0; i < g->n_metric; i++)
+        s->metrics[i] += (double)g->node[g->metric[i].node].buf[0] * rows;
+}
+
+int yf_evaluate(yf_model *m, yf_dataset *d, yf_split split, yf_metric *out, int cap,
+                yf_error *err)
+{
+    const yf_spec *s = m->spec;
+    sums sm = {0};
+    if (sweep(m, d, split, add_up, &sm, err))
+        return err->code;
+    double count = (double)yf_dataset_count(d, split);
     int n = 0;
     if (n < cap) {
         snprintf(out[n].name, sizeof out[n].name, "loss");
-        out[n++].value = total / count;
+        out[n++].value = sm.total / count;
     }
     for (int t = 0; t < s->n_losses && n < cap; t++) {
-        snprintf(out[n].name, sizeof out[n].name, "%.63s", names[t]);
-        out[n++].value = sums[t] / count;
+        yf__term_name(s, t, out[n].name);
+        out[n++].value = sm.terms[t] / count;
+    }
+    for (int i = 0; i < m->eval.n_metric && n < cap; i++) {
+        snprintf(out[n].name, sizeof out[n].name, "%s", m->eval.metric[i].name);
+        out[n++].value = sm.metrics[i] / count;
     }
     return n;
+}
+
+/* ---- encode ------------------------------------------------------------------ */
+
+typedef struct {
+    int node;
+    float *codes;
+    int64_t *labels;
+    const yf_dataset *d;
+    yf_split split;
+} enc;
+
+static void copy_codes(yf_model *m, size_t first, int rows, void *ctx)
+{
+    enc *e = ctx;
+    const yf__gnode *n = &m->eval.node[e->node];
+    memcpy(e->codes + first * n->size, n->buf, (size_t)rows * n->size * sizeof(float));
+    const yf__idx *y = e->split == YF_SPLIT_TEST ? &e->d->test_y : &e->d->train_y;
+    for (int r = 0; r < rows; r++)
+        e->labels[first + r] = y->data[yf__row_of(e->d, e->split, first + r)];
+}
+
+int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, const char *path,
+              const char *labels_path, yf_error *err)
+{
+    const yf_spec *s = m->spec;
+    int node = -1;
+    for (int i = 0; i < s->n_layers; i++)
+        if (!strcmp(s->layers[i].name, layer))
+            node = m->eval.layer_node[i];
+    if (!strcmp(s->input_name, layer))
+        node = m->eval.input_node;
+    if (node < 0) {
+        const char *cands[1024];
+        int n = 0;
+        for (int i = 0; i < s->n_layers && n < 1024; i++)
+            cands[n++] = s->layers[i].name;
+        const char *near = yf__closest(layer, cands, n);
+        return yf__fail(err, YF_EUSAGE, "model '%s' has no layer '%s'%s%s%s", s->name, layer,
+                        near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    }
+    size_t count = yf_dataset_count(d, split);
+    const yf__gnode *n = &m->eval.node[node];
+    enc e = {.node = node, .d = d, .split = split};
+    e.codes = malloc(count * n->size * sizeof(float) + 1);
+    e.labels = malloc(count * sizeof(int64_t) + 1);
+    int rc = 0;
+    if (!e.codes || !e.labels)
+        rc = yf__fail(err, YF_ENOMEM, "out of memory for %zu × %zu codes", count, n->size);
+    if (!rc)
+        rc = sweep(m, d, split, copy_codes, &e, err);
+    if (!rc) {
+        int64_t shape[1 + YF__MAX_DIMS] = {(int64_t)count};
+        for (int k = 0; k < n->ndim; k++)
+            shape[k + 1] = n->dims[k];
+        rc = yf__npy_write(path, "<f4", shape, 1 + n->ndim, e.codes, sizeof(float), err);
+        if (!rc && labels_path)
+            rc = yf__npy_write(labels_path, "<i8", shape, 1, e.labels, sizeof(int64_t), err);
+    }
+    free(e.codes);
+    free(e.labels);
+    return rc;
+}
+
+/* ---- training ------------------------------------------------------------------ */
+
+int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, double *loss,
+                  yf_error *err)
+{
+    yf__graph *g = &m->train;
+    if (rows < 1 || rows > g->max_rows)
+        return yf__fail(err, YF_EUSAGE, "a step takes 1 to %d examples, not %d", g->max_rows,
+                        rows);
+    yf__gather(d, YF_SPLIT_TRAIN, idx, rows, g);
+    yf__run(m, g, rows);
+    double l = losses(g, NULL);
+    if (!isfinite(l))
+        return yf__fail(err, YF_ERUN,
+                        "training diverged: the loss is %f at step %llu (try a smaller "
+                        "train.optimizer.learning_rate)", l, (unsigned long long)m->step + 1);
+    yf__optim_step(m);
+    if (loss)
+        *loss = l;
+    return 0;
 }
 
 static int mkdirs(const char *path, yf_error *err)
@@ -171,6 +268,10 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
 {
     const yf_spec *s = m->spec;
     const char *dir = opts->out_dir;
+    /* parameters copied from another run come first: a missing or
+     * mismatched source fails before anything in the folder changes */
+    if (yf_model_init_from(m, err))
+        return err->code;
     if (mkdirs(dir, err))
         return err->code;
     /* A checkpoint left by an earlier run in this folder must not pass for
@@ -191,29 +292,52 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             fclose(csv);
         return err->code;
     }
-    char names[16][64];
-    term_names(s, names);
+    /* columns: the loss, its terms and the metrics on the validation split */
+    int n_cols = 1 + s->n_losses + m->eval.n_metric, stop_col = -1;
     fprintf(csv, "epoch,train_loss,valid_loss");
-    for (int t = 0; t < s->n_losses; t++)
-        fprintf(csv, ",valid_%s", names[t]);
-    fprintf(csv, ",seconds,examples_per_s\n");
+    for (int t = 0; t < s->n_losses; t++) {
+        char name[64];
+        yf__term_name(s, t, name);
+        fprintf(csv, ",valid_%s", name);
+        if (s->stop.on && !strcmp(s->stop.metric + 6, name))
+            stop_col = 1 + t;
+    }
+    for (int i = 0; i < m->eval.n_metric; i++) {
+        fprintf(csv, ",valid_%s", m->eval.metric[i].name);
+        if (s->stop.on && !strcmp(s->stop.metric + 6, m->eval.metric[i].name))
+            stop_col = 1 + s->n_losses + i;
+    }
+    if (s->stop.on && !strcmp(s->stop.metric, "valid_loss"))
+        stop_col = 0;
+    fprintf(csv, ",learning_rate,seconds,examples_per_s\n");
     yf_runtime_info info;
     yf_runtime_info_get(&info);
     fprintf(log, "yaflow: model %s, %zu parameters, %d threads, BLIS %s kernels (%s)\n",
             s->name, yf_model_param_count(m), m->threads, info.blis_arch, info.arch_source);
     fprintf(log, "data: %s, %zu train, %zu valid, %zu test examples\n", s->source,
             d->n_train, d->n_valid, d->test_x.count);
+    if (s->init_from[0])
+        fprintf(log, "init: %d layers from %s\n", s->n_init, s->init_from);
+    for (int i = 0; i < m->n_warn; i++)
+        fprintf(log, "%s\n", m->warn[i].text);
 
     yf__graph *g = &m->train;
     if (opts->profile && !g->prof_seconds)
         g->prof_seconds = calloc(g->n, sizeof *g->prof_seconds);
     size_t n = d->n_train;
     size_t *perm = malloc(n * sizeof *perm);
+    if (!perm) {
+        fclose(csv);
+        fclose(log);
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    }
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
     int rc = 0;
     if (s->epochs == 0) /* the initial parameters, so that the run can be evaluated */
         rc = yf_checkpoint_save(m, ckpt, err);
+    double best = NAN;
+    int best_epoch = 0;
     for (int epoch = 1; epoch <= s->epochs && !rc; epoch++) {
         /* Fisher–Yates, one Philox block per draw */
         for (size_t i = n - 1; i > 0; i -= 1) {
@@ -227,20 +351,13 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         size_t seen = 0;
         for (size_t b = 0; b < n; b += s->batch_size) {
             int rows = (int)(n - b < (size_t)s->batch_size ? n - b : (size_t)s->batch_size);
-            yf__gather(d, YF_SPLIT_TRAIN, perm + b, rows, yf__out(g, g->input_node));
             if (b + rows < n)
                 yf__prefetch(d, YF_SPLIT_TRAIN, perm + b + rows,
                              (int)(n - b - rows < (size_t)rows ? n - b - rows : (size_t)rows));
-            yf__run(m, g, rows);
-            double loss = losses(g, NULL);
-            if (!isfinite(loss)) {
-                rc = yf__fail(err, YF_ERUN,
-                              "training diverged: the loss is %f at epoch %d, batch %zu "
-                              "(try a smaller train.optimizer.learning_rate)",
-                              loss, epoch, b / s->batch_size + 1);
+            m->lr = yf__schedule_lr(s, epoch - 1 + (double)b / n);
+            double loss;
+            if ((rc = yf_train_step(m, d, perm + b, rows, &loss, err)))
                 break;
-            }
-            yf__optim_step(m);
             loss_sum += loss * rows;
             seen += rows;
             if (opts->echo && opts->bar && now() - last_draw > 0.2) {
@@ -252,24 +369,28 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         if (rc)
             break;
         double secs = now() - t0;
-        yf_metric vm[17];
-        int nv = d->n_valid ? yf_evaluate(m, d, YF_SPLIT_VALID, vm, 17, err) : 0;
+        yf_metric vm[1 + 3 * YF__MAX_TERMS];
+        int nv = d->n_valid ? yf_evaluate(m, d, YF_SPLIT_VALID, vm, n_cols, err) : 0;
         if (nv < 0) {
             rc = nv;
             break;
         }
-        char line[512];
-        int l = snprintf(line, sizeof line, "%d,%.6g,%.6g", epoch, loss_sum / seen,
-                         nv ? vm[0].value : NAN);
-        for (int t = 0; t < s->n_losses; t++)
-            l += snprintf(line + l, sizeof line - l, ",%.6g", nv ? vm[t + 1].value : NAN);
-        snprintf(line + l, sizeof line - l, ",%.3f,%.1f", secs, seen / secs);
+        char line[1024];
+        int l = snprintf(line, sizeof line, "%d,%.6g", epoch, loss_sum / seen);
+        for (int c = 0; c < n_cols; c++)
+            l += snprintf(line + l, sizeof line - l, ",%.6g", nv ? vm[c].value : NAN);
+        snprintf(line + l, sizeof line - l, ",%.6g,%.3f,%.1f", m->lr, secs, seen / secs);
         fprintf(csv, "%s\n", line);
         fflush(csv);
-        char plain[512];
-        snprintf(plain, sizeof plain,
-                 "epoch %d/%d train_loss=%.6g valid_loss=%.6g seconds=%.2f examples_per_s=%.0f",
-                 epoch, s->epochs, loss_sum / seen, nv ? vm[0].value : NAN, secs, seen / secs);
+        char plain[1024];
+        l = snprintf(plain, sizeof plain, "epoch %d/%d train_loss=%.6g", epoch, s->epochs,
+                     loss_sum / seen);
+        for (int c = 0; c < nv; c++)
+            if (c == 0 || c > s->n_losses || c == stop_col)
+                l += snprintf(plain + l, sizeof plain - l, " valid_%s=%.6g", vm[c].name,
+                              vm[c].value);
+        snprintf(plain + l, sizeof plain - l, " seconds=%.2f examples_per_s=%.0f", secs,
+                 seen / secs);
         fprintf(log, "%s\n", plain);
         fflush(log);
         if (opts->echo) {
@@ -278,7 +399,27 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             fprintf(opts->echo, "%s\n", plain);
             fflush(opts->echo);
         }
-        rc = yf_checkpoint_save(m, ckpt, err);
+        if (stop_col < 0) {
+            rc = yf_checkpoint_save(m, ckpt, err);
+            continue;
+        }
+        /* early stopping: the checkpoint is the best epoch's */
+        double v = vm[stop_col].value;
+        bool better = isnan(best) || (s->stop.maximize ? v > best + s->stop.min_delta
+                                                       : v < best - s->stop.min_delta);
+        if (better) {
+            best = v, best_epoch = epoch;
+            rc = yf_checkpoint_save(m, ckpt, err);
+        } else if (epoch - best_epoch >= s->stop.patience) {
+            snprintf(plain, sizeof plain,
+                     "early stopping: %s has not improved for %d epochs; the checkpoint is "
+                     "epoch %d's (%s=%.6g)", s->stop.metric, s->stop.patience, best_epoch,
+                     s->stop.metric, best);
+            fprintf(log, "%s\n", plain);
+            if (opts->echo)
+                fprintf(opts->echo, "%s\n", plain);
+            break;
+        }
     }
     free(perm);
     if (!rc && opts->profile)

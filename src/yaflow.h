@@ -71,6 +71,10 @@ yf_spec *yf_spec_parse(const char *text, size_t len, const char *name,
                        yf_error *err);
 void yf_spec_free(yf_spec *spec);
 const char *yf_spec_name(const yf_spec *spec);
+/* Makes every sample_normal layer give its mean, not a sample, when the
+ * model is evaluated (as `eval: mean` in the layer would); call it before
+ * yf_model_new. */
+void yf_spec_sample_means(yf_spec *spec);
 /* Writes the fully resolved spec (every default explicit) as YAML. */
 int yf_spec_write(const yf_spec *spec, FILE *out);
 
@@ -89,6 +93,18 @@ void yf_model_summary(const yf_model *m, FILE *out);
 size_t yf_model_param_count(const yf_model *m);
 /* Parameters in one contiguous block, in the order of yf_model_summary. */
 float *yf_model_params(yf_model *m);
+/* Remarks about specs that are valid but probably not what was meant (a
+ * layer no loss depends on, l2 on frozen weights ...), each
+ * "file:line:col: message". */
+int yf_model_warning_count(const yf_model *m);
+const char *yf_model_warning(const yf_model *m, int i);
+/* Copies the parameters the spec's init section names (init: {from,
+ * layers}) from a run folder or .safetensors file. Fails, leaving the
+ * model unchanged, on a missing file or layer or a shape that differs. */
+int yf_model_init_from(yf_model *m, yf_error *err);
+/* The checkpoint init.from names, in path: returns 1 when it exists, 0
+ * when it does not (yet), -1 when the spec has no init section. */
+int yf_model_init_source(const yf_model *m, char *path, size_t cap);
 
 /* ---- data ------------------------------------------------------------- */
 
@@ -110,6 +126,15 @@ typedef struct yf_train_opts {
     int profile;         /* 1: time every node; write profile.txt */
 } yf_train_opts;
 
+/* One training step, the unit everything else is built on: gathers
+ * examples idx[0..rows) of the training split (rows <= train.batch_size)
+ * into the graph's inputs, runs forward and backward, and updates the
+ * parameters with the learning rate of the schedule at the current step.
+ * *loss receives the weighted loss of the batch. Fails (YF_ERUN, nothing
+ * updated) when the loss is not finite. */
+int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows,
+                  double *loss, yf_error *err);
+
 /* Trains for spec's train.epochs, writing config.yaml, metrics.csv, log.txt
  * and checkpoint.safetensors (written atomically after each epoch). */
 int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts,
@@ -120,10 +145,17 @@ typedef struct yf_metric {
     double value;
 } yf_metric;
 
-/* Evaluates every loss term (and the total) on a split, without noise or
- * dropout. Fills up to cap metrics; returns how many, or a negative code. */
+/* Evaluates the loss (its total, then each term) and the metrics
+ * (accuracy, mean activations) on a split, without noise or dropout.
+ * Fills up to cap metrics; returns how many, or a negative code. */
 int yf_evaluate(yf_model *m, yf_dataset *d, yf_split split, yf_metric *out,
                 int cap, yf_error *err);
+
+/* Writes layer `layer`'s outputs for every example of a split to `path`
+ * as a float32 .npy file of shape (examples, ...), and the labels to
+ * `labels_path` (int64 .npy) when it is not NULL. */
+int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer,
+              const char *path, const char *labels_path, yf_error *err);
 
 /* ---- checkpoints --------------------------------------------------------- */
 

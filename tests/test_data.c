@@ -142,6 +142,18 @@ static yf_spec *data_spec(const char *source, const char *dir, const char *valid
     return tu_spec(yaml, ov, n_ov);
 }
 
+/* yf__gather into a two-node graph: images, and labels when y is given */
+static void gather(const yf_dataset *d, yf_split split, const size_t *idx, int n, float *x,
+                   int32_t *y)
+{
+    yf__gnode nodes[2];
+    memset(nodes, 0, sizeof nodes);
+    nodes[0].buf = x;
+    nodes[1].buf = (float *)y;
+    yf__graph g = {.node = nodes, .n = 2, .input_node = 0, .label_node = y ? 1 : -1};
+    yf__gather(d, split, idx, n, &g);
+}
+
 START_TEST(test_dataset_load)
 {
     tu_workdir(DIR);
@@ -157,12 +169,15 @@ START_TEST(test_dataset_load)
     /* gathered as bytes / 255; validation rows are the training file's last */
     float out[2 * 16];
     size_t idx[2] = {3, 0};
-    yf__gather(d, YF_SPLIT_VALID, idx, 2, out);
+    int32_t lab[2];
+    gather(d, YF_SPLIT_VALID, idx, 2, out, lab);
+    ck_assert_int_eq(lab[0], d->train_y.data[32 + 3]);
+    ck_assert_int_eq(lab[1], d->train_y.data[32]);
     for (int j = 0; j < 16; j++) {
         ck_assert(out[j] == d->train_x.data[(32 + 3) * 16 + j] * (1.0f / 255.0f));
         ck_assert(out[16 + j] == d->train_x.data[32 * 16 + j] * (1.0f / 255.0f));
     }
-    yf__gather(d, YF_SPLIT_TEST, idx, 1, out);
+    gather(d, YF_SPLIT_TEST, idx, 1, out, NULL);
     for (int j = 0; j < 16; j++)
         ck_assert(out[j] == d->test_x.data[3 * 16 + j] * (1.0f / 255.0f));
     yf_dataset_free(d);
@@ -176,6 +191,59 @@ START_TEST(test_dataset_load)
     ck_assert_int_eq(yf_dataset_count(d, YF_SPLIT_TRAIN), 8);
     ck_assert_int_eq(yf_dataset_count(d, YF_SPLIT_VALID), 8);
     yf_dataset_free(d);
+    yf_spec_free(s);
+    tu_rmtree(DIR);
+}
+END_TEST
+
+/* data.train_fraction and train_count take a seeded, class-stratified
+ * subset: the same for a seed, another for another seed, not the first rows
+ * in file order, every class in proportion */
+static void subset(const char *ov0, const char *seed, size_t want, size_t *rows)
+{
+    char seed_ov[64];
+    snprintf(seed_ov, sizeof seed_ov, "seed=%s", seed);
+    const char *ov[] = {ov0, seed_ov};
+    yf_spec *s = data_spec("mnist", DIR "/mnist", "8", "16", ov, 2);
+    yf_error err = {0};
+    yf_dataset *d = yf_dataset_load(s, &err);
+    ck_assert_msg(d != NULL, "%s", yf_error_format(&err));
+    ck_assert_int_eq(yf_dataset_count(d, YF_SPLIT_TRAIN), want);
+    size_t per_class[4] = {0};
+    for (size_t i = 0; i < want; i++) {
+        rows[i] = yf__row_of(d, YF_SPLIT_TRAIN, i);
+        ck_assert_uint_lt(rows[i], 400); /* never a validation row */
+        if (i)
+            ck_assert_uint_gt(rows[i], rows[i - 1]);
+        per_class[d->train_y.data[rows[i]]]++;
+    }
+    for (int c = 0; c < 4; c++) /* 100 of each class: floor or ceil of the share */
+        ck_assert_msg(per_class[c] * 4 >= want - 3 && per_class[c] * 4 <= want + 3,
+                      "%s: class %d has %zu of %zu", ov0, c, per_class[c], want);
+    yf_dataset_free(d);
+    yf_spec_free(s);
+}
+
+START_TEST(test_stratified_subset)
+{
+    tu_workdir(DIR);
+    tu_write_dataset(DIR "/mnist", 408, 12, 4, false);
+    size_t a[40], b[40], c[40], e[13];
+    subset("data.train_fraction=0.1", "5", 40, a);
+    subset("data.train_fraction=0.1", "5", 40, b);
+    subset("data.train_fraction=0.1", "6", 40, c);
+    ck_assert(memcmp(a, b, sizeof a) == 0);
+    ck_assert(memcmp(a, c, sizeof a) != 0);
+    ck_assert_uint_gt(a[39], 39); /* not the first rows in file order */
+    subset("data.train_count=13", "5", 13, e);
+    /* more than there is: an error at the key */
+    const char *ov[] = {"data.train_count=401"};
+    yf_spec *s = data_spec("mnist", DIR "/mnist", "8", "16", ov, 1);
+    yf_error err = {0};
+    ck_assert(yf_dataset_load(s, &err) == NULL);
+    ck_assert_int_eq(err.code, YF_ESPEC);
+    ck_assert_msg(strstr(err.msg, "'train_count' is 401") && err.line > 0, "%s",
+                  yf_error_format(&err));
     yf_spec_free(s);
     tu_rmtree(DIR);
 }
@@ -277,6 +345,7 @@ int main(void)
     TCase *tc2 = tcase_create("datasets");
     tcase_set_timeout(tc2, 30);
     tcase_add_test(tc2, test_dataset_load);
+    tcase_add_test(tc2, test_stratified_subset);
     tcase_add_test(tc2, test_dataset_gzip);
     tcase_add_test(tc2, test_dataset_bad);
     suite_add_tcase(s, tc2);

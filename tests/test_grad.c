@@ -36,6 +36,7 @@ static const char spec_fmt[] = "name: grad\n"
                                "data: {source: mnist}\n"
                                "model:\n"
                                "  input: {name: x, shape: [5]}\n"
+                               "  labels: {name: y, classes: 3}\n"
                                "  layers:\n%s"
                                "  loss:\n%s"
                                "train: {batch_size: %d}\n";
@@ -109,11 +110,47 @@ static void build_cases(void)
                      "    - {type: l2, weight: 0.05, params: [h.W, h.b, out.W]}\n",
                      "l2-weighted");
             break;
-        default:
-            snprintf(add_case(plain, "", "loss-%s", loss_names[t])->missing, 64, "%s",
-                     loss_names[t]);
+        case YF_LOSS_SOFTMAX_CE:
+            add_case("    - {name: h, type: dense, units: 4, activation: tanh}\n"
+                     "    - {name: out, type: dense, units: 3}\n",
+                     "    - {type: softmax_cross_entropy, input: out, target: y, weight: 0.7}\n",
+                     "softmax_cross_entropy");
+            /* a softmax output: the loss takes the logits below it */
+            add_case("    - {name: h, type: dense, units: 4, activation: elu}\n"
+                     "    - {name: out, type: dense, units: 3, activation: softmax}\n",
+                     "    - {type: softmax_cross_entropy, input: out}\n",
+                     "softmax_cross_entropy-fused");
+            break;
+        case YF_LOSS_KL_NORMAL:
+            add_case("    - {name: h, type: dense, units: 4, activation: tanh}\n"
+                     "    - {name: mean, type: dense, units: 3}\n"
+                     "    - {name: log_var, type: dense, units: 3, input: h}\n",
+                     "    - {type: kl_normal, mean: mean, log_var: log_var, weight: 0.5}\n",
+                     "kl_normal");
+            break;
+        case YF_LOSS_KL_SPARSITY:
+            add_case("    - {name: h, type: dense, units: 4, activation: sigmoid}\n"
+                     "    - {name: out, type: dense, units: 5}\n",
+                     "    - {type: mse, input: out, target: x}\n"
+                     "    - {type: kl_sparsity, input: h, target: 0.2, weight: 0.3}\n",
+                     "kl_sparsity");
+            break;
+        case YF_LOSS_L1:
+            add_case("    - {name: h, type: dense, units: 4, activation: tanh}\n"
+                     "    - {name: out, type: dense, units: 5}\n",
+                     "    - {type: mse, input: out, target: x}\n"
+                     "    - {type: l1, input: h, weight: 0.05}\n",
+                     "l1");
+            break;
         }
     }
+
+    /* metrics, in the evaluation graph */
+    add_case("    - {name: h, type: dense, units: 4, activation: sigmoid}\n"
+             "    - {name: out, type: dense, units: 3}\n",
+             "    - {type: softmax_cross_entropy}\n"
+             "  metrics: [accuracy, {type: mean_activation, input: h}]\n",
+             "metrics");
 
     /* weights, biases, graph shapes */
     add_case("    - {name: enc, type: dense, units: 3, activation: elu}\n"
@@ -155,8 +192,38 @@ static void build_cases(void)
              "    - {type: mse, input: c, target: x, reduce: sum}\n"
              "    - {type: mse, input: h, target: x, weight: 0.1}\n",
              "four-consumers");
-    /* a target computed by a frozen layer is a constant */
+    /* gradients flow into a loss's target too */
     add_case("    - {name: a, type: dense, units: 5, activation: tanh}\n"
+             "    - {name: b, type: dense, units: 5, input: x, activation: elu}\n",
+             "    - {type: mse, input: a, target: b}\n",
+             "mse-target-trainable");
+    add_case("    - {name: a, type: dense, units: 5}\n"
+             "    - {name: b, type: dense, units: 5, activation: sigmoid, input: x}\n",
+             "    - {type: sigmoid_cross_entropy, input: a, target: b}\n",
+             "sigmoid_cross_entropy-target-trainable");
+    /* the VAE's reparameterised sample, with its noise held fixed (the step) */
+    add_case("    - {name: h, type: dense, units: 4, activation: elu}\n"
+             "    - {name: mean, type: dense, units: 3}\n"
+             "    - {name: log_var, type: dense, units: 3, input: h}\n"
+             "    - {name: z, type: sample_normal, mean: mean, log_var: log_var}\n"
+             "    - {name: out, type: dense, units: 5, input: z}\n",
+             "    - {type: sigmoid_cross_entropy, input: out, target: x, reduce: sum}\n"
+             "    - {type: kl_normal, mean: mean, log_var: log_var}\n",
+             "sample_normal-vae");
+    /* layers with several inputs */
+    add_case("    - {name: a, type: dense, units: 3, activation: tanh}\n"
+             "    - {name: b, type: dense, units: 3, input: x}\n"
+             "    - {name: cat, type: concat, input: [a, b, a]}\n"
+             "    - {name: out, type: dense, units: 5}\n"
+             "    - {name: prod, type: multiply, input: [a, b]}\n"
+             "    - {name: sum, type: add, input: [a, prod, b]}\n"
+             "    - {name: sc, type: scale, factor: -0.7}\n"
+             "    - {name: out2, type: dense, units: 5}\n",
+             "    - {type: mse, input: out, target: x}\n"
+             "    - {type: mse, input: out2, target: x}\n",
+             "concat-add-multiply-scale");
+    /* a target computed by a frozen layer is a constant */
+    add_case("    - {name: a, type: dense, units: 5}\n"
              "    - {name: b, type: dense, units: 5, activation: sigmoid, input: x,"
              " trainable: false}\n",
              "    - {type: sigmoid_cross_entropy, input: a, target: b}\n",
@@ -192,6 +259,7 @@ static gstats grad_check(const gcase *c, int rows, int threads)
     ck_assert_int_ge(m->train.max_rows, rows);
     size_t in = m->train.node[m->train.input_node].size;
     tu_fill(tu_input(m), (size_t)rows * in, 1);
+    tu_fill_labels(&m->train, rows, 3);
     m->step = 3; /* noise and dropout are keyed by the step: keep it fixed */
 
     double L0 = tu_step(m, rows);
@@ -291,6 +359,8 @@ START_TEST(test_every_op_covered)
             continue;
         yf_spec *s;
         yf_model *m = tu_model(cases[i].yaml, &s);
+        for (int k = 0; k < m->eval.n; k++)
+            seen[m->eval.node[k].op] = true; /* metrics live in the evaluation graph */
         for (int k = 0; k < m->train.n; k++) {
             const yf__gnode *n = &m->train.node[k];
             seen[n->op] = true;
@@ -306,7 +376,7 @@ START_TEST(test_every_op_covered)
     }
     char missing[512] = "";
     for (int op = 0; op < YF_OP_COUNT; op++)
-        if (!seen[op] && op != YF_OP_INPUT && op != YF_OP_PARAM)
+        if (!seen[op] && op != YF_OP_INPUT && op != YF_OP_PARAM && op != YF_OP_STATE)
             snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " %s",
                      yf__op_names[op]);
     ck_assert_msg(!missing[0], "ops with no gradient case:%s", missing);
@@ -363,13 +433,16 @@ START_TEST(test_eval_matches_train)
     build_cases();
     int done = 0;
     for (int i = 0; i < n_cases; i++) {
-        if (cases[i].missing[0] || strstr(cases[i].yaml, "noise") || strstr(cases[i].yaml, "dropout"))
+        if (cases[i].missing[0] || strstr(cases[i].yaml, "noise") ||
+            strstr(cases[i].yaml, "dropout") || strstr(cases[i].yaml, "sample_normal"))
             continue;
         yf_spec *s;
         yf_model *m = tu_model(cases[i].yaml, &s);
         size_t in = m->train.node[m->train.input_node].size;
         tu_fill(tu_input(m), ROWS * in, 2);
         tu_fill(m->eval.node[m->eval.input_node].buf, ROWS * in, 2);
+        tu_fill_labels(&m->train, ROWS, 3);
+        tu_fill_labels(&m->eval, ROWS, 3);
         double lt = tu_step(m, ROWS);
         yf__run(m, &m->eval, ROWS);
         double le = tu_loss(&m->eval);
@@ -406,6 +479,49 @@ START_TEST(test_noise_keyed_by_step)
 }
 END_TEST
 
+/* A sigmoid (softmax) output feeding the loss that takes logits trains as
+ * the linear output would: the loss uses the logits below the activation. */
+START_TEST(test_fused_logits)
+{
+    static const char *const pairs[][2] = {
+        {"    - {name: h, type: dense, units: 4, activation: elu}\n"
+         "    - {name: out, type: dense, units: 5, activation: sigmoid}\n",
+         "    - {type: sigmoid_cross_entropy, input: out, target: x}\n"},
+        {"    - {name: h, type: dense, units: 4, activation: elu}\n"
+         "    - {name: out, type: dense, units: 3, activation: softmax}\n",
+         "    - {type: softmax_cross_entropy, input: out, target: y}\n"},
+    };
+    for (int i = 0; i < 2; i++) {
+        char linear[1024], yaml[2][4096];
+        const char *act = strstr(pairs[i][0], i ? "softmax}" : "sigmoid}");
+        snprintf(linear, sizeof linear, "%.*slinear%s", (int)(act - pairs[i][0]), pairs[i][0],
+                 act + 7);
+        snprintf(yaml[0], sizeof yaml[0], spec_fmt, pairs[i][0], pairs[i][1], ROWS);
+        snprintf(yaml[1], sizeof yaml[1], spec_fmt, linear, pairs[i][1], ROWS);
+        yf_spec *s[2];
+        yf_model *m[2];
+        double L[2];
+        for (int k = 0; k < 2; k++) {
+            m[k] = tu_model(yaml[k], &s[k]);
+            tu_fill(tu_input(m[k]), ROWS * 5, 4);
+            tu_fill_labels(&m[k]->train, ROWS, 3);
+            L[k] = tu_step(m[k], ROWS);
+        }
+        ck_assert_uint_eq(m[0]->param_floats, m[1]->param_floats);
+        double worst = 0;
+        for (size_t j = 0; j < m[0]->param_floats; j++)
+            worst = fmax(worst, fabs(m[0]->grad_block[j] - m[1]->grad_block[j]));
+        printf("fused %-8s loss %.9g vs linear output %.9g, gradients differ by %.2e\n",
+               i ? "softmax" : "sigmoid", L[0], L[1], worst);
+        ck_assert_msg(fabs(L[0] - L[1]) <= 1e-6 * (1 + fabs(L[1])), "loss %.9g vs %.9g", L[0],
+                      L[1]);
+        ck_assert_msg(worst <= 1e-6, "gradients differ by %g", worst);
+        for (int k = 0; k < 2; k++)
+            tu_free(m[k], s[k]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     build_cases();
@@ -421,6 +537,7 @@ int main(void)
     tcase_add_test(tc2, test_threads_agree);
     tcase_add_test(tc2, test_eval_matches_train);
     tcase_add_test(tc2, test_noise_keyed_by_step);
+    tcase_add_test(tc2, test_fused_logits);
     suite_add_tcase(s, tc2);
     return tu_run(s);
 }

@@ -221,6 +221,16 @@ static inline void tu_free(yf_model *m, yf_spec *s)
 }
 
 /* The training graph's input buffer: (max_rows, input size) floats. */
+/* Labels r % classes for the first rows of a graph with labels. */
+static inline void tu_fill_labels(yf__graph *g, int rows, int classes)
+{
+    if (g->label_node < 0)
+        return;
+    int32_t *y = (int32_t *)g->node[g->label_node].buf;
+    for (int r = 0; r < rows; r++)
+        y[r] = r % classes;
+}
+
 static inline float *tu_input(yf_model *m)
 {
     return m->train.node[m->train.input_node].buf;

@@ -2,14 +2,16 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: yaflow check SPEC [dotted.key=value ...] [--threads N]\n"
+    "usage: yaflow check SPEC [dotted.key=value ...] [--threads N] [--strict]\n"
     "Validates SPEC and prints its layers, output shapes, parameter counts,\n"
-    "FLOPs per example and memory plan. Exit 2 with file:line:col on errors.\n";
+    "FLOPs per example and memory plan. Exit 2 with file:line:col on errors.\n"
+    "Warnings (a layer no loss depends on ...) go to stderr; --strict makes them\n"
+    "errors. A checkpoint named by init.from is checked when it exists.\n";
 
 int cmd_check(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_STRICT, &a);
     if (rc || a.help)
         return rc;
     yf_error err = {0};
@@ -19,9 +21,23 @@ int cmd_check(int argc, char **argv)
         yf_spec_free(spec);
         return cli_fail(&err);
     }
+    char src[1100];
+    int have = yf_model_init_source(m, src, sizeof src);
+    if (have == 1 && yf_model_init_from(m, &err)) {
+        yf_model_free(m);
+        yf_spec_free(spec);
+        return cli_fail(&err);
+    }
     yf_model_summary(m, stdout);
-    printf("%s: ok\n", a.positional);
+    if (have == 0)
+        printf("note: init.from %s does not exist yet; train refuses to start until it does\n",
+               src);
+    else if (have == 1)
+        printf("init: the layers to copy match %s\n", src);
+    rc = cli_warnings(m, &a);
+    if (!rc)
+        printf("%s: ok\n", a.positional);
     yf_model_free(m);
     yf_spec_free(spec);
-    return 0;
+    return rc;
 }

@@ -15,13 +15,17 @@ typedef struct cli_args {
     int profile;
     int overwrite;
     int help;
+    int strict;
+    int mean;
+    const char *layer, *split, *output;
 } cli_args;
 
 /* What a subcommand accepts: a SPEC or RUN (required), key=value overrides,
  * and the options --threads, --out, --json, --profile. */
 enum {
     CLI_ARG = 1, CLI_OVERRIDES = 2, CLI_THREADS = 4, CLI_OUT = 8, CLI_JSON = 16,
-    CLI_PROFILE = 32, CLI_OVERWRITE = 64
+    CLI_PROFILE = 32, CLI_OVERWRITE = 64, CLI_STRICT = 128, CLI_LAYER = 256, CLI_SPLIT = 512,
+    CLI_OUTPUT = 1024, CLI_MEAN = 2048
 };
 
 /* Parses argv[2..]; prints a message and returns 2 on bad usage. On --help
@@ -34,5 +38,9 @@ int cmd_check(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+/* Prints the model's warnings to stderr; with --strict they are errors:
+ * returns 2 then, else 0. */
+int cli_warnings(const yf_model *m, const cli_args *a);
 
 #endif

@@ -10,6 +10,7 @@
     XX(check, "validate a model spec and print its layers, shapes, parameters, FLOPs") \
     XX(train, "train a model spec and write a run folder")                         \
     XX(eval, "evaluate a trained run on the test set")                             \
+    XX(encode, "write a layer's outputs for a data split as a NumPy .npy file")    \
     XX(info, "show BLIS kernels, threads and CPU features")
 
 static const struct {
@@ -45,6 +46,20 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
             a->profile = 1;
         } else if (!strcmp(s, "--overwrite") && (flags & CLI_OVERWRITE)) {
             a->overwrite = 1;
+        } else if (!strcmp(s, "--strict") && (flags & CLI_STRICT)) {
+            a->strict = 1;
+        } else if (!strcmp(s, "--mean") && (flags & CLI_MEAN)) {
+            a->mean = 1;
+        } else if ((!strcmp(s, "--layer") && (flags & CLI_LAYER)) ||
+                   (!strcmp(s, "--split") && (flags & CLI_SPLIT)) ||
+                   ((!strcmp(s, "-o") || !strcmp(s, "--output")) && (flags & CLI_OUTPUT))) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "yaflow %s: %s needs a value\n%s", argv[1], s, usage_text);
+                return 2;
+            }
+            const char **slot = !strcmp(s, "--layer") ? &a->layer
+                                : !strcmp(s, "--split") ? &a->split : &a->output;
+            *slot = argv[++i];
         } else if ((!strcmp(s, "--out") && (flags & CLI_OUT)) ||
                    (!strcmp(s, "--threads") && (flags & CLI_THREADS))) {
             if (i + 1 >= argc) {
@@ -98,6 +113,15 @@ int cli_fail(yf_error *err)
 {
     fprintf(stderr, "yaflow: %s\n", yf_error_format(err));
     return yf_status_exit_code(err->code);
+}
+
+int cli_warnings(const yf_model *m, const cli_args *a)
+{
+    int n = yf_model_warning_count(m);
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "yaflow: %s%s\n", yf_model_warning(m, i),
+                a->strict ? " (an error with --strict)" : "");
+    return a->strict && n ? 2 : 0;
 }
 
 int main(int argc, char **argv)

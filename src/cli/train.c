@@ -7,17 +7,18 @@
 
 static const char usage[] =
     "usage: yaflow train SPEC [dotted.key=value ...] [--out DIR] [--overwrite] [--threads N]\n"
-    "                  [--profile]\n"
+    "                  [--profile] [--strict]\n"
     "Trains SPEC (overrides as on `yaflow train models/x.yaml train.epochs=3`) and\n"
     "writes DIR (default runs/<name>): config.yaml (resolved), metrics.csv, log.txt,\n"
     "checkpoint.safetensors. --threads defaults to all cores. --profile times every\n"
     "graph node and writes DIR/profile.txt. A folder that already holds a run is\n"
-    "left alone (exit 2) unless --overwrite is given.\n";
+    "left alone (exit 2) unless --overwrite is given. Warnings about the spec go to\n"
+    "stderr; --strict makes them errors.\n";
 
 int cmd_train(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE | CLI_OVERWRITE, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE | CLI_OVERWRITE | CLI_STRICT, &a);
     if (rc || a.help)
         return rc;
     yf_error err = {0};
@@ -39,6 +40,11 @@ int cmd_train(int argc, char **argv)
         return 2;
     }
     yf_model *m = yf_model_new(spec, a.threads, &err);
+    if (m && cli_warnings(m, &a)) {
+        yf_model_free(m);
+        yf_spec_free(spec);
+        return 2;
+    }
     yf_dataset *d = m ? yf_dataset_load(spec, &err) : NULL;
     if (!d) {
         yf_model_free(m);

@@ -1,6 +1,8 @@
 /* Datasets: the training file split into train and validation (the last
  * `valid` examples), the test files kept apart for evaluation, and batches
- * gathered as floats in [0, 1]. */
+ * gathered as floats in [0, 1] with their labels. data.train_fraction and
+ * data.train_count train on a seeded, class-stratified subset of the
+ * training part, chosen from the seed and the labels alone. */
 #include "../internal.h"
 
 #include <stdlib.h>
@@ -51,6 +53,102 @@ static int check_pair(const yf__idx *x, const yf__idx *y, const char *xpath,
     return 0;
 }
 
+#define CLASSES 10 /* labels are 0 to 9 (check_pair) */
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* How many of k examples each class gets when a total of k is taken from n
+ * in proportion to the class counts cnt: floor(k·cnt/n), and one more for
+ * the classes with the largest remainders (ties: the lower class) until the
+ * total is k. Every class gets the floor or the ceiling of its share. */
+static void apportion(const size_t cnt[CLASSES], size_t n, size_t k, size_t take[CLASSES])
+{
+    uint64_t rem[CLASSES];
+    size_t left = k;
+    for (int c = 0; c < CLASSES; c++) {
+        uint64_t q = (uint64_t)k * cnt[c]; /* both below 2^26 */
+        take[c] = (size_t)(q / n);
+        rem[c] = q % n;
+        left -= take[c];
+    }
+    /* the remainders sum to left·n and each is below n, so more than `left`
+     * classes have one: no class with an exact share gets the extra one */
+    for (; left > 0; left--) {
+        int best = -1;
+        for (int c = 0; c < CLASSES; c++)
+            if (rem[c] > 0 && (best < 0 || rem[c] > rem[best]))
+                best = c;
+        take[best]++;
+        rem[best] = 0;
+    }
+}
+
+/* Fills d->train_rows and d->n_train from the training part, rows
+ * [0, n) of the training file: all of them in order, or, with
+ * data.train_fraction or data.train_count, K rows spread over the classes
+ * by apportion(), each class's rows picked by a Fisher–Yates shuffle keyed
+ * by (seed, YF__STREAM_SUBSET, class, position), sorted ascending. */
+static int choose_train_rows(yf_dataset *d, const yf_spec *spec, size_t n, yf_error *err)
+{
+    d->train_rows = malloc((n ? n : 1) * sizeof *d->train_rows);
+    if (!d->train_rows)
+        return yf__fail(err, YF_ENOMEM, "out of memory choosing %zu training examples", n);
+    if (spec->train_count <= 0 && spec->train_fraction >= 1.0) {
+        for (size_t i = 0; i < n; i++)
+            d->train_rows[i] = i;
+        d->n_train = n;
+        return 0;
+    }
+    size_t k;
+    if (spec->train_count > 0) {
+        if ((size_t)spec->train_count > n)
+            return yf__fail_at(err, yf__map_get(spec->data_at, "train_count"), YF_ESPEC,
+                               "data: 'train_count' is %ld but only %zu training examples "
+                               "remain after the %ld validation examples",
+                               spec->train_count, n, spec->valid);
+        k = (size_t)spec->train_count;
+    } else {
+        k = (size_t)((double)n * spec->train_fraction + 0.5);
+        k = k < 1 ? 1 : k > n ? n : k;
+    }
+    /* the rows grouped by class, ascending within each: class c is
+     * by_class[start[c] .. start[c] + cnt[c]) */
+    size_t *by_class = malloc(n * sizeof *by_class);
+    if (!by_class)
+        return yf__fail(err, YF_ENOMEM, "out of memory choosing %zu training examples", k);
+    size_t cnt[CLASSES] = {0}, start[CLASSES], fill[CLASSES], take[CLASSES];
+    const uint8_t *label = d->train_y.data;
+    for (size_t i = 0; i < n; i++)
+        cnt[label[i]]++;
+    for (int c = 0; c < CLASSES; c++)
+        start[c] = fill[c] = c ? start[c - 1] + cnt[c - 1] : 0;
+    for (size_t i = 0; i < n; i++)
+        by_class[fill[label[i]]++] = i;
+    apportion(cnt, n, k, take);
+    size_t got = 0;
+    for (int c = 0; c < CLASSES; c++) {
+        size_t *rows = by_class + start[c];
+        /* Fisher–Yates, one Philox block per draw */
+        for (size_t i = cnt[c]; i-- > 1;) {
+            uint32_t w[4];
+            yf__philox(spec->seed, YF__STREAM_SUBSET, (uint64_t)c, (uint32_t)i, w);
+            size_t j = (size_t)((((uint64_t)w[0] << 32) | w[1]) % (i + 1));
+            size_t t = rows[i];
+            rows[i] = rows[j], rows[j] = t;
+        }
+        memcpy(d->train_rows + got, rows, take[c] * sizeof *rows);
+        got += take[c];
+    }
+    free(by_class);
+    qsort(d->train_rows, got, sizeof *d->train_rows, cmp_size);
+    d->n_train = got; /* == k */
+    return 0;
+}
+
 yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
 {
     int s = -1;
@@ -73,6 +171,10 @@ yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
             snprintf(dir, sizeof dir, "%s", sources[s].system_dir);
     }
     yf_dataset *d = calloc(1, sizeof *d);
+    if (!d) {
+        yf__fail(err, YF_ENOMEM, "out of memory loading %s", spec->source);
+        return NULL;
+    }
     yf__idx *parts[4] = {&d->train_x, &d->train_y, &d->test_x, &d->test_y};
     char paths[4][1100];
     for (int k = 0; k < 4; k++) {
@@ -110,10 +212,20 @@ yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
         goto fail;
     }
     d->n_valid = (size_t)spec->valid;
-    d->n_train = d->train_x.count - d->n_valid;
-    if (spec->train_fraction < 1.0) {
-        size_t keep = (size_t)(d->n_train * spec->train_fraction + 0.5);
-        d->n_train = keep ? keep : 1;
+    if (choose_train_rows(d, spec, d->train_x.count - d->n_valid, err))
+        goto fail;
+    if (spec->labels_name[0]) { /* labels index the model's classes */
+        int top = 0;
+        for (size_t i = 0; i < d->train_y.count; i++)
+            top = d->train_y.data[i] > top ? d->train_y.data[i] : top;
+        for (size_t i = 0; i < d->test_y.count; i++)
+            top = d->test_y.data[i] > top ? d->test_y.data[i] : top;
+        if (top >= spec->classes) {
+            yf__fail_at(err, yf__map_get(spec->labels_at, "classes"), YF_ESPEC,
+                        "model labels: 'classes' is %d but the %s labels go up to %d; write "
+                        "classes: %d", spec->classes, spec->source, top, top + 1);
+            goto fail;
+        }
     }
     return d;
 fail:
@@ -129,6 +241,7 @@ void yf_dataset_free(yf_dataset *d)
     yf__idx_free(&d->train_y);
     yf__idx_free(&d->test_x);
     yf__idx_free(&d->test_y);
+    free(d->train_rows);
     free(d);
 }
 
@@ -149,22 +262,37 @@ YF__CLONES static void bytes_to_unit(const uint8_t *restrict in, float *restrict
         out[j] = in[j] * (1.0f / 255.0f);
 }
 
-/* out is (n, dim) */
-void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx, int n, float *out)
+size_t yf__row_of(const yf_dataset *d, yf_split split, size_t i)
 {
-    const yf__idx *src = split == YF_SPLIT_TEST ? &d->test_x : &d->train_x;
-    size_t base = split == YF_SPLIT_VALID ? d->train_x.count - d->n_valid : 0;
-    for (int r = 0; r < n; r++)
-        bytes_to_unit(src->data + (base + idx[r]) * d->dim, out + (size_t)r * d->dim, d->dim);
+    switch (split) {
+    case YF_SPLIT_TRAIN: return d->train_rows[i];
+    case YF_SPLIT_VALID: return d->train_x.count - d->n_valid + i;
+    case YF_SPLIT_TEST: return i;
+    }
+    return i;
+}
+
+/* The image input is (n, dim) floats; the label input, if any, (n) int32. */
+void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx, int n, yf__graph *g)
+{
+    bool test = split == YF_SPLIT_TEST;
+    const yf__idx *x = test ? &d->test_x : &d->train_x, *y = test ? &d->test_y : &d->train_y;
+    float *out = g->node[g->input_node].buf;
+    int32_t *labels = g->label_node >= 0 ? (int32_t *)g->node[g->label_node].buf : NULL;
+    for (int r = 0; r < n; r++) {
+        size_t row = yf__row_of(d, split, idx[r]);
+        bytes_to_unit(x->data + row * d->dim, out + (size_t)r * d->dim, d->dim);
+        if (labels)
+            labels[r] = y->data[row];
+    }
 }
 
 /* Asks the cache for the rows the next batch will gather. */
 void yf__prefetch(const yf_dataset *d, yf_split split, const size_t *idx, int n)
 {
     const yf__idx *src = split == YF_SPLIT_TEST ? &d->test_x : &d->train_x;
-    size_t base = split == YF_SPLIT_VALID ? d->train_x.count - d->n_valid : 0;
     for (int r = 0; r < n; r++) {
-        const uint8_t *row = src->data + (base + idx[r]) * d->dim;
+        const uint8_t *row = src->data + yf__row_of(d, split, idx[r]) * d->dim;
         for (size_t j = 0; j < d->dim; j += 64)
             __builtin_prefetch(row + j);
     }

@@ -208,21 +208,117 @@ YF__CLONES static void add_flat(const float *a, const float *b, float *y, size_t
         y[i] = a[i] + b[i];
 }
 
-/* a, b, y are (R, size), or scalars */
-void yf__add_fwd(yf__gnode *n, const yf__exec *ex)
+YF__CLONES static void mul_flat(const float *a, const float *b, float *y, size_t n)
 {
-    size_t count = n->per_row ? (size_t)ex->rows * n->size : n->size;
-    add_flat(ex->g->node[n->in[0]].buf, ex->g->node[n->in[1]].buf, n->buf, count);
+    for (size_t i = 0; i < n; i++)
+        y[i] = a[i] * b[i];
 }
 
+YF__CLONES static void scale_flat(const float *x, float k, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = k * x[i];
+}
+
+static size_t count_of(const yf__gnode *n, const yf__exec *ex)
+{
+    return n->per_row ? (size_t)ex->rows * n->size : n->size;
+}
+
+/* in[0..n_in) and y are (R, size), or scalars: y = Σ in[k] */
+void yf__add_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    size_t count = count_of(n, ex);
+    add_flat(ex->g->node[n->in[0]].buf, ex->g->node[n->in[1]].buf, n->buf, count);
+    for (int k = 2; k < n->n_in; k++)
+        add_flat(n->buf, ex->g->node[n->in[k]].buf, n->buf, count);
+}
+
+/* every input receives dy itself */
 int yf__add_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < g->node[id].n_in; k++)
         if (g->node[g->node[id].in[k]].needs_grad) {
             int rc = yf__grad_accum(g, g->node[id].in[k], dy, err);
             if (rc)
                 return rc;
         }
+    return 0;
+}
+
+/* a, b, y are (R, size): y = a ⊙ b */
+void yf__multiply_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    mul_flat(ex->g->node[n->in[0]].buf, ex->g->node[n->in[1]].buf, n->buf, count_of(n, ex));
+}
+
+/* da = dy ⊙ b, db = dy ⊙ a: multiply nodes again */
+int yf__multiply_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    for (int k = 0; k < 2; k++) {
+        int x = g->node[id].in[k], other = g->node[id].in[1 - k];
+        if (!g->node[x].needs_grad)
+            continue;
+        int d = yf__grad_node(g, YF_OP_MULTIPLY, id, k, (int[]){dy, other}, 2, err);
+        if (d < 0 || yf__grad_accum(g, x, d, err))
+            return err->code;
+    }
+    return 0;
+}
+
+/* x, y are (R, size): y = factor · x */
+void yf__scale_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    scale_flat(ex->g->node[n->in[0]].buf, n->factor, n->buf, count_of(n, ex));
+}
+
+/* dx = factor · dy: a scale node again */
+int yf__scale_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    int x = g->node[id].in[0];
+    if (!g->node[x].needs_grad)
+        return 0;
+    int d = yf__grad_node(g, YF_OP_SCALE, id, 0, &dy, 1, err);
+    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+}
+
+/* in[k] is (R, C_k); y is (R, Σ C_k), the inputs side by side */
+void yf__concat_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    size_t C = n->size, off = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        const yf__gnode *x = &ex->g->node[n->in[k]];
+        for (int r = 0; r < ex->rows; r++)
+            memcpy(n->buf + r * C + off, x->buf + r * x->size, x->size * sizeof(float));
+        off += x->size;
+    }
+}
+
+/* dy is (R, C); y is (R, size): columns slot .. slot + size of dy */
+void yf__slice_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *dy = &ex->g->node[n->in[0]];
+    for (int r = 0; r < ex->rows; r++)
+        memcpy(n->buf + r * n->size, dy->buf + r * dy->size + n->slot, n->size * sizeof(float));
+}
+
+/* each input's gradient is its slice of dy */
+int yf__concat_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    size_t off = 0;
+    for (int k = 0; k < g->node[id].n_in; k++) {
+        int x = g->node[id].in[k];
+        size_t size = g->node[x].size;
+        if (g->node[x].needs_grad) {
+            int d = yf__grad_node(g, YF_OP_SLICE, id, k, &dy, 1, err);
+            if (d < 0)
+                return d;
+            g->node[d].slot = (int)off; /* the first column */
+            if (yf__grad_accum(g, x, d, err))
+                return err->code;
+        }
+        off += size;
+    }
     return 0;
 }
 

@@ -5,25 +5,30 @@
 #include "../internal.h"
 
 #include <math.h>
+#include <string.h>
 
 static double norm(const yf__gnode *n, int rows, size_t size)
 {
     return n->reduce_sum ? (double)rows : (double)rows * (double)size;
 }
 
-static int loss_grad(yf__graph *g, int id, yf__op op, yf_error *err)
+/* Gradient nodes of `op` for inputs 0 .. n_slots-1 of loss node id that
+ * need one, each reading in[0..n_in) (the loss's own inputs when in is
+ * NULL) and told its slot. */
+static int slot_grads(yf__graph *g, int id, yf__op op, int n_slots, const int *in, int n_in,
+                      yf_error *err)
 {
-    yf__gnode src = g->node[id];
-    if (!g->node[src.in[0]].needs_grad)
-        return 0;
-    int d = yf__graph_add(g, op, src.name, src.at, err);
-    if (d < 0)
-        return d;
-    yf__gnode *n = &g->node[d];
-    n->n_in = 2, n->in[0] = src.in[0], n->in[1] = src.in[1];
-    n->weight = src.weight, n->reduce_sum = src.reduce_sum;
-    n->size = g->node[src.in[0]].size, n->per_row = true;
-    return yf__grad_accum(g, src.in[0], d, err);
+    yf__gnode src = g->node[id]; /* copy: adding nodes may move the array */
+    if (!in)
+        in = src.in, n_in = src.n_in;
+    for (int k = 0; k < n_slots; k++) {
+        if (!g->node[src.in[k]].needs_grad)
+            continue;
+        int d = yf__grad_node(g, op, id, k, in, n_in, err);
+        if (d < 0 || yf__grad_accum(g, src.in[k], d, err))
+            return err->code;
+    }
+    return 0;
 }
 
 /* Σ (a − t)², in float blocks of 16 lanes (vectorised) added in double. */
@@ -56,19 +61,21 @@ void yf__mse_fwd(yf__gnode *n, const yf__exec *ex)
     n->buf[0] = (float)(sum_sq_diff(a, t, count) / norm(n, ex->rows, p->size));
 }
 
-/* dpred = weight · 2 (pred − target) / norm */
+/* dpred = weight · 2 (pred − target) / norm; dtarget (slot 1) = −dpred */
 void yf__mse_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *a = ex->g->node[n->in[0]].buf, *t = ex->g->node[n->in[1]].buf;
     size_t count = (size_t)ex->rows * n->size;
     float k = (float)(2.0 * n->weight / norm(n, ex->rows, n->size));
+    if (n->slot)
+        k = -k;
     for (size_t i = 0; i < count; i++)
         n->buf[i] = k * (a[i] - t[i]);
 }
 
 int yf__mse_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    return loss_grad(g, id, YF_OP_MSE_GRAD, err);
+    return slot_grads(g, id, YF_OP_MSE_GRAD, 2, NULL, 0, err);
 }
 
 /* logits z, target t are (R, size): max(z,0) − z·t + log(1 + e^−|z|) */
@@ -83,12 +90,17 @@ void yf__sigmoid_ce_fwd(yf__gnode *n, const yf__exec *ex)
     n->buf[0] = (float)(s / norm(n, ex->rows, p->size));
 }
 
-/* dz = weight · (σ(z) − t) / norm */
+/* dz = weight · (σ(z) − t) / norm; dt (slot 1) = −weight · z / norm */
 void yf__sigmoid_ce_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *z = ex->g->node[n->in[0]].buf, *t = ex->g->node[n->in[1]].buf;
     size_t count = (size_t)ex->rows * n->size;
     float k = (float)(n->weight / norm(n, ex->rows, n->size));
+    if (n->slot) {
+        for (size_t i = 0; i < count; i++)
+            n->buf[i] = -k * z[i];
+        return;
+    }
     yf__act_forward(YF_ACT_SIGMOID, 0, z, n->buf, 1, count);
     for (size_t i = 0; i < count; i++)
         n->buf[i] = k * (n->buf[i] - t[i]);
@@ -96,7 +108,187 @@ void yf__sigmoid_ce_grad_fwd(yf__gnode *n, const yf__exec *ex)
 
 int yf__sigmoid_ce_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    return loss_grad(g, id, YF_OP_SIGMOID_CE_GRAD, err);
+    return slot_grads(g, id, YF_OP_SIGMOID_CE_GRAD, 2, NULL, 0, err);
+}
+
+/* logits z are (R, C), labels y (R) int32: mean over rows of
+ * log Σ_j e^{z_j} − z_y, with the max subtracted first. In training the
+ * probabilities softmax(z) are kept in the state node for the backward. */
+void yf__softmax_ce_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *zn = &ex->g->node[n->in[0]];
+    const int32_t *y = (const int32_t *)ex->g->node[n->in[1]].buf;
+    float *p = n->state >= 0 ? ex->g->node[n->state].buf : NULL;
+    size_t C = zn->size;
+    double s = 0.0;
+    for (int r = 0; r < ex->rows; r++) {
+        const float *z = zn->buf + r * C;
+        float mx = z[0];
+        for (size_t j = 1; j < C; j++)
+            mx = z[j] > mx ? z[j] : mx;
+        double sum = 0.0;
+        for (size_t j = 0; j < C; j++)
+            sum += exp((double)z[j] - mx);
+        double lse = mx + log(sum);
+        s += lse - z[y[r]];
+        if (p)
+            for (size_t j = 0; j < C; j++)
+                p[r * C + j] = (float)exp((double)z[j] - lse);
+    }
+    n->buf[0] = (float)(s / ex->rows);
+}
+
+/* in = (probabilities (R, C), labels (R)): dz = weight · (p − onehot(y)) / R */
+void yf__softmax_ce_grad_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const float *p = ex->g->node[n->in[0]].buf;
+    const int32_t *y = (const int32_t *)ex->g->node[n->in[1]].buf;
+    size_t C = n->size;
+    float k = n->weight / ex->rows;
+    for (int r = 0; r < ex->rows; r++) {
+        for (size_t j = 0; j < C; j++)
+            n->buf[r * C + j] = k * p[r * C + j];
+        n->buf[r * C + y[r]] -= k;
+    }
+}
+
+int yf__softmax_ce_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    int in[2] = {g->node[id].state, g->node[id].in[1]};
+    return slot_grads(g, id, YF_OP_SOFTMAX_CE_GRAD, 1, in, 2, err);
+}
+
+/* mean μ, log-variance λ are (R, L): KL(N(μ, e^λ) ‖ N(0, I)) =
+ * −½ Σ (1 + λ − μ² − e^λ), summed over L (reduce: sum) or averaged, and
+ * averaged over rows */
+void yf__kl_normal_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *mn = &ex->g->node[n->in[0]];
+    const float *mu = mn->buf, *lv = ex->g->node[n->in[1]].buf;
+    size_t count = (size_t)ex->rows * mn->size;
+    double s = 0.0;
+    for (size_t i = 0; i < count; i++)
+        s += 1.0 + lv[i] - (double)mu[i] * mu[i] - exp(lv[i]);
+    n->buf[0] = (float)(-0.5 * s / norm(n, ex->rows, mn->size));
+}
+
+/* dμ = weight · μ / norm (slot 0); dλ = weight · ½ (e^λ − 1) / norm (slot 1) */
+void yf__kl_normal_grad_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const float *mu = ex->g->node[n->in[0]].buf, *lv = ex->g->node[n->in[1]].buf;
+    size_t count = (size_t)ex->rows * n->size;
+    float k = (float)(n->weight / norm(n, ex->rows, n->size));
+    if (n->slot == 0)
+        for (size_t i = 0; i < count; i++)
+            n->buf[i] = k * mu[i];
+    else
+        for (size_t i = 0; i < count; i++)
+            n->buf[i] = 0.5f * k * (expf(lv[i]) - 1.0f);
+}
+
+int yf__kl_normal_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    return slot_grads(g, id, YF_OP_KL_NORMAL_GRAD, 2, NULL, 0, err);
+}
+
+/* The batch's mean activation of each unit, kept inside (0, 1). */
+static void unit_means(const float *a, int R, size_t C, double *q)
+{
+    for (size_t j = 0; j < C; j++)
+        q[j] = 0.0;
+    for (int r = 0; r < R; r++)
+        for (size_t j = 0; j < C; j++)
+            q[j] += a[r * C + j];
+    for (size_t j = 0; j < C; j++) {
+        q[j] /= R;
+        q[j] = q[j] < 1e-6 ? 1e-6 : q[j] > 1 - 1e-6 ? 1 - 1e-6 : q[j];
+    }
+}
+
+/* activations a are (R, C) in (0, 1), q_j their mean over the batch:
+ * Σ_j ρ log(ρ / q_j) + (1 − ρ) log((1 − ρ) / (1 − q_j)) */
+void yf__kl_sparsity_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *an = &ex->g->node[n->in[0]];
+    size_t C = an->size;
+    double q[C], rho = n->rho, s = 0.0;
+    unit_means(an->buf, ex->rows, C, q);
+    for (size_t j = 0; j < C; j++)
+        s += rho * log(rho / q[j]) + (1 - rho) * log((1 - rho) / (1 - q[j]));
+    n->buf[0] = (float)s;
+}
+
+/* da_rj = weight · (−ρ / q_j + (1 − ρ) / (1 − q_j)) / R */
+void yf__kl_sparsity_grad_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    size_t C = n->size;
+    double q[C], rho = n->rho;
+    unit_means(ex->g->node[n->in[0]].buf, ex->rows, C, q);
+    float d[C];
+    for (size_t j = 0; j < C; j++)
+        d[j] = (float)(n->weight * (-rho / q[j] + (1 - rho) / (1 - q[j])) / ex->rows);
+    for (int r = 0; r < ex->rows; r++)
+        memcpy(n->buf + r * C, d, C * sizeof(float));
+}
+
+int yf__kl_sparsity_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    return slot_grads(g, id, YF_OP_KL_SPARSITY_GRAD, 1, NULL, 0, err);
+}
+
+/* activations a are (R, C): Σ |a| / norm */
+void yf__l1_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *an = &ex->g->node[n->in[0]];
+    size_t count = (size_t)ex->rows * an->size;
+    double s = 0.0;
+    for (size_t i = 0; i < count; i++)
+        s += fabsf(an->buf[i]);
+    n->buf[0] = (float)(s / norm(n, ex->rows, an->size));
+}
+
+/* da = weight · sign(a) / norm */
+void yf__l1_grad_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const float *a = ex->g->node[n->in[0]].buf;
+    size_t count = (size_t)ex->rows * n->size;
+    float k = (float)(n->weight / norm(n, ex->rows, n->size));
+    for (size_t i = 0; i < count; i++)
+        n->buf[i] = a[i] > 0 ? k : a[i] < 0 ? -k : 0.0f;
+}
+
+int yf__l1_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    return slot_grads(g, id, YF_OP_L1_GRAD, 1, NULL, 0, err);
+}
+
+/* scores (R, C), labels (R) int32: the fraction of rows whose highest
+ * score is the label's */
+void yf__accuracy_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *zn = &ex->g->node[n->in[0]];
+    const int32_t *y = (const int32_t *)ex->g->node[n->in[1]].buf;
+    size_t C = zn->size;
+    int right = 0;
+    for (int r = 0; r < ex->rows; r++) {
+        const float *z = zn->buf + r * C;
+        size_t best = 0;
+        for (size_t j = 1; j < C; j++)
+            best = z[j] > z[best] ? j : best;
+        right += (int32_t)best == y[r];
+    }
+    n->buf[0] = (float)right / ex->rows;
+}
+
+/* a is (R, C): the mean of every value */
+void yf__mean_activation_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *an = &ex->g->node[n->in[0]];
+    size_t count = (size_t)ex->rows * an->size;
+    double s = 0.0;
+    for (size_t i = 0; i < count; i++)
+        s += an->buf[i];
+    n->buf[0] = (float)(s / count);
 }
 
 /* W is a parameter of any shape: out = Σ W² */
@@ -127,13 +319,10 @@ int yf__l2_bwd(yf__graph *g, int id, int dy, yf_error *err)
     yf__gnode src = g->node[id];
     if (!g->node[src.in[0]].needs_grad)
         return 0;
-    int d = yf__graph_add(g, YF_OP_L2_GRAD, src.name, src.at, err);
+    int d = yf__grad_node(g, YF_OP_L2_GRAD, id, 0, src.in, 1, err);
     if (d < 0)
         return d;
-    yf__gnode *n = &g->node[d];
-    n->n_in = 1, n->in[0] = src.in[0];
-    n->weight = src.weight;
-    n->size = g->node[src.in[0]].size;
+    g->node[d].per_row = false;
     yf__param_grad_writer(g, d, g->node[src.in[0]].param);
     return 0;
 }

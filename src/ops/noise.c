@@ -4,6 +4,7 @@
  * instead of storing it. */
 #include "../internal.h"
 
+#include <math.h>
 #include <string.h>
 
 /* x, y are (R, size): y = x + N(0, stddev²) */
@@ -54,12 +55,44 @@ int yf__dropout_bwd(yf__graph *g, int id, int dy, yf_error *err)
     int x = g->node[id].in[0];
     if (!g->node[x].needs_grad)
         return 0;
-    int d = yf__graph_add(g, YF_OP_DROPOUT_GRAD, g->node[id].name, g->node[id].at, err);
-    if (d < 0)
-        return d;
-    yf__gnode *n = &g->node[d], *src = &g->node[id];
-    n->n_in = 1, n->in[0] = dy;
-    n->rate = src->rate, n->stream = src->stream;
-    n->size = src->size, n->per_row = true;
-    return yf__grad_accum(g, x, d, err);
+    int d = yf__grad_node(g, YF_OP_DROPOUT_GRAD, id, 0, &dy, 1, err);
+    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+}
+
+YF__CLONES static void reparameterise(const float *restrict mu, const float *restrict lv,
+                                      float *restrict z, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        z[i] = mu[i] + expf(0.5f * lv[i]) * z[i];
+}
+
+/* mean μ, log-variance λ, z are (R, L): z = μ + e^{λ/2} ε, ε ~ N(0, I) drawn
+ * from (seed, layer stream, step, index), the reparameterisation trick */
+void yf__sample_normal_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    size_t count = (size_t)ex->rows * n->size;
+    yf__rand_normal(ex->seed, (uint32_t)n->stream, ex->step, n->buf, count, 0.0f, 1.0f);
+    reparameterise(ex->g->node[n->in[0]].buf, ex->g->node[n->in[1]].buf, n->buf, count);
+}
+
+/* in = (dz, z, μ): dλ = dz ⊙ ½ e^{λ/2} ε = dz ⊙ ½ (z − μ) */
+void yf__sample_normal_dlv_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const float *dz = ex->g->node[n->in[0]].buf, *z = ex->g->node[n->in[1]].buf,
+                *mu = ex->g->node[n->in[2]].buf;
+    size_t count = (size_t)ex->rows * n->size;
+    for (size_t i = 0; i < count; i++)
+        n->buf[i] = 0.5f * dz[i] * (z[i] - mu[i]);
+}
+
+/* dμ = dz; dλ from the sample itself, so ε need not be kept */
+int yf__sample_normal_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    int mu = g->node[id].in[0], lv = g->node[id].in[1];
+    if (g->node[mu].needs_grad && yf__grad_accum(g, mu, dy, err))
+        return err->code;
+    if (!g->node[lv].needs_grad)
+        return 0;
+    int d = yf__grad_node(g, YF_OP_SAMPLE_NORMAL_DLV, id, 1, (int[]){dy, id, mu}, 3, err);
+    return d < 0 ? d : yf__grad_accum(g, lv, d, err);
 }
