@@ -261,42 +261,39 @@ done:
     return rc;
 }
 
-int yf__init_source(const yf_spec *s, char *path, size_t cap)
+int yf__init_path(const yf_spec *s, int i, char *path, size_t cap)
 {
     struct stat st;
-    if (stat(s->init_from, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(path, cap, "%s/checkpoint.safetensors", s->init_from);
+    const char *from = s->init_src[i].from;
+    if (stat(from, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(path, cap, "%s/checkpoint.safetensors", from);
     else
-        snprintf(path, cap, "%s", s->init_from);
+        snprintf(path, cap, "%s", from);
     return stat(path, &st) == 0;
 }
 
-int yf_model_init_from(yf_model *m, yf_error *err)
+/* Stages the layers copied from source `src` into stage. */
+static int init_one(yf_model *m, int src, float *stage, yf_error *err)
 {
     const yf_spec *s = m->spec;
-    if (!s->init_from[0])
-        return 0;
     char path[1100];
-    const yf__node *from_at = yf__map_get(s->init_at, "from");
-    if (!yf__init_source(s, path, sizeof path))
-        return yf__fail_at(err, from_at ? from_at : s->init_at, YF_ECKPT,
+    const yf__node *from_at = yf__map_get(s->init_src[src].at, "from");
+    if (!yf__init_path(s, src, path, sizeof path))
+        return yf__fail_at(err, from_at ? from_at : s->init_src[src].at, YF_ECKPT,
                            "init: '%s' does not exist (a run folder or a .safetensors file; "
-                           "train the source model first)", s->init_from);
+                           "train the source model first)", s->init_src[src].from);
     stfile st;
     if (st_read(path, &st, err))
         return err->code;
-    float *stage = malloc(m->param_floats * sizeof(float) + 64);
     int rc = 0;
-    if (!stage) {
-        rc = yf__fail(err, YF_ENOMEM, "out of memory loading %s", path);
-        goto done;
-    }
     for (int k = 0; k < s->n_init && !rc; k++) {
         const yf__init_pair *ip = &s->init[k];
+        if (ip->src != src)
+            continue;
+        bool renamed = strcmp(ip->to, ip->from) != 0;
         char ctx[200];
-        snprintf(ctx, sizeof ctx, "init: layer '%s'%s%s%s: ", ip->to,
-                 strcmp(ip->to, ip->from) ? " (from '" : "",
-                 strcmp(ip->to, ip->from) ? ip->from : "", strcmp(ip->to, ip->from) ? "')" : "");
+        snprintf(ctx, sizeof ctx, "init: layer '%s'%s%s%s: ", ip->to, renamed ? " (from '" : "",
+                 renamed ? ip->from : "", renamed ? "')" : "");
         size_t tl = strlen(ip->to);
         int found = 0;
         for (int p = 0; p < m->n_params && !rc; p++) {
@@ -306,31 +303,43 @@ int yf_model_init_from(yf_model *m, yf_error *err)
             found++;
             char src_name[200];
             snprintf(src_name, sizeof src_name, "%s%s", ip->from, pp->name + tl);
-            /* a layer missing from the source, or a tensor of another shape */
-            const yf__json *t = yf__json_get(&st.j, src_name);
-            if (!t) {
+            if (!yf__json_get(&st.j, src_name)) { /* a layer the source does not have */
                 char have[400] = "";
                 for (int i = 0; i < st.j.n && strlen(have) < 300; i++)
                     if (strncmp(st.j.keys[i], "optim.", 6) && strcmp(st.j.keys[i], "__metadata__"))
-                        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s",
+                        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%.60s",
                                  have[0] ? ", " : "", st.j.keys[i]);
-                rc = yf__fail_at(err, ip->at, YF_ECKPT,
-                                 "%s%s has no tensor '%s' (it has: %s)", ctx, path, src_name,
-                                 have[0] ? have : "nothing");
+                rc = yf__fail_at(err, ip->at, YF_ECKPT, "%s%s has no tensor '%s' (it has: %s)",
+                                 ctx, path, src_name, have[0] ? have : "nothing");
                 break;
             }
-            const char *src = st_tensor(&st, path, src_name, pp, ip->at, ctx, err);
-            if (!src) {
+            const char *data = st_tensor(&st, path, src_name, pp, ip->at, ctx, err);
+            if (!data) {
                 rc = err->code;
                 break;
             }
-            memcpy(stage + pp->offset, src, pp->size * 4);
+            memcpy(stage + pp->offset, data, pp->size * 4);
         }
         if (!rc && !found)
             rc = yf__fail_at(err, ip->at, YF_ESPEC,
                              "%sthis model has no layer '%s' with parameters", ctx, ip->to);
     }
-    if (!rc)
+    st_free(&st);
+    return rc;
+}
+
+int yf_model_init_from(yf_model *m, yf_error *err)
+{
+    const yf_spec *s = m->spec;
+    if (!s->n_init)
+        return 0;
+    float *stage = malloc(m->param_floats * sizeof(float) + 64);
+    if (!stage)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < s->n_init_src && !rc; i++)
+        rc = init_one(m, i, stage, err);
+    if (!rc) /* every source read and checked: now copy */
         for (int k = 0; k < s->n_init; k++)
             for (int p = 0; p < m->n_params; p++) {
                 const yf__param *pp = &m->params[p];
@@ -338,15 +347,13 @@ int yf_model_init_from(yf_model *m, yf_error *err)
                 if (!strncmp(pp->name, s->init[k].to, tl) && pp->name[tl] == '.')
                     memcpy(m->param_block + pp->offset, stage + pp->offset, pp->size * 4);
             }
-done:
-    st_free(&st);
     free(stage);
     return rc;
 }
 
-int yf_model_init_source(const yf_model *m, char *path, size_t cap)
+int yf_model_init_sources(const yf_model *m) { return m->spec->n_init_src; }
+
+int yf_model_init_source(const yf_model *m, int i, char *path, size_t cap)
 {
-    if (!m->spec->init_from[0])
-        return -1;
-    return yf__init_source(m->spec, path, cap);
+    return yf__init_path(m->spec, i, path, cap);
 }

@@ -315,7 +315,7 @@ static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int
     int in[3] = {x, wn, -1}, n_in = 2;
     if (l->use_bias) {
         snprintf(pname, sizeof pname, "%s.b", l->name);
-        int b = add_param(m, pname, 1, (int[]){N}, 1, N, l->bias_init, l->trainable, l->at,
+        int b = add_param(m, pname, 1, (int[]){N}, K, N, l->bias_init, l->trainable, l->at,
                           err);
         if (b < 0)
             return b;

@@ -96,7 +96,10 @@ typedef enum {
     YF_ACT_COUNT
 } yf__act;
 
-#define YF_INITS(XX) XX(GLOROT_UNIFORM, glorot_uniform) XX(HE_NORMAL, he_normal) XX(ZEROS, zeros)
+#define YF_INITS(XX)                                                        \
+    XX(GLOROT_UNIFORM, glorot_uniform) XX(HE_NORMAL, he_normal) XX(ZEROS, zeros) \
+    XX(LECUN_NORMAL, lecun_normal) XX(LECUN_UNIFORM, lecun_uniform)            \
+    XX(FAN_IN_UNIFORM, fan_in_uniform)
 
 typedef enum {
 #define XX(e, s) YF_INIT_##e,
@@ -219,11 +222,18 @@ typedef struct yf__stop_spec {
     const yf__node *at;
 } yf__stop_spec;
 
-/* init: {from, layers}: layer `to` takes the parameters of `from`. */
+/* init: {from, layers} (or a list of them): layer `to` takes the
+ * parameters of layer `from` of source `src`. */
 typedef struct yf__init_pair {
     char to[YF__NAME_MAX], from[YF__NAME_MAX];
+    int src;
     const yf__node *at;
 } yf__init_pair;
+
+typedef struct yf__init_src {
+    char from[1024]; /* a run folder or a .safetensors file */
+    const yf__node *at;
+} yf__init_src;
 
 struct yf_spec {
     yf__tree *tree;
@@ -237,8 +247,8 @@ struct yf_spec {
     long train_count; /* 0: not set */
     const yf__node *data_at;
     /* init */
-    char init_from[1024]; /* "" when none */
-    const yf__node *init_at;
+    int n_init_src;
+    yf__init_src *init_src;
     int n_init;
     yf__init_pair *init;
     /* model */
@@ -475,8 +485,8 @@ enum { YF__STREAM_INIT = 1, YF__STREAM_SHUFFLE = 2, YF__STREAM_SUBSET = 3, YF__S
 void yf__optim_step(yf_model *m);
 /* The schedule's learning rate at fractional epoch e (0 at the start). */
 float yf__schedule_lr(const yf_spec *s, double e);
-/* init.from as a checkpoint path; returns whether that file exists. */
-int yf__init_source(const yf_spec *s, char *path, size_t cap);
+/* init source i as a checkpoint path; returns whether that file exists. */
+int yf__init_path(const yf_spec *s, int i, char *path, size_t cap);
 
 /* ---- data (data/) --------------------------------------------------------- */
 

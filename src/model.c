@@ -29,6 +29,16 @@ static void init_param(const yf_model *m, int p)
         yf__rand_normal(m->spec->seed, YF__STREAM_INIT, (uint64_t)p, w, pp->size, 0.0f,
                         sqrtf(2.0f / pp->fan_in));
         break;
+    case YF_INIT_LECUN_NORMAL:
+        yf__rand_normal(m->spec->seed, YF__STREAM_INIT, (uint64_t)p, w, pp->size, 0.0f,
+                        sqrtf(1.0f / pp->fan_in));
+        break;
+    case YF_INIT_LECUN_UNIFORM:
+    case YF_INIT_FAN_IN_UNIFORM: { /* ±√(3 / fan_in); ±1/√fan_in, PyTorch's Linear */
+        float lim = sqrtf((pp->init == YF_INIT_LECUN_UNIFORM ? 3.0f : 1.0f) / pp->fan_in);
+        yf__rand_uniform(m->spec->seed, YF__STREAM_INIT, (uint64_t)p, w, pp->size, -lim, lim);
+        break;
+    }
     case YF_INIT_GLOROT_UNIFORM: {
         float lim = sqrtf(6.0f / (pp->fan_in + pp->fan_out));
         yf__rand_uniform(m->spec->seed, YF__STREAM_INIT, (uint64_t)p, w, pp->size, -lim, lim);

@@ -749,19 +749,17 @@ static int parse_stop(yf_spec *s, yf__node *t, yf_error *err)
     return 0;
 }
 
-/* init: {from: runs/dae, layers: [hidden1, {coding: code}]} */
-static int parse_init(yf_spec *s, yf__node *root, yf_error *err)
+/* One source of init: {from: runs/dae, layers: [hidden1, {coding: code}]} */
+static int parse_init_src(yf_spec *s, yf__node *n, int src, yf_error *err)
 {
-    yf__node *n = yf__map_get(root, "init");
-    if (!n)
-        return 0;
     const char *ctx = "init: ";
     CHECK(expect_map(n, "init", "", err));
     static const char *const keys[] = {"from", "layers"};
     CHECK(check_keys(n, keys, 2, ctx, err));
-    s->init_at = n;
-    CHECK(get_str(n, "from", NULL, s->init_from, sizeof s->init_from, ctx, err));
-    if (!s->init_from[0])
+    yf__init_src *is = &s->init_src[src];
+    is->at = n;
+    CHECK(get_str(n, "from", NULL, is->from, sizeof is->from, ctx, err));
+    if (!is->from[0])
         return yf__fail_at(err, yf__map_get(n, "from"), YF_ESPEC,
                            "init: 'from' must name a run folder or a .safetensors file");
     yf__node *ls = yf__map_get(n, "layers");
@@ -769,14 +767,16 @@ static int parse_init(yf_spec *s, yf__node *root, yf_error *err)
         return yf__fail_at(err, ls ? ls : n, YF_ESPEC,
                            "init: 'layers' must list the layers to copy, such as [hidden1, "
                            "coding] or [{new_name: old_name}]");
-    s->init = calloc(ls->n, sizeof *s->init);
-    if (!s->init)
+    yf__init_pair *np = realloc(s->init, (s->n_init + ls->n) * sizeof *np);
+    if (!np)
         return yf__fail(err, YF_ENOMEM, "out of memory");
-    s->n_init = ls->n;
+    s->init = np;
     for (int i = 0; i < ls->n; i++) {
         yf__node *k = ls->kid[i];
-        yf__init_pair *ip = &s->init[i];
+        yf__init_pair *ip = &s->init[s->n_init];
+        memset(ip, 0, sizeof *ip);
         ip->at = k;
+        ip->src = src;
         const char *to = NULL, *from = NULL;
         if (k->kind == YF__SCALAR)
             to = from = k->str;
@@ -802,7 +802,32 @@ static int parse_init(yf_spec *s, yf__node *root, yf_error *err)
                                to, near ? " (did you mean '" : "", near ? near : "",
                                near ? "'?)" : "");
         }
+        for (int j = 0; j < s->n_init; j++)
+            if (!strcmp(s->init[j].to, to))
+                return yf__fail_at(err, k, YF_ESPEC,
+                                   "init: layer '%s' is already copied (line %d)", to,
+                                   s->init[j].at->line);
+        s->n_init++;
     }
+    return 0;
+}
+
+/* init: one source, or a list of them */
+static int parse_init(yf_spec *s, yf__node *root, yf_error *err)
+{
+    yf__node *n = yf__map_get(root, "init");
+    if (!n)
+        return 0;
+    int count = n->kind == YF__SEQ ? n->n : 1;
+    if (count < 1 || count > 16)
+        return yf__fail_at(err, n, YF_ESPEC,
+                           "init: give {from, layers}, or a list of 1 to 16 of them");
+    s->init_src = calloc(count, sizeof *s->init_src);
+    if (!s->init_src)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    s->n_init_src = count;
+    for (int i = 0; i < count; i++)
+        CHECK(parse_init_src(s, n->kind == YF__SEQ ? n->kid[i] : n, i, err));
     return 0;
 }
 
@@ -916,6 +941,7 @@ void yf_spec_free(yf_spec *s)
     free(s->layers);
     free(s->metrics);
     free(s->init);
+    free(s->init_src);
     yf__tree_free(s->tree);
     free(s);
 }

@@ -316,8 +316,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             s->name, yf_model_param_count(m), m->threads, info.blis_arch, info.arch_source);
     fprintf(log, "data: %s, %zu train, %zu valid, %zu test examples\n", s->source,
             d->n_train, d->n_valid, d->test_x.count);
-    if (s->init_from[0])
-        fprintf(log, "init: %d layers from %s\n", s->n_init, s->init_from);
+    for (int i = 0; i < s->n_init_src; i++)
+        fprintf(log, "init: layers from %s\n", s->init_src[i].from);
     for (int i = 0; i < m->n_warn; i++)
         fprintf(log, "%s\n", m->warn[i].text);
 

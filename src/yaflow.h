@@ -102,9 +102,10 @@ const char *yf_model_warning(const yf_model *m, int i);
  * layers}) from a run folder or .safetensors file. Fails, leaving the
  * model unchanged, on a missing file or layer or a shape that differs. */
 int yf_model_init_from(yf_model *m, yf_error *err);
-/* The checkpoint init.from names, in path: returns 1 when it exists, 0
- * when it does not (yet), -1 when the spec has no init section. */
-int yf_model_init_source(const yf_model *m, char *path, size_t cap);
+/* How many checkpoints the init section names, and the i-th of them in
+ * path: returns 1 when it exists, 0 when it does not (yet). */
+int yf_model_init_sources(const yf_model *m);
+int yf_model_init_source(const yf_model *m, int i, char *path, size_t cap);
 
 /* ---- data ------------------------------------------------------------- */
 

@@ -220,7 +220,6 @@ static inline void tu_free(yf_model *m, yf_spec *s)
     yf_spec_free(s);
 }
 
-/* The training graph's input buffer: (max_rows, input size) floats. */
 /* Labels r % classes for the first rows of a graph with labels. */
 static inline void tu_fill_labels(yf__graph *g, int rows, int classes)
 {
@@ -231,6 +230,7 @@ static inline void tu_fill_labels(yf__graph *g, int rows, int classes)
         y[r] = r % classes;
 }
 
+/* The training graph's input buffer: (max_rows, input size) floats. */
 static inline float *tu_input(yf_model *m)
 {
     return m->train.node[m->train.input_node].buf;

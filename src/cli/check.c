@@ -21,19 +21,23 @@ int cmd_check(int argc, char **argv)
         yf_spec_free(spec);
         return cli_fail(&err);
     }
+    /* the sources of init that exist are checked; the others are noted */
+    int n_src = yf_model_init_sources(m), missing = 0;
     char src[1100];
-    int have = yf_model_init_source(m, src, sizeof src);
-    if (have == 1 && yf_model_init_from(m, &err)) {
+    for (int i = 0; i < n_src; i++)
+        missing += !yf_model_init_source(m, i, src, sizeof src);
+    if (n_src && !missing && yf_model_init_from(m, &err)) {
         yf_model_free(m);
         yf_spec_free(spec);
         return cli_fail(&err);
     }
     yf_model_summary(m, stdout);
-    if (have == 0)
-        printf("note: init.from %s does not exist yet; train refuses to start until it does\n",
-               src);
-    else if (have == 1)
-        printf("init: the layers to copy match %s\n", src);
+    for (int i = 0; i < n_src; i++)
+        if (!yf_model_init_source(m, i, src, sizeof src))
+            printf("note: init source %s does not exist yet; train refuses to start until it "
+                   "does\n", src);
+    if (n_src && !missing)
+        printf("init: the layers to copy match their sources\n");
     rc = cli_warnings(m, &a);
     if (!rc)
         printf("%s: ok\n", a.positional);
