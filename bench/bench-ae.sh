@@ -11,6 +11,8 @@
 #   TORCH_REF     the reference script (default ../shared/reference/torch_ae.py
 #                 next to the repository)
 #   BENCH_REPEAT  runs of each (default 3)
+#   BENCH_MODEL   the model file (default models/stacked-ae.yaml); its peer is
+#                 TORCH_REF (bench/bench-vae.sh sets both for the VAE)
 # Needs python3-torch python3-numpy libopenblas0-pthread; installs them with
 # apt when missing.
 set -euo pipefail
@@ -23,7 +25,7 @@ die() { printf 'bench-ae: %s\n' "$*" >&2; exit 1; }
 
 yaflow=${YAFLOW:-./yaflow}
 [ -x "$yaflow" ] || die "no yaflow binary at $yaflow: build it first (./bootstrap.sh or make), or set YAFLOW"
-model=models/stacked-ae.yaml
+model=${BENCH_MODEL:-models/stacked-ae.yaml}
 [ -f "$model" ] || die "missing $root/$model"
 
 torch_ref=${TORCH_REF:-$(dirname "$root")/shared/reference/torch_ae.py}

@@ -454,6 +454,44 @@ int yf__stream_of(const char *name);
 
 /* ---- kernels ---------------------------------------------------------------- */
 
+/* exp(x) within 2 ulp for x in [-87, 88]; smaller inputs give e^-87.
+ * Cephes' polynomial; n = round(x·log2 e) with the 1.5·2²³ trick so that
+ * the loop needs no library call and vectorises. */
+static inline float yf__expf(float x)
+{
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    union { float f; int32_t i; } t = {.f = x * 1.44269504088896341f + 12582912.0f};
+    float n = t.f - 12582912.0f;
+    int32_t ni = t.i - 0x4B400000;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { float f; int32_t i; } u = {.f = p};
+    u.i += (int32_t)((uint32_t)ni << 23);
+    return x != x ? x : u.f; /* NaN stays NaN */
+}
+
+/* log(1 + u) for u in [0, 1], within a few ulp: 2 atanh(u / (2 + u)) as an
+ * odd series in s = u / (2 + u) ≤ 1/3, so that loops over it vectorise. */
+static inline float yf__log1p_unit(float u)
+{
+    float s = u / (2.0f + u), s2 = s * s;
+    float p = 1.0f / 15;
+    p = p * s2 + 1.0f / 13;
+    p = p * s2 + 1.0f / 11;
+    p = p * s2 + 1.0f / 9;
+    p = p * s2 + 1.0f / 7;
+    p = p * s2 + 1.0f / 5;
+    p = p * s2 + 1.0f / 3;
+    return 2.0f * s * (p * s2 + 1.0f);
+}
+
+
 /* C[m,n] = alpha·op(A)·op(B) + beta·C, row-major, lda etc. are row strides. */
 void yf__sgemm(bool ta, bool tb, int m, int n, int k, float alpha,
                const float *a, int lda, const float *b, int ldb, float beta,

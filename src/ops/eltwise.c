@@ -7,28 +7,6 @@
 #include <string.h>
 
 
-/* exp(x) within 2 ulp for x in [-87, 88]; smaller inputs give e^-87.
- * Cephes' polynomial; n = round(x·log2 e) with the 1.5·2²³ trick so that
- * the loop needs no library call and vectorises. */
-static inline float fast_expf(float x)
-{
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    union { float f; int32_t i; } t = {.f = x * 1.44269504088896341f + 12582912.0f};
-    float n = t.f - 12582912.0f;
-    int32_t ni = t.i - 0x4B400000;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { float f; int32_t i; } u = {.f = p};
-    u.i += (int32_t)((uint32_t)ni << 23);
-    return x != x ? x : u.f; /* NaN stays NaN */
-}
-
 #define SELU_ALPHA 1.6732632423543772f
 #define SELU_SCALE 1.0507009873554805f
 
@@ -50,23 +28,23 @@ YF__CLONES static void act_fwd_flat(int act, float alpha, const float *x, float 
         break;
     case YF_ACT_ELU:
         for (size_t i = 0; i < n; i++) {
-            float e = alpha * (fast_expf(x[i]) - 1.0f);
+            float e = alpha * (yf__expf(x[i]) - 1.0f);
             y[i] = x[i] > 0.0f ? x[i] : e;
         }
         break;
     case YF_ACT_SELU:
         for (size_t i = 0; i < n; i++) {
-            float e = SELU_ALPHA * (fast_expf(x[i]) - 1.0f);
+            float e = SELU_ALPHA * (yf__expf(x[i]) - 1.0f);
             y[i] = SELU_SCALE * (x[i] > 0.0f ? x[i] : e);
         }
         break;
     case YF_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++)
-            y[i] = 1.0f / (1.0f + fast_expf(-x[i]));
+            y[i] = 1.0f / (1.0f + yf__expf(-x[i]));
         break;
     case YF_ACT_TANH:
         for (size_t i = 0; i < n; i++) {
-            float e = fast_expf(-2.0f * fabsf(x[i]));
+            float e = yf__expf(-2.0f * fabsf(x[i]));
             float t = (1.0f - e) / (1.0f + e);
             y[i] = x[i] < 0.0f ? -t : t;
         }
@@ -123,7 +101,7 @@ static void softmax_rows(const float *x, float *y, size_t R, size_t C)
             mx = xr[j] > mx ? xr[j] : mx;
         float s = 0.0f;
         for (size_t j = 0; j < C; j++)
-            s += (yr[j] = fast_expf(xr[j] - mx));
+            s += (yr[j] = yf__expf(xr[j] - mx));
         for (size_t j = 0; j < C; j++)
             yr[j] /= s;
     }

@@ -78,15 +78,35 @@ int yf__mse_bwd(yf__graph *g, int id, int dy, yf_error *err)
     return slot_grads(g, id, YF_OP_MSE_GRAD, 2, NULL, 0, err);
 }
 
+/* Σ max(z, 0) − z·t + log(1 + e^−|z|), in float blocks of 16 lanes
+ * (vectorised) added in double. */
+YF__CLONES static double sum_sigmoid_ce(const float *z, const float *t, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i += 1024) {
+        size_t end = i + 1024 < n ? i + 1024 : n;
+        float lane[16] = {0};
+        size_t j = i;
+        for (; j + 16 <= end; j += 16)
+            for (int k = 0; k < 16; k++) {
+                float x = z[j + k];
+                lane[k] += (x > 0 ? x : 0) - x * t[j + k] +
+                           yf__log1p_unit(yf__expf(-fabsf(x)));
+            }
+        for (; j < end; j++)
+            lane[0] += (z[j] > 0 ? z[j] : 0) - z[j] * t[j] + yf__log1p_unit(yf__expf(-fabsf(z[j])));
+        for (int k = 0; k < 16; k++)
+            s += lane[k];
+    }
+    return s;
+}
+
 /* logits z, target t are (R, size): max(z,0) − z·t + log(1 + e^−|z|) */
 void yf__sigmoid_ce_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const yf__gnode *p = &ex->g->node[n->in[0]];
-    const float *z = p->buf, *t = ex->g->node[n->in[1]].buf;
     size_t count = (size_t)ex->rows * p->size;
-    double s = 0.0;
-    for (size_t i = 0; i < count; i++)
-        s += (z[i] > 0 ? z[i] : 0) - z[i] * t[i] + log1pf(expf(-fabsf(z[i])));
+    double s = sum_sigmoid_ce(p->buf, ex->g->node[n->in[1]].buf, count);
     n->buf[0] = (float)(s / norm(n, ex->rows, p->size));
 }
 
