@@ -168,11 +168,7 @@ static void json_shape(const yf__json *sh, char *got, size_t cap)
 
 static void param_shape(const yf__param *p, char *buf, size_t cap)
 {
-    size_t l = snprintf(buf, cap, "[");
-    for (int d = 0; d < p->ndim && l < cap; d++)
-        l += snprintf(buf + l, cap - l, "%s%d", d ? ", " : "", p->dims[d]);
-    if (l < cap)
-        snprintf(buf + l, cap - l, "]");
+    yf__dims_str(p->dims, p->ndim, buf, cap);
 }
 
 /* The data of tensor `name` in st, checked to be F32 of p's shape; NULL

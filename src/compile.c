@@ -241,11 +241,7 @@ static int param_node(yf__graph *g, const yf_model *m, int p, yf_error *err)
 
 static void shape_str(const yf__gnode *n, char *buf, size_t cap)
 {
-    size_t l = snprintf(buf, cap, "[");
-    for (int i = 0; i < n->ndim && l < cap; i++)
-        l += snprintf(buf + l, cap - l, "%s%d", i ? ", " : "", n->dims[i]);
-    if (l < cap)
-        snprintf(buf + l, cap - l, "]");
+    yf__dims_str(n->dims, n->ndim, buf, cap);
 }
 
 /* A per-row node shaped like node x, reading in[0..n_in). */
@@ -619,13 +615,11 @@ static int add_metric(yf__graph *g, yf__op op, const char *name, const yf__node 
     if (g->n_metric == (int)YF__ARRAY_LEN(g->metric))
         return yf__fail_at(err, at, YF_ESPEC, "too many metrics (at most %zu)",
                            YF__ARRAY_LEN(g->metric));
-    int id = yf__graph_add(g, op, name, at, err);
+    int id = yf__graph_add_rows(g, op, name, at, in, n_in, 1, err);
     if (id < 0)
         return id;
     yf__gnode *n = &g->node[id];
-    n->n_in = n_in;
-    memcpy(n->in, in, n_in * sizeof *in);
-    n->size = 1, n->ndim = 1, n->dims[0] = 1;
+    n->per_row = false; /* one value for the batch */
     n->keep = true;
     n->metric = g->n_metric;
     g->metric[g->n_metric].node = id;

@@ -121,3 +121,12 @@ const char *yf__closest(const char *word, const char *const *cands, int n)
     }
     return best_d <= limit ? best : NULL;
 }
+
+void yf__dims_str(const int *dims, int ndim, char *buf, size_t cap)
+{
+    size_t l = snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && l < cap; i++)
+        l += snprintf(buf + l, cap - l, "%s%d", i ? ", " : "", dims[i]);
+    if (l < cap)
+        snprintf(buf + l, cap - l, "]");
+}

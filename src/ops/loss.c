@@ -31,25 +31,42 @@ static int slot_grads(yf__graph *g, int id, yf__op op, int n_slots, const int *i
     return 0;
 }
 
-/* Σ (a − t)², in float blocks of 16 lanes (vectorised) added in double. */
-YF__CLONES static double sum_sq_diff(const float *a, const float *t, size_t n)
+/* The body of a function summing f(x[i], t[i]) over i < n: float blocks of
+ * 16 lanes (so that GCC vectorises f) added up in double. */
+#define LANE_SUM(f)                                                          \
+    double s = 0.0;                                                          \
+    for (size_t i = 0; i < n; i += 1024) {                                   \
+        size_t end = i + 1024 < n ? i + 1024 : n;                            \
+        float lane[16] = {0};                                                \
+        size_t j = i;                                                        \
+        for (; j + 16 <= end; j += 16)                                       \
+            for (int k = 0; k < 16; k++)                                     \
+                lane[k] += f(x[j + k], t[j + k]);                            \
+        for (; j < end; j++)                                                 \
+            lane[0] += f(x[j], t[j]);                                        \
+        for (int k = 0; k < 16; k++)                                         \
+            s += lane[k];                                                    \
+    }                                                                        \
+    return s
+
+static inline float sq_diff(float a, float t) { return (a - t) * (a - t); }
+
+/* max(z, 0) − z·t + log(1 + e^−|z|) */
+static inline float sigmoid_ce(float z, float t)
 {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i += 1024) {
-        size_t end = i + 1024 < n ? i + 1024 : n;
-        float lane[16] = {0};
-        size_t j = i;
-        for (; j + 16 <= end; j += 16)
-            for (int k = 0; k < 16; k++) {
-                float d = a[j + k] - t[j + k];
-                lane[k] += d * d;
-            }
-        for (; j < end; j++)
-            lane[0] += (a[j] - t[j]) * (a[j] - t[j]);
-        for (int k = 0; k < 16; k++)
-            s += lane[k];
-    }
-    return s;
+    return (z > 0 ? z : 0) - z * t + yf__log1p_unit(yf__expf(-fabsf(z)));
+}
+
+/* Σ (x − t)² */
+YF__CLONES static double sum_sq_diff(const float *x, const float *t, size_t n)
+{
+    LANE_SUM(sq_diff);
+}
+
+/* Σ max(x, 0) − x·t + log(1 + e^−|x|) over logits x */
+YF__CLONES static double sum_sigmoid_ce(const float *x, const float *t, size_t n)
+{
+    LANE_SUM(sigmoid_ce);
 }
 
 /* pred, target are (R, size); out = mean (pred − target)² */
@@ -76,29 +93,6 @@ void yf__mse_grad_fwd(yf__gnode *n, const yf__exec *ex)
 int yf__mse_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
     return slot_grads(g, id, YF_OP_MSE_GRAD, 2, NULL, 0, err);
-}
-
-/* Σ max(z, 0) − z·t + log(1 + e^−|z|), in float blocks of 16 lanes
- * (vectorised) added in double. */
-YF__CLONES static double sum_sigmoid_ce(const float *z, const float *t, size_t n)
-{
-    double s = 0.0;
-    for (size_t i = 0; i < n; i += 1024) {
-        size_t end = i + 1024 < n ? i + 1024 : n;
-        float lane[16] = {0};
-        size_t j = i;
-        for (; j + 16 <= end; j += 16)
-            for (int k = 0; k < 16; k++) {
-                float x = z[j + k];
-                lane[k] += (x > 0 ? x : 0) - x * t[j + k] +
-                           yf__log1p_unit(yf__expf(-fabsf(x)));
-            }
-        for (; j < end; j++)
-            lane[0] += (z[j] > 0 ? z[j] : 0) - z[j] * t[j] + yf__log1p_unit(yf__expf(-fabsf(z[j])));
-        for (int k = 0; k < 16; k++)
-            s += lane[k];
-    }
-    return s;
 }
 
 /* logits z, target t are (R, size): max(z,0) − z·t + log(1 + e^−|z|) */
