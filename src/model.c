@@ -195,4 +195,10 @@ void yf_model_summary(const yf_model *m, FILE *out)
                 names[s->losses[t].type]);
     }
     fprintf(out, "\n");
+    if (m->eval.n_metric) {
+        fprintf(out, "metrics:");
+        for (int i = 0; i < m->eval.n_metric; i++)
+            fprintf(out, " %s", m->eval.metric[i].name);
+        fprintf(out, "\n");
+    }
 }
