@@ -28,6 +28,7 @@ int yf__graph_add(yf__graph *g, yf__op op, const char *name, const yf__node *at,
     n->owner = -1;
     n->term = -1;
     n->metric = -1;
+    n->fused = -1;
     n->at = at;
     snprintf(n->name, sizeof n->name, "%s", name);
     return g->n++;
@@ -456,7 +457,7 @@ static int logits_of(const yf__graph *g, int id, yf__act squash, const char *los
                      const char *name, const yf__node *at, yf_error *err)
 {
     const yf__gnode *n = &g->node[id];
-    if (n->op != YF_OP_ACT)
+    if (n->op != YF_OP_ACT || n->act == YF_ACT_LINEAR)
         return id;
     if (n->act == (int)squash)
         return n->in[0];
@@ -538,8 +539,8 @@ static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term, yf_
                l->type == YF_LOSS_SOFTMAX_CE || l->type == YF_LOSS_KL_NORMAL;
     const char *k0 = l->type == YF_LOSS_KL_NORMAL ? "mean" : "input";
     const char *k1 = l->type == YF_LOSS_KL_NORMAL ? "log_var" : "target";
-    int in[2];
-    if ((in[0] = resolve(spec, s, l->input, key_at(l->at, k0), ctx, err)) < 0 ||
+    int in[2], named;
+    if ((named = in[0] = resolve(spec, s, l->input, key_at(l->at, k0), ctx, err)) < 0 ||
         (two && (in[1] = resolve(spec, s, l->target, key_at(l->at, k1), ctx, err)) < 0))
         return err->code;
     const yf__gnode *a = &g->node[in[0]];
@@ -600,6 +601,7 @@ static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term, yf_
     if (id < 0)
         return id;
     g->node[id].op = ops[l->type];
+    g->node[id].fused = named != in[0] ? named : -1;
     if (l->type == YF_LOSS_SOFTMAX_CE && g->training &&
         yf__state_node(g, id, g->node[in[0]].size, err) < 0)
         return err->code;

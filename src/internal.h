@@ -323,6 +323,7 @@ typedef struct yf__gnode {
     int stream;      /* random stream */
     int term;        /* loss nodes: index of the spec's loss term */
     int metric;      /* metric nodes: index in the graph's metric list */
+    int fused;       /* loss nodes: the activation whose logits they take, or -1 */
     yf__feed feed;   /* input nodes */
     /* placement */
     int level;

@@ -87,8 +87,11 @@ int yf__lint(yf_model *m, yf_error *err)
     bool *used = calloc(g->n, sizeof *used);
     if (!used)
         return yf__fail(err, YF_ENOMEM, "out of memory");
-    for (int i = 0; i < g->n_loss; i++)
+    for (int i = 0; i < g->n_loss; i++) {
         used[g->loss_node[i]] = true;
+        if (g->node[g->loss_node[i]].fused >= 0) /* the loss reads its logits */
+            used[g->node[g->loss_node[i]].fused] = true;
+    }
     for (int i = g->n_fwd - 1; i >= 0; i--)
         if (used[i])
             for (int k = 0; k < g->node[i].n_in; k++)

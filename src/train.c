@@ -173,6 +173,10 @@ int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, doubl
     if (rows < 1 || rows > g->max_rows)
         return yf__fail(err, YF_EUSAGE, "a step takes 1 to %d examples, not %d", g->max_rows,
                         rows);
+    /* the schedule's rate at this step's fractional epoch */
+    const yf_spec *s = m->spec;
+    double per_epoch = ceil((double)yf_dataset_count(d, YF_SPLIT_TRAIN) / s->batch_size);
+    m->lr = yf__schedule_lr(s, (double)m->step / per_epoch);
     yf__gather(d, YF_SPLIT_TRAIN, idx, rows, g);
     yf__run(m, g, rows);
     double l = losses(g, NULL);
@@ -354,7 +358,6 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             if (b + rows < n)
                 yf__prefetch(d, YF_SPLIT_TRAIN, perm + b + rows,
                              (int)(n - b - rows < (size_t)rows ? n - b - rows : (size_t)rows));
-            m->lr = yf__schedule_lr(s, epoch - 1 + (double)b / n);
             double loss;
             if ((rc = yf_train_step(m, d, perm + b, rows, &loss, err)))
                 break;

@@ -415,6 +415,59 @@ START_TEST(test_warnings)
 }
 END_TEST
 
+/* A fused output (sigmoid into sigmoid_cross_entropy, softmax into
+ * softmax_cross_entropy) and a linear activation layer into a logit loss
+ * are fine: no warning, no refusal. */
+START_TEST(test_fused_output_quiet)
+{
+    const char *yaml[] = {
+        "name: f\ndata: {source: mnist}\nmodel:\n  input: {shape: [8]}\n  layers:\n"
+        "    - {name: out, type: dense, units: 8, activation: sigmoid}\n"
+        "  loss: [{type: sigmoid_cross_entropy, input: out, target: x}]\n",
+        "name: f\ndata: {source: mnist}\nmodel:\n  input: {shape: [8]}\n"
+        "  labels: {name: y, classes: 10}\n  layers:\n"
+        "    - {name: out, type: dense, units: 10, activation: softmax}\n"
+        "  loss: [{type: softmax_cross_entropy, input: out}]\n",
+        "name: f\ndata: {source: mnist}\nmodel:\n  input: {shape: [8]}\n  layers:\n"
+        "    - {name: h, type: dense, units: 8}\n"
+        "    - {name: out, type: activation, function: linear}\n"
+        "  loss: [{type: sigmoid_cross_entropy, input: out, target: x}]\n",
+    };
+    for (int i = 0; i < 3; i++) {
+        yf_spec *s;
+        yf_model *m = tu_model(yaml[i], &s);
+        ck_assert_msg(yf_model_warning_count(m) == 0, "%s", yf_model_warning(m, 0));
+        tu_free(m, s);
+    }
+}
+END_TEST
+
+/* yf_train_step, the library's unit, follows the schedule on its own. */
+START_TEST(test_step_follows_schedule)
+{
+    tu_workdir(WORK);
+    tu_write_dataset(WORK "/data", 224, 32, 8, false);
+    const char *ov[] = {"train.schedule.type=cosine", "train.schedule.warmup_epochs=1"};
+    run r = start(small("", 16, "", 4, 1), ov, 2);
+    size_t idx[32];
+    for (int i = 0; i < 32; i++)
+        idx[i] = i;
+    yf_error err = {0};
+    int per_epoch = (192 + 31) / 32;
+    for (int k = 0; k < 3 * per_epoch; k++) {
+        double loss;
+        ck_assert_msg(yf_train_step(r.m, r.d, idx, 32, &loss, &err) == 0, "%s",
+                      yf_error_format(&err));
+        double want = yf__schedule_lr(r.spec, (double)k / per_epoch);
+        ck_assert_msg(fabs(r.m->lr - want) <= 1e-7, "step %d: lr %g, schedule %g", k, r.m->lr,
+                      want);
+    }
+    ck_assert(r.m->lr < 0.01 * 0.9); /* past the warm-up, on the way down */
+    stop(&r);
+    tu_rmtree(WORK);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("models");
@@ -430,6 +483,8 @@ int main(void)
     tcase_add_test(tc2, test_schedules);
     tcase_add_test(tc2, test_early_stopping);
     tcase_add_test(tc2, test_warnings);
+    tcase_add_test(tc2, test_fused_output_quiet);
+    tcase_add_test(tc2, test_step_follows_schedule);
     suite_add_tcase(s, tc2);
     return tu_run(s);
 }
