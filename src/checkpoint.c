@@ -279,8 +279,10 @@ static int init_one(yf_model *m, int src, float *stage, yf_error *err)
                            "init: '%s' does not exist (a run folder or a .safetensors file; "
                            "train the source model first)", s->init_src[src].from);
     stfile st;
-    if (st_read(path, &st, err))
-        return err->code;
+    yf_error why = {0};
+    if (st_read(path, &st, &why))
+        return yf__fail_at(err, from_at ? from_at : s->init_src[src].at, why.code,
+                           "init: %s: %s", path, why.msg);
     int rc = 0;
     for (int k = 0; k < s->n_init && !rc; k++) {
         const yf__init_pair *ip = &s->init[k];

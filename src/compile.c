@@ -70,14 +70,14 @@ int yf__grad_node(yf__graph *g, yf__op op, int src, int slot, const int *in, int
     return id;
 }
 
-int yf__state_node(yf__graph *g, int owner, size_t size, yf_error *err)
+int yf__state_node(yf__graph *g, int owner, size_t size, bool per_row, yf_error *err)
 {
     int id = yf__graph_add(g, YF_OP_STATE, g->node[owner].name, g->node[owner].at, err);
     if (id < 0)
         return id;
     yf__gnode *n = &g->node[id];
     n->owner = owner;
-    n->per_row = true;
+    n->per_row = per_row;
     n->ndim = 1, n->dims[0] = (int)size, n->size = size;
     g->node[owner].state = id;
     return id;
@@ -457,10 +457,25 @@ static int logits_of(const yf__graph *g, int id, yf__act squash, const char *los
                      const char *name, const yf__node *at, yf_error *err)
 {
     const yf__gnode *n = &g->node[id];
+    if (n->op == YF_OP_ACT && n->act == (int)squash)
+        return n->in[0];
+    /* below dropout, noise or a scale: the squashing cannot be fused in
+     * training (the evaluation graph, without the noise, would fuse it) */
+    int below = id;
+    while ((g->node[below].op == YF_OP_DROPOUT || g->node[below].op == YF_OP_GAUSSIAN_NOISE ||
+            g->node[below].op == YF_OP_SCALE ||
+            (g->node[below].op == YF_OP_ACT && g->node[below].act == YF_ACT_LINEAR)))
+        below = g->node[below].in[0];
+    const yf__gnode *b = &g->node[below];
+    if (below != id && b->op == YF_OP_ACT && b->act != YF_ACT_LINEAR)
+        return yf__fail_at(err, at, YF_ESPEC,
+                           "loss '%s': it takes logits, but '%s' is '%s' (%s) passed through "
+                           "%s, which the loss cannot undo; put the %s after the logits "
+                           "(activation: linear) or the loss on the logits", loss, name,
+                           b->name, act_names[b->act], yf__op_names[n->op],
+                           yf__op_names[n->op]);
     if (n->op != YF_OP_ACT || n->act == YF_ACT_LINEAR)
         return id;
-    if (n->act == (int)squash)
-        return n->in[0];
     return yf__fail_at(err, at, YF_ESPEC,
                        "loss '%s': it takes logits, but '%s' ends with %s, so the loss would "
                        "see %s outputs and train to nonsense; write activation: linear (the "
@@ -602,18 +617,28 @@ static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term, yf_
         return id;
     g->node[id].op = ops[l->type];
     g->node[id].fused = named != in[0] ? named : -1;
+    /* softmax_cross_entropy keeps its probabilities for the backward;
+     * kl_sparsity the batch's mean activations */
     if (l->type == YF_LOSS_SOFTMAX_CE && g->training &&
-        yf__state_node(g, id, g->node[in[0]].size, err) < 0)
+        yf__state_node(g, id, g->node[in[0]].size, true, err) < 0)
+        return err->code;
+    if (l->type == YF_LOSS_KL_SPARSITY &&
+        yf__state_node(g, id, g->node[in[0]].size, false, err) < 0)
         return err->code;
     return 0;
 }
 
+/* A metric node named `name`; one the spec lists twice is an error (given
+ * by the user), or is already there (added for an activity loss). */
 static int add_metric(yf__graph *g, yf__op op, const char *name, const yf__node *at,
-                      const int *in, int n_in, yf_error *err)
+                      const int *in, int n_in, bool listed, yf_error *err)
 {
     for (int i = 0; i < g->n_metric; i++)
         if (strcmp(g->metric[i].name, name) == 0)
-            return 0;
+            return listed ? yf__fail_at(err, at, YF_ESPEC,
+                                        "metric '%s' is already listed (line %d)", name,
+                                        g->node[g->metric[i].node].at->line)
+                          : 0;
     if (g->n_metric == (int)YF__ARRAY_LEN(g->metric))
         return yf__fail_at(err, at, YF_ESPEC, "too many metrics (at most %zu)",
                            YF__ARRAY_LEN(g->metric));
@@ -653,15 +678,25 @@ static int compile_metrics(yf_model *m, yf__graph *g, const scope *s, yf_error *
                 return yf__fail_at(err, key_at(ms->at, "input"), YF_ESPEC,
                                    "%s'%s' has %zu outputs but the labels have %d classes",
                                    ctx, ms->input, g->node[in[0]].size, spec->classes);
-            if (add_metric(g, YF_OP_ACCURACY, "accuracy", ms->at, in, 2, err))
+            /* "accuracy", or "accuracy_<input>" when there are several */
+            int n_acc = 0;
+            for (int j = 0; j < spec->n_metrics; j++)
+                n_acc += spec->metrics[j].type == YF_METRIC_ACCURACY;
+            char name[80];
+            snprintf(name, sizeof name, n_acc > 1 ? "accuracy_%s" : "accuracy", ms->input);
+            if (add_metric(g, YF_OP_ACCURACY, name, ms->at, in, 2, true, err))
                 return err->code;
         } else {
             snprintf(ctx, sizeof ctx, "metric 'mean_activation': ");
             if ((in[0] = resolve(spec, s, ms->input, key_at(ms->at, "input"), ctx, err)) < 0)
                 return err->code;
+            if (g->node[in[0]].dtype != YF__F32)
+                return yf__fail_at(err, key_at(ms->at, "input"), YF_ESPEC,
+                                   "%s'%s' holds integer labels; the input must be a layer",
+                                   ctx, ms->input);
             char name[80];
             snprintf(name, sizeof name, "mean_activation_%s", ms->input);
-            if (add_metric(g, YF_OP_MEAN_ACTIVATION, name, ms->at, in, 1, err))
+            if (add_metric(g, YF_OP_MEAN_ACTIVATION, name, ms->at, in, 1, true, err))
                 return err->code;
         }
     }
@@ -673,7 +708,7 @@ static int compile_metrics(yf_model *m, yf__graph *g, const scope *s, yf_error *
         int in = lookup(s, l->input);
         char name[80];
         snprintf(name, sizeof name, "mean_activation_%s", l->input);
-        if (in >= 0 && add_metric(g, YF_OP_MEAN_ACTIVATION, name, l->at, &in, 1, err))
+        if (in >= 0 && add_metric(g, YF_OP_MEAN_ACTIVATION, name, l->at, &in, 1, false, err))
             return err->code;
     }
     return 0;

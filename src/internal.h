@@ -344,7 +344,7 @@ typedef struct yf__param {
 /* A metric of a graph: its node and the name it is reported under. */
 typedef struct yf__gmetric {
     int node;
-    char name[64];
+    char name[YF__NAME_MAX + 32];
 } yf__gmetric;
 
 typedef struct yf__graph {
@@ -425,9 +425,10 @@ int yf__graph_add_rows(yf__graph *g, yf__op op, const char *name, const yf__node
  * input, reading in[0..n_in), with the source's attributes. */
 int yf__grad_node(yf__graph *g, yf__op op, int src, int slot, const int *in, int n_in,
                   yf_error *err);
-/* A state node of `size` floats per example written by `owner`'s kernel and
- * read by backward nodes; the plan keeps it live from the owner's level. */
-int yf__state_node(yf__graph *g, int owner, size_t size, yf_error *err);
+/* A state node of `size` floats (per example when per_row) written by
+ * `owner`'s kernel and read by backward nodes; the plan keeps it live from
+ * the owner's level. */
+int yf__state_node(yf__graph *g, int owner, size_t size, bool per_row, yf_error *err);
 /* Records that `contrib` is a part of d(loss)/d(id): sets grad or sums. */
 int yf__grad_accum(yf__graph *g, int id, int contrib, yf_error *err);
 /* Builds the forward graph from the spec (training adds noise/dropout). */

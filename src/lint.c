@@ -139,16 +139,16 @@ int yf__lint(yf_model *m, yf_error *err)
 
     /* early stopping watches a column of metrics.csv */
     if (s->stop.on) {
-        char names[2 * YF__MAX_TERMS + 1][80];
+        char names[3 * YF__MAX_TERMS + 1][128];
         int n = 0;
-        snprintf(names[n++], 80, "valid_loss");
+        snprintf(names[n++], 128, "valid_loss");
         for (int t = 0; t < s->n_losses; t++) {
             char term[64];
             yf__term_name(s, t, term);
-            snprintf(names[n++], 80, "valid_%s", term);
+            snprintf(names[n++], 128, "valid_%s", term);
         }
         for (int i = 0; i < m->eval.n_metric && n < (int)YF__ARRAY_LEN(names); i++)
-            snprintf(names[n++], 80, "valid_%s", m->eval.metric[i].name);
+            snprintf(names[n++], 128, "valid_%s", m->eval.metric[i].name);
         bool ok = false;
         const char *cands[YF__ARRAY_LEN(names)];
         for (int i = 0; i < n; i++) {

@@ -21,6 +21,13 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
 {
     int n = g->n;
     int max_level = 0;
+    /* planned again (a node kept for encode): the old plan goes */
+    free(g->level_start);
+    free(g->order);
+    free(g->scalars);
+    free(g->side_by_side);
+    free(g->arena);
+    g->level_start = g->order = NULL, g->scalars = g->arena = NULL, g->side_by_side = NULL;
     for (int i = 0; i < n; i++) {
         yf__gnode *nd = &g->node[i];
         nd->level = 0;

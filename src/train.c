@@ -141,6 +141,13 @@ int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, con
         return yf__fail(err, YF_EUSAGE, "model '%s' has no layer '%s'%s%s%s", s->name, layer,
                         near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
     }
+    /* the node's buffer must survive the rest of the graph: keep it and
+     * plan again (the plan reuses the memory of dead buffers) */
+    if (!m->eval.node[node].keep) {
+        m->eval.node[node].keep = true;
+        if (yf__plan(m, &m->eval, err))
+            return err->code;
+    }
     size_t count = yf_dataset_count(d, split);
     const yf__gnode *n = &m->eval.node[node];
     enc e = {.node = node, .d = d, .split = split};
@@ -378,22 +385,21 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             rc = nv;
             break;
         }
-        char line[1024];
-        int l = snprintf(line, sizeof line, "%d,%.6g", epoch, loss_sum / seen);
+        fprintf(csv, "%d,%.6g", epoch, loss_sum / seen);
         for (int c = 0; c < n_cols; c++)
-            l += snprintf(line + l, sizeof line - l, ",%.6g", nv ? vm[c].value : NAN);
-        snprintf(line + l, sizeof line - l, ",%.6g,%.3f,%.1f", m->lr, secs, seen / secs);
-        fprintf(csv, "%s\n", line);
+            fprintf(csv, ",%.6g", nv ? vm[c].value : NAN);
+        fprintf(csv, ",%.6g,%.3f,%.1f\n", m->lr, secs, seen / secs);
         fflush(csv);
-        char plain[1024];
-        l = snprintf(plain, sizeof plain, "epoch %d/%d train_loss=%.6g", epoch, s->epochs,
-                     loss_sum / seen);
-        for (int c = 0; c < nv; c++)
+        char plain[4096];
+        size_t l = snprintf(plain, sizeof plain, "epoch %d/%d train_loss=%.6g", epoch,
+                            s->epochs, loss_sum / seen);
+        for (int c = 0; c < nv && l < sizeof plain; c++)
             if (c == 0 || c > s->n_losses || c == stop_col)
                 l += snprintf(plain + l, sizeof plain - l, " valid_%s=%.6g", vm[c].name,
                               vm[c].value);
-        snprintf(plain + l, sizeof plain - l, " seconds=%.2f examples_per_s=%.0f", secs,
-                 seen / secs);
+        if (l < sizeof plain)
+            snprintf(plain + l, sizeof plain - l, " seconds=%.2f examples_per_s=%.0f", secs,
+                     seen / secs);
         fprintf(log, "%s\n", plain);
         fflush(log);
         if (opts->echo) {
@@ -425,6 +431,9 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         }
     }
     free(perm);
+    /* with early stopping the model ends as the checkpoint is: the best epoch */
+    if (!rc && stop_col >= 0 && best_epoch > 0)
+        rc = yf_checkpoint_load(m, ckpt, 1, err);
     if (!rc && opts->profile)
         rc = write_profile(m, dir, err);
     fclose(csv);

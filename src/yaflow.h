@@ -142,7 +142,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts,
              yf_error *err);
 
 typedef struct yf_metric {
-    char name[64];
+    char name[96];
     double value;
 } yf_metric;
 

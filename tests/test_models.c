@@ -154,9 +154,10 @@ static const char small_fmt[] =
     "  labels: {name: y, classes: 4}\n"
     "  layers:\n"
     "    - {name: a, type: dense, units: %d, activation: elu%s}\n"
+    "    - {name: c, type: dense, units: 12, activation: tanh}\n"
     "    - {name: b, type: dense, units: 4}\n"
     "  loss: [{type: softmax_cross_entropy}]\n"
-    "  metrics: [accuracy, {type: mean_activation, input: a}]\n"
+    "  metrics: [accuracy, {type: mean_activation, input: c}]\n"
     "train: {optimizer: {type: adam, learning_rate: 0.01}, batch_size: 32, epochs: %d}\n";
 
 static char *small(const char *init, int units, const char *extra, int epochs, int seed)
@@ -218,6 +219,10 @@ START_TEST(test_init_from)
     /* a missing file */
     init_fails(small("init: {from: " WORK "/nowhere, layers: [a]}\n", 16, "", 1, 2), YF_ECKPT,
                "'" WORK "/nowhere' does not exist");
+    /* a file that is not a checkpoint: the error is placed at the spec's key */
+    tu_write(WORK "/junk.safetensors", "not a checkpoint at all", 23);
+    init_fails(small("init: {from: " WORK "/junk.safetensors, layers: [a]}\n", 16, "", 1, 2),
+               YF_ECKPT, "not a safetensors file");
     /* train refuses it before touching the run folder: the earlier run stays */
     run r = start(small("init: {from: " WORK "/nowhere, layers: [a]}\n", 16, "", 1, 2), NULL, 0);
     yf_error err = {0};
@@ -263,10 +268,34 @@ END_TEST
 START_TEST(test_encode_numpy)
 {
     tu_workdir(WORK);
-    tu_write_dataset(WORK "/data", 224, 32, 8, false);
+    /* 1000 test images: the evaluation graph's full batch, so that a buffer
+     * the plan reuses is overwritten where encode reads */
+    tu_write_dataset(WORK "/data", 224, 1000, 8, false);
     run r = start(small("", 16, "", 1, 1), NULL, 0);
     train_into(&r, WORK "/enc");
     yf_error err = {0};
+    /* a middle layer: its memory would be reused by the layers above it
+     * unless encode keeps it; checked against elu(x·W + b) computed here */
+    ck_assert_msg(yf_encode(r.m, r.d, YF_SPLIT_TEST, "a", WORK "/mid.npy", NULL, &err) == 0,
+                  "%s", yf_error_format(&err));
+    size_t mlen;
+    char *mid = tu_read(WORK "/mid.npy", &mlen);
+    ck_assert(mid && mlen == 128 + 1000 * 16 * sizeof(float));
+    const float *codes = (const float *)(mid + 128);
+    const float *W = r.m->param_block + r.m->params[tu_param(r.m, "a.W")].offset;
+    const float *bias = r.m->param_block + r.m->params[tu_param(r.m, "a.b")].offset;
+    double worst = 0;
+    for (int e = 0; e < 1000; e++)
+        for (int j = 0; j < 16; j++) {
+            double z = bias[j];
+            for (int k = 0; k < 64; k++)
+                z += r.d->test_x.data[e * 64 + k] / 255.0 * W[k * 16 + j];
+            double want = z > 0 ? z : exp(z) - 1;
+            worst = fmax(worst, fabs(codes[e * 16 + j] - want));
+        }
+    printf("encode: middle layer against elu(x·W + b): largest difference %.2e\n", worst);
+    ck_assert_msg(worst < 1e-4, "encode wrote codes %g away from the layer's values", worst);
+    free(mid);
     ck_assert_msg(yf_encode(r.m, r.d, YF_SPLIT_TEST, "a", WORK "/codes.npy",
                             WORK "/codes.labels.npy", &err) == 0, "%s", yf_error_format(&err));
     /* the sum of the codes as the evaluation graph computes them */
@@ -283,8 +312,8 @@ START_TEST(test_encode_numpy)
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 -c \"import numpy, sys; a = numpy.load('" WORK "/codes.npy'); "
              "l = numpy.load('" WORK "/codes.labels.npy'); "
-             "ok = a.shape == (32, 16) and a.dtype == numpy.float32 and l.shape == (32,) and "
-             "list(l[:5]) == [0, 1, 2, 3, 0] and abs(float(a.astype(numpy.float64).sum()) - "
+             "ok = a.shape == (1000, 16) and a.dtype == numpy.float32 and l.shape == (1000,) and "
+             "list(l[:5]) == [0, 1, 2, 3, 0] and abs(float(a[:32].astype(numpy.float64).sum()) - "
              "%.9g) < 1e-3; print('numpy', a.shape, a.dtype, l[:5]); sys.exit(0 if ok else 1)\"",
              sum);
     ck_assert_msg(system(cmd) == 0, "numpy.load did not read what yf_encode wrote: %s", cmd);
@@ -363,6 +392,11 @@ START_TEST(test_early_stopping)
            epochs);
     ck_assert_int_eq(epochs, best_epoch + 2 > 30 ? 30 : best_epoch + 2);
     yf_error err = {0};
+    yf_metric now_[8];
+    ck_assert_int_gt(yf_evaluate(r.m, r.d, YF_SPLIT_VALID, now_, 8, &err), 0);
+    ck_assert_msg(fabs(now_[0].value - best) <= 1e-5 * (1 + best),
+                  "after training the model is at %.7g, the best epoch at %.7g", now_[0].value,
+                  best);
     ck_assert_int_eq(yf_checkpoint_load(r.m, WORK "/stop/checkpoint.safetensors", 0, &err), 0);
     yf_metric met[8];
     ck_assert_int_gt(yf_evaluate(r.m, r.d, YF_SPLIT_VALID, met, 8, &err), 0);

@@ -23,8 +23,8 @@ int cmd_eval(int argc, char **argv)
     yf_dataset *d = NULL;
     if (m && !yf_checkpoint_load(m, ckpt, 0, &err))
         d = yf_dataset_load(spec, &err);
-    yf_metric met[17];
-    int n = d ? yf_evaluate(m, d, YF_SPLIT_TEST, met, 17, &err) : -1;
+    yf_metric met[64];
+    int n = d ? yf_evaluate(m, d, YF_SPLIT_TEST, met, 64, &err) : -1;
     if (n < 0)
         rc = cli_fail(&err);
     else if (a.json) {

@@ -205,49 +205,52 @@ int yf__kl_normal_bwd(yf__graph *g, int id, int dy, yf_error *err)
     return slot_grads(g, id, YF_OP_KL_NORMAL_GRAD, 2, NULL, 0, err);
 }
 
-/* The batch's mean activation of each unit, kept inside (0, 1). */
-static void unit_means(const float *a, int R, size_t C, double *q)
+/* The batch's mean activation of each unit, kept inside (0, 1), in q. */
+static void unit_means(const float *a, int R, size_t C, float *q)
 {
     for (size_t j = 0; j < C; j++)
-        q[j] = 0.0;
+        q[j] = 0.0f;
     for (int r = 0; r < R; r++)
         for (size_t j = 0; j < C; j++)
             q[j] += a[r * C + j];
     for (size_t j = 0; j < C; j++) {
         q[j] /= R;
-        q[j] = q[j] < 1e-6 ? 1e-6 : q[j] > 1 - 1e-6 ? 1 - 1e-6 : q[j];
+        q[j] = q[j] < 1e-6f ? 1e-6f : q[j] > 1 - 1e-6f ? 1 - 1e-6f : q[j];
     }
 }
 
-/* activations a are (R, C) in (0, 1), q_j their mean over the batch:
+/* activations a are (R, C) in (0, 1), q_j their mean over the batch (kept
+ * in the state node, (C), for the backward):
  * Σ_j ρ log(ρ / q_j) + (1 − ρ) log((1 − ρ) / (1 − q_j)) */
 void yf__kl_sparsity_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const yf__gnode *an = &ex->g->node[n->in[0]];
+    float *q = ex->g->node[n->state].buf;
     size_t C = an->size;
-    double q[C], rho = n->rho, s = 0.0;
+    double rho = n->rho, s = 0.0;
     unit_means(an->buf, ex->rows, C, q);
     for (size_t j = 0; j < C; j++)
         s += rho * log(rho / q[j]) + (1 - rho) * log((1 - rho) / (1 - q[j]));
     n->buf[0] = (float)s;
 }
 
-/* da_rj = weight · (−ρ / q_j + (1 − ρ) / (1 − q_j)) / R */
+/* in = (a, q): da_rj = weight · (−ρ / q_j + (1 − ρ) / (1 − q_j)) / R, the
+ * same for every row: the first row is computed, then copied */
 void yf__kl_sparsity_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     size_t C = n->size;
-    double q[C], rho = n->rho;
-    unit_means(ex->g->node[n->in[0]].buf, ex->rows, C, q);
-    float d[C];
+    const float *q = ex->g->node[n->in[1]].buf;
+    double rho = n->rho;
     for (size_t j = 0; j < C; j++)
-        d[j] = (float)(n->weight * (-rho / q[j] + (1 - rho) / (1 - q[j])) / ex->rows);
-    for (int r = 0; r < ex->rows; r++)
-        memcpy(n->buf + r * C, d, C * sizeof(float));
+        n->buf[j] = (float)(n->weight * (-rho / q[j] + (1 - rho) / (1 - q[j])) / ex->rows);
+    for (int r = 1; r < ex->rows; r++)
+        memcpy(n->buf + r * C, n->buf, C * sizeof(float));
 }
 
 int yf__kl_sparsity_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    return slot_grads(g, id, YF_OP_KL_SPARSITY_GRAD, 1, NULL, 0, err);
+    int in[2] = {g->node[id].in[0], g->node[id].state};
+    return slot_grads(g, id, YF_OP_KL_SPARSITY_GRAD, 1, in, 2, err);
 }
 
 /* activations a are (R, C): Σ |a| / norm */
