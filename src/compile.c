@@ -484,10 +484,10 @@ static int logits_of(const yf__graph *g, int id, yf__act squash, const char *los
                        act_names[squash]);
 }
 
-static int loss_node(yf__graph *g, const yf__loss_spec *l, int term, const char *name,
-                     const int *in, int n_in, yf_error *err)
+static int loss_node(yf__graph *g, yf__op op, const yf__loss_spec *l, int term,
+                     const char *name, const int *in, int n_in, yf_error *err)
 {
-    int id = yf__graph_add(g, YF_OP_MSE, name, l->at, err);
+    int id = yf__graph_add(g, op, name, l->at, err);
     if (id < 0)
         return id;
     if (g->n_loss % 64 == 0) {
@@ -543,10 +543,9 @@ static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term, yf_
             int pn = param_node(g, m, p, err);
             if (pn < 0)
                 return pn;
-            int id = loss_node(g, l, term, l->params[k], &pn, 1, err);
+            int id = loss_node(g, YF_OP_L2, l, term, l->params[k], &pn, 1, err);
             if (id < 0)
                 return id;
-            g->node[id].op = YF_OP_L2;
         }
         return 0;
     }
@@ -612,10 +611,9 @@ static int compile_loss(yf_model *m, yf__graph *g, const scope *s, int term, yf_
     default:
         break;
     }
-    int id = loss_node(g, l, term, l->input, in, two ? 2 : 1, err);
+    int id = loss_node(g, ops[l->type], l, term, l->input, in, two ? 2 : 1, err);
     if (id < 0)
         return id;
-    g->node[id].op = ops[l->type];
     g->node[id].fused = named != in[0] ? named : -1;
     /* softmax_cross_entropy keeps its probabilities for the backward;
      * kl_sparsity the batch's mean activations */
