@@ -44,9 +44,13 @@ int yf__autodiff(yf_model *m, yf__graph *g, yf_error *err)
         if (rc)
             return rc;
     }
-    /* invariant: every gradient has its source's shape */
+    /* invariant: every gradient has its source's shape (kernels read it) */
     for (int i = 0; i < n_fwd; i++)
-        if (g->node[i].grad >= 0 && g->node[g->node[i].grad].size != g->node[i].size)
+        if (g->node[i].grad >= 0 &&
+            (g->node[g->node[i].grad].size != g->node[i].size ||
+             g->node[g->node[i].grad].ndim != g->node[i].ndim ||
+             memcmp(g->node[g->node[i].grad].dims, g->node[i].dims,
+                    g->node[i].ndim * sizeof(int))))
             return yf__fail_at(err, g->node[i].at, YF_ERUN,
                                "internal error: gradient of '%s' has %zu values, not %zu",
                                g->node[i].name, g->node[g->node[i].grad].size,

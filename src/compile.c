@@ -59,6 +59,7 @@ int yf__grad_node(yf__graph *g, yf__op op, int src, int slot, const int *in, int
     n->act = s->act, n->alpha = s->alpha, n->stddev = s->stddev, n->rate = s->rate;
     n->weight = s->weight, n->factor = s->factor, n->rho = s->rho;
     n->trans = s->trans, n->reduce_sum = s->reduce_sum, n->stream = s->stream;
+    n->win = s->win;
     n->state = s->state;
     n->slot = slot;
     n->n_in = n_in;
@@ -95,6 +96,8 @@ int yf__grad_accum(yf__graph *g, int id, int contrib, yf_error *err)
     if (a < 0)
         return a;
     g->node[a].per_row = g->node[id].per_row;
+    g->node[a].ndim = g->node[id].ndim;
+    memcpy(g->node[a].dims, g->node[id].dims, sizeof g->node[a].dims);
     g->node[id].grad = a;
     return 0;
 }
@@ -117,6 +120,14 @@ double yf__node_flops(const yf__graph *g, const yf__gnode *n, int rows)
         return 2.0 * rows * g->node[n->in[0]].size * n->size;
     case YF_OP_DENSE_DW:
         return 2.0 * rows * g->node[n->in[0]].size * g->node[n->in[1]].size;
+    case YF_OP_CONV2D: /* 2 · Co·Ho·Wo · C/G·kh·kw per example, and so its gradients */
+        return 2.0 * rows * n->size * (g->node[n->in[0]].dims[0] / n->win.groups) *
+               n->win.kh * n->win.kw;
+    case YF_OP_CONV2D_DX:
+        return 2.0 * rows * g->node[n->in[0]].size * (n->dims[0] / n->win.groups) *
+               n->win.kh * n->win.kw;
+    case YF_OP_CONV2D_DW:
+        return 2.0 * rows * g->node[n->in[1]].size * n->size / g->node[n->in[1]].dims[0];
     case YF_OP_INPUT:
     case YF_OP_PARAM:
     case YF_OP_STATE:
@@ -144,6 +155,12 @@ int yf__stream_of(const char *name)
         h = (h ^ (uint8_t)*p) * 16777619u;
     return YF__STREAM_NODE0 + (int)(h % 0x7fffff00u);
 }
+
+static const char *const layer_type_names[] = {
+#define XX(e, s) #s,
+    YF_LAYER_TYPES(XX)
+#undef XX
+};
 
 /* ---- names in scope ----------------------------------------------------- */
 
@@ -331,6 +348,130 @@ static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int
     return a;
 }
 
+/* The input of a layer that needs images, (C, H, W). */
+static int image_input(const yf__graph *g, const yf__layer_spec *l, int x, const char *xname,
+                       yf_error *err)
+{
+    const yf__gnode *n = &g->node[x];
+    if (n->ndim == 3 && n->dtype == YF__F32)
+        return 0;
+    char s[64];
+    shape_str(n, s, sizeof s);
+    return yf__fail_at(err, l->at, YF_ESPEC,
+                       "layer '%s': %s needs images shaped [channels, height, width], but '%s' "
+                       "is %s%s", l->name, layer_type_names[l->type], xname, s,
+                       n->ndim == 1 ? " (give the model input a shape such as [1, 28, 28], or "
+                                      "reshape)" : "");
+}
+
+/* Output size along one axis, with `same` padding resolved into w's
+ * top/left padding; < 1 when the window does not fit. */
+static int out_size(int in, int k, int s, int d, bool same, int *pad)
+{
+    int span = d * (k - 1) + 1;
+    if (same) {
+        int out = (in + s - 1) / s;
+        int total = (out - 1) * s + span - in;
+        *pad = total > 0 ? total / 2 : 0;
+        return out;
+    }
+    return (in + 2 * *pad - span) / s + 1;
+}
+
+/* conv2d: W is (filters, C/groups, kh, kw), as PyTorch's Conv2d */
+static int compile_conv(yf_model *m, yf__graph *g, const yf__layer_spec *l, int x,
+                        const char *xname, yf_error *err)
+{
+    if (image_input(g, l, x, xname, err))
+        return err->code;
+    const yf__gnode *xi = &g->node[x];
+    yf__window w = l->win;
+    int C = xi->dims[0], H = xi->dims[1], W = xi->dims[2], Co = l->units;
+    if (C % w.groups || Co % w.groups)
+        return yf__fail_at(err, yf__map_get(l->at, "groups"), YF_ESPEC,
+                           "layer '%s': groups %d must divide the %d input channels of '%s' "
+                           "and the %d filters", l->name, w.groups, C, xname, Co);
+    int Ho = out_size(H, w.kh, w.sh, w.dh, w.same, &w.ph);
+    int Wo = out_size(W, w.kw, w.sw, w.dw, w.same, &w.pw);
+    if (Ho < 1 || Wo < 1)
+        return yf__fail_at(err, l->at, YF_ESPEC,
+                           "layer '%s': a %dx%d kernel (dilation %d) does not fit the %dx%d "
+                           "images of '%s' with padding %d", l->name, w.kh, w.kw, w.dh, H, W,
+                           xname, w.ph);
+    char pname[2 * YF__NAME_MAX];
+    snprintf(pname, sizeof pname, "%s.W", l->name);
+    int K = C / w.groups * w.kh * w.kw;
+    int wp = add_param(m, pname, 4, (int[]){Co, C / w.groups, w.kh, w.kw}, K,
+                       Co / w.groups * w.kh * w.kw, l->init, l->trainable, l->at, err);
+    if (wp < 0)
+        return wp;
+    int in[3] = {x, param_node(g, m, wp, err), -1}, n_in = 2;
+    if (in[1] < 0)
+        return in[1];
+    if (l->use_bias) {
+        snprintf(pname, sizeof pname, "%s.b", l->name);
+        int b = add_param(m, pname, 1, (int[]){Co}, K, Co, l->bias_init, l->trainable, l->at,
+                          err);
+        if (b < 0 || (in[n_in++] = param_node(g, m, b, err)) < 0)
+            return err->code;
+    }
+    int id = yf__graph_add_rows(g, YF_OP_CONV2D, l->name, l->at, in, n_in,
+                                (size_t)Co * Ho * Wo, err);
+    if (id < 0)
+        return id;
+    yf__gnode *n = &g->node[id];
+    n->win = w;
+    n->ndim = 3, n->dims[0] = Co, n->dims[1] = Ho, n->dims[2] = Wo;
+    if (yf__conv2d_scratch(g, id, g->threads, err))
+        return err->code;
+    if (l->activation == YF_ACT_LINEAR)
+        return id;
+    int a = like(g, YF_OP_ACT, l, id, &id, 1, err);
+    if (a >= 0)
+        g->node[a].act = l->activation, g->node[a].alpha = l->alpha;
+    return a;
+}
+
+/* max_pool, avg_pool, global_avg_pool */
+static int compile_pool(yf_model *m, yf__graph *g, const yf__layer_spec *l, int x,
+                        const char *xname, yf_error *err)
+{
+    if (image_input(g, l, x, xname, err))
+        return err->code;
+    const yf__gnode *xi = &g->node[x];
+    yf__window w = l->win;
+    int C = xi->dims[0], H = xi->dims[1], W = xi->dims[2];
+    bool global = l->type == YF_LAYER_GLOBAL_AVG_POOL;
+    if (global)
+        w = (yf__window){.kh = H, .kw = W, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .groups = 1};
+    int Ho = out_size(H, w.kh, w.sh, 1, w.same, &w.ph);
+    int Wo = out_size(W, w.kw, w.sw, 1, w.same, &w.pw);
+    if (Ho < 1 || Wo < 1 || 2 * w.ph > w.kh || 2 * w.pw > w.kw)
+        return yf__fail_at(err, l->at, YF_ESPEC,
+                           "layer '%s': a %dx%d window with padding %d does not fit the %dx%d "
+                           "images of '%s' (padding may be at most half the window)", l->name,
+                           w.kh, w.kw, w.ph, H, W, xname);
+    int id = yf__graph_add_rows(g, l->type == YF_LAYER_MAX_POOL ? YF_OP_MAX_POOL : YF_OP_AVG_POOL,
+                                l->name, l->at, &x, 1, (size_t)C * Ho * Wo, err);
+    if (id < 0)
+        return id;
+    yf__gnode *n = &g->node[id];
+    n->win = w;
+    if (global)
+        n->ndim = 1, n->dims[0] = C;
+    else
+        n->ndim = 3, n->dims[0] = C, n->dims[1] = Ho, n->dims[2] = Wo;
+    /* max_pool keeps its argmax for the backward (int32, per example) */
+    if (l->type == YF_LAYER_MAX_POOL && g->training) {
+        int st = yf__state_node(g, id, (size_t)C * Ho * Wo, true, err);
+        if (st < 0)
+            return st;
+        g->node[st].dtype = YF__I32;
+    }
+    (void)m;
+    return id;
+}
+
 /* A layer with several inputs of one shape (add, multiply, sample_normal). */
 static int same_shapes(const yf__graph *g, const yf__layer_spec *l, const int *src, int n,
                        yf_error *err)
@@ -406,6 +547,55 @@ static int compile_layer(yf_model *m, yf__graph *g, const yf__layer_spec *l, con
             g->node[out].factor = l->factor;
         return out;
     }
+    case YF_LAYER_CONV2D:
+        return compile_conv(m, g, l, x, src_name, err);
+    case YF_LAYER_MAX_POOL:
+    case YF_LAYER_AVG_POOL:
+    case YF_LAYER_GLOBAL_AVG_POOL:
+        return compile_pool(m, g, l, x, src_name, err);
+    case YF_LAYER_FLATTEN:
+    case YF_LAYER_RESHAPE: {
+        if (same_shapes(g, l, src, 1, err))
+            return err->code;
+        int out = like(g, YF_OP_RESHAPE, l, x, &x, 1, err);
+        if (out < 0)
+            return out;
+        yf__gnode *n = &g->node[out];
+        if (l->type == YF_LAYER_FLATTEN) {
+            n->ndim = 1, n->dims[0] = (int)n->size;
+            return out;
+        }
+        size_t size = 1;
+        for (int k = 0; k < l->shape_ndim; k++)
+            size *= (size_t)l->shape[k];
+        if (size != n->size) {
+            char a[64], b[64];
+            shape_str(&g->node[x], a, sizeof a);
+            yf__dims_str(l->shape, l->shape_ndim, b, sizeof b);
+            return yf__fail_at(err, yf__map_get(l->at, "shape"), YF_ESPEC,
+                               "layer '%s': '%s' is %s (%zu values), which cannot be shaped %s "
+                               "(%zu values)", l->name, src_name, a, n->size, b, size);
+        }
+        n->ndim = l->shape_ndim;
+        memcpy(n->dims, l->shape, sizeof l->shape);
+        return out;
+    }
+    case YF_LAYER_UPSAMPLE: {
+        if (image_input(g, l, x, src_name, err))
+            return err->code;
+        const yf__gnode *xi = &g->node[x];
+        size_t size = xi->size * l->win.sh * l->win.sw;
+        int out = yf__graph_add_rows(g, YF_OP_UPSAMPLE, l->name, l->at, &x, 1, size, err);
+        if (out < 0)
+            return out;
+        yf__gnode *n = &g->node[out];
+        n->win = l->win;
+        n->ndim = 3;
+        n->dims[0] = g->node[x].dims[0];
+        n->dims[1] = g->node[x].dims[1] * l->win.sh;
+        n->dims[2] = g->node[x].dims[2] * l->win.sw;
+        return out;
+    }
     case YF_LAYER_CONCAT: {
         size_t total = 0;
         for (int k = 0; k < n_src; k++) {
@@ -447,6 +637,7 @@ static const char *const act_names[] = {
     YF_ACTIVATIONS(XX)
 #undef XX
 };
+
 
 /* A loss that takes logits: a layer ending in the loss's own squashing
  * function (sigmoid for sigmoid_cross_entropy, softmax for
@@ -727,6 +918,7 @@ int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err)
 {
     const yf_spec *spec = m->spec;
     g->training = training;
+    g->threads = m->threads;
     g->label_node = -1;
     scope *s = calloc(1, sizeof *s);
     g->layer_node = malloc((spec->n_layers + 1) * sizeof *g->layer_node);

@@ -114,7 +114,10 @@ typedef enum {
     XX(DENSE, dense) XX(ACTIVATION, activation)                             \
     XX(GAUSSIAN_NOISE, gaussian_noise) XX(DROPOUT, dropout)                 \
     XX(SAMPLE_NORMAL, sample_normal) XX(CONCAT, concat) XX(ADD, add)        \
-    XX(MULTIPLY, multiply) XX(SCALE, scale)
+    XX(MULTIPLY, multiply) XX(SCALE, scale) XX(CONV2D, conv2d)              \
+    XX(MAX_POOL, max_pool) XX(AVG_POOL, avg_pool)                           \
+    XX(GLOBAL_AVG_POOL, global_avg_pool) XX(FLATTEN, flatten)               \
+    XX(RESHAPE, reshape) XX(UPSAMPLE, upsample)
 
 typedef enum {
 #define XX(e, s) YF_LAYER_##e,
@@ -160,6 +163,13 @@ typedef enum {
 #undef XX
 } yf__sched_type;
 
+/* Window geometry of a convolution or pooling: kernel, stride, padding
+ * (top/left; bottom/right follow from the output size), dilation, groups. */
+typedef struct yf__window {
+    int kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    bool same; /* padding: same (computed from the input at compile time) */
+} yf__window;
+
 typedef struct yf__layer_spec {
     const yf__node *at; /* the layer's map, for errors */
     char name[YF__NAME_MAX];
@@ -182,6 +192,10 @@ typedef struct yf__layer_spec {
     bool eval_mean; /* evaluation graph uses the mean, not a sample */
     /* scale */
     float factor;
+    /* conv2d (filters in units), pooling, upsample (factor in win.sh, sw) */
+    yf__window win;
+    /* reshape */
+    int shape[YF__MAX_DIMS], shape_ndim;
 } yf__layer_spec;
 
 typedef struct yf__loss_spec {
@@ -310,6 +324,7 @@ typedef struct yf__gnode {
     /* attributes */
     int act;
     float alpha, stddev, rate, weight, factor, rho;
+    yf__window win;  /* conv2d, pooling, upsample */
     bool trans;      /* dense: y = x·Wᵀ */
     bool accumulate; /* writes into a parameter gradient: beta = 1 */
     bool reduce_sum;
@@ -352,6 +367,7 @@ typedef struct yf__graph {
     yf__gnode *node;
     bool training;
     int max_rows;
+    int threads; /* the model's: scratch is sized per thread */
     /* plan */
     int n_levels;
     int *level_start; /* nodes sorted by level: order[level_start[l]..] */
@@ -445,6 +461,8 @@ void yf__run(yf_model *m, yf__graph *g, int rows);
 void yf__param_grad_writer(yf__graph *g, int id, int p);
 double yf__node_flops(const yf__graph *g, const yf__gnode *n, int rows);
 static inline float *yf__out(const yf__graph *g, int id) { return g->node[id].buf; }
+/* Places the per-thread column scratch of conv node id. */
+int yf__conv2d_scratch(yf__graph *g, int id, int threads, yf_error *err);
 /* Adds a warning placed at `at` to the model. */
 void yf__warn(yf_model *m, const yf__node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

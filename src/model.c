@@ -159,8 +159,9 @@ void yf_model_summary(const yf_model *m, FILE *out)
         for (int p = 0; p < m->n_params; p++)
             if (m->params[p].at == l->at)
                 params += m->params[p].size;
-        if (last >= 0)
-            fmt_shape(&g->node[last], shape, sizeof shape);
+        int o = g->layer_node[i];
+        if (last >= 0 && o >= 0)
+            fmt_shape(&g->node[o], shape, sizeof shape);
         else
             snprintf(shape, sizeof shape, "(identity)");
         char type[40];

@@ -296,6 +296,99 @@ static int parse_inputs(yf__layer_spec *l, yf__node *map, const char *ctx,
     return 0;
 }
 
+/* `key` (activation or function) and alpha, which only elu and leaky_relu
+ * take. */
+static int parse_act(yf__layer_spec *l, yf__node *map, const char *key, const char *def,
+                     const char *ctx, yf_error *err)
+{
+    int e = 0;
+    CHECK(get_enum(map, key, def, act_names, YF_ACT_COUNT, &e, ctx, err));
+    l->activation = (yf__act)e;
+    if (l->activation == YF_ACT_ELU || l->activation == YF_ACT_LEAKY_RELU)
+        return get_float(map, "alpha", l->activation == YF_ACT_ELU ? "1.0" : "0.01", 0, 100,
+                         &l->alpha, ctx, err);
+    if (yf__map_get(map, "alpha"))
+        return yf__fail_at(err, yf__map_get(map, "alpha"), YF_ESPEC,
+                           "%s'alpha' applies only to elu and leaky_relu", ctx);
+    return 0;
+}
+
+/* The keys of a layer with weights (dense, conv2d): activation, alpha,
+ * init (when it owns its weight), use_bias, bias_init, trainable. */
+static int parse_weighted(yf__layer_spec *l, yf__node *map, const char *act_key, bool owns_w,
+                          const char *ctx, yf_error *err)
+{
+    CHECK(parse_act(l, map, act_key, "linear", ctx, err));
+    int e = 0;
+    if (owns_w) {
+        CHECK(get_enum(map, "init", "glorot_uniform", init_names, YF__ARRAY_LEN(init_names), &e,
+                       ctx, err));
+        l->init = (yf__init)e;
+    } else if (yf__map_get(map, "init")) {
+        return yf__fail_at(err, yf__map_get(map, "init"), YF_ESPEC,
+                           "%s'init' does not apply: the layer uses another layer's "
+                           "weights ('weights: %s')", ctx,
+                           yf__map_get(map, "weights")->kind == YF__SCALAR
+                               ? yf__map_get(map, "weights")->str : "?");
+    }
+    CHECK(get_bool(map, "use_bias", "true", &l->use_bias, ctx, err));
+    if (!l->use_bias && yf__map_get(map, "bias_init"))
+        return yf__fail_at(err, yf__map_get(map, "bias_init"), YF_ESPEC,
+                           "%s'bias_init' does nothing with use_bias: false; remove one "
+                           "of them", ctx);
+    if (l->use_bias) {
+        CHECK(get_enum(map, "bias_init", "zeros", init_names, YF__ARRAY_LEN(init_names), &e,
+                       ctx, err));
+        l->bias_init = (yf__init)e;
+    }
+    return get_bool(map, "trainable", "true", &l->trainable, ctx, err);
+}
+
+/* `key`: one positive integer for both axes, or [height, width]. */
+static int get_pair(yf__node *map, const char *key, const char *def, int lo, int hi, int *a,
+                    int *b, const char *ctx, yf_error *err)
+{
+    yf__node *n = yf__map_get(map, key);
+    if (n && n->kind == YF__SEQ) {
+        bool ok = n->n == 2;
+        int v[2] = {0, 0};
+        for (int i = 0; ok && i < 2; i++) {
+            char *end;
+            const yf__node *k = n->kid[i];
+            ok = k->kind == YF__SCALAR && !k->quoted && k->str[0] >= '0' && k->str[0] <= '9';
+            long x = ok ? strtol(k->str, &end, 10) : 0;
+            ok = ok && !*end && x >= lo && x <= hi;
+            v[i] = (int)x;
+        }
+        if (!ok)
+            return yf__fail_at(err, n, YF_ESPEC,
+                               "%s'%s' must be an integer from %d to %d, or [height, width] of "
+                               "them", ctx, key, lo, hi);
+        *a = v[0], *b = v[1];
+        return 0;
+    }
+    CHECK(get_int(map, key, def, lo, hi, a, ctx, err));
+    *b = *a;
+    return 0;
+}
+
+/* padding: same, valid (0), a number, or [height, width] */
+static int get_padding(yf__layer_spec *l, yf__node *map, const char *ctx, yf_error *err)
+{
+    yf__node *n = yf__map_get(map, "padding");
+    if (!n)
+        n = yf__map_set_scalar(map, "padding", "valid");
+    if (n->kind == YF__SCALAR && !n->quoted && (!strcmp(n->str, "same") || !strcmp(n->str, "valid"))) {
+        l->win.same = !strcmp(n->str, "same");
+        return 0;
+    }
+    if (n->kind == YF__SCALAR && (n->str[0] < '0' || n->str[0] > '9'))
+        return yf__fail_at(err, n, YF_ESPEC,
+                           "%s'padding' must be same, valid, a number of pixels or [height, "
+                           "width] of them, not '%s'", ctx, n->str);
+    return get_pair(map, "padding", NULL, 0, 1 << 12, &l->win.ph, &l->win.pw, ctx, err);
+}
+
 static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
 {
     yf__layer_spec *l = &s->layers[idx];
@@ -332,37 +425,7 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
                                            "use_bias", "trainable"};
         CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
         CHECK(get_int(map, "units", NULL, 1, 1 << 20, &l->units, ctx, err));
-        int e = 0;
-        CHECK(get_enum(map, "activation", "linear", act_names, YF_ACT_COUNT, &e, ctx, err));
-        l->activation = (yf__act)e;
-        const char *alpha_def = l->activation == YF_ACT_LEAKY_RELU ? "0.01" : "1.0";
-        if (l->activation == YF_ACT_ELU || l->activation == YF_ACT_LEAKY_RELU)
-            CHECK(get_float(map, "alpha", alpha_def, 0, 100, &l->alpha, ctx, err));
-        else if (yf__map_get(map, "alpha"))
-            return yf__fail_at(err, yf__map_get(map, "alpha"), YF_ESPEC,
-                               "%s'alpha' applies only to elu and leaky_relu", ctx);
-        if (!yf__map_get(map, "weights")) {
-            CHECK(get_enum(map, "init", "glorot_uniform", init_names,
-                           YF__ARRAY_LEN(init_names), &e, ctx, err));
-            l->init = (yf__init)e;
-        } else if (yf__map_get(map, "init")) {
-            return yf__fail_at(err, yf__map_get(map, "init"), YF_ESPEC,
-                               "%s'init' does not apply: the layer uses another layer's "
-                               "weights ('weights: %s')", ctx,
-                               yf__map_get(map, "weights")->kind == YF__SCALAR
-                                   ? yf__map_get(map, "weights")->str : "?");
-        }
-        CHECK(get_bool(map, "use_bias", "true", &l->use_bias, ctx, err));
-        if (!l->use_bias && yf__map_get(map, "bias_init"))
-            return yf__fail_at(err, yf__map_get(map, "bias_init"), YF_ESPEC,
-                               "%s'bias_init' does nothing with use_bias: false; remove one "
-                               "of them", ctx);
-        if (l->use_bias) {
-            CHECK(get_enum(map, "bias_init", "zeros", init_names, YF__ARRAY_LEN(init_names),
-                           &e, ctx, err));
-            l->bias_init = (yf__init)e;
-        }
-        CHECK(get_bool(map, "trainable", "true", &l->trainable, ctx, err));
+        CHECK(parse_weighted(l, map, "activation", !yf__map_get(map, "weights"), ctx, err));
         if (yf__map_get(map, "weights")) {
             char w[2 * YF__NAME_MAX];
             CHECK(get_str(map, "weights", NULL, w, sizeof w, ctx, err));
@@ -389,15 +452,7 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
     case YF_LAYER_ACTIVATION: {
         static const char *const keys[] = {"name", "type", "input", "function", "alpha"};
         CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
-        int e = 0;
-        CHECK(get_enum(map, "function", NULL, act_names, YF_ACT_COUNT, &e, ctx, err));
-        l->activation = (yf__act)e;
-        if (l->activation == YF_ACT_ELU || l->activation == YF_ACT_LEAKY_RELU)
-            CHECK(get_float(map, "alpha", l->activation == YF_ACT_ELU ? "1.0" : "0.01",
-                            0, 100, &l->alpha, ctx, err));
-        else if (yf__map_get(map, "alpha"))
-            return yf__fail_at(err, yf__map_get(map, "alpha"), YF_ESPEC,
-                               "%s'alpha' applies only to elu and leaky_relu", ctx);
+        CHECK(parse_act(l, map, "function", NULL, ctx, err));
         break;
     }
     case YF_LAYER_GAUSSIAN_NOISE: {
@@ -438,6 +493,82 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
                                layer_names[l->type],
                                l->type == YF_LAYER_MULTIPLY ? "two" : "2 to 8");
         return 0;
+    }
+    case YF_LAYER_CONV2D: {
+        static const char *const keys[] = {"name", "type", "input", "filters", "kernel",
+                                           "stride", "padding", "dilation", "groups",
+                                           "activation", "alpha", "init", "bias_init",
+                                           "use_bias", "trainable"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        yf__window *w = &l->win;
+        CHECK(get_int(map, "filters", NULL, 1, 1 << 16, &l->units, ctx, err));
+        CHECK(get_pair(map, "kernel", NULL, 1, 1 << 10, &w->kh, &w->kw, ctx, err));
+        CHECK(get_pair(map, "stride", "1", 1, 1 << 10, &w->sh, &w->sw, ctx, err));
+        CHECK(get_padding(l, map, ctx, err));
+        CHECK(get_pair(map, "dilation", "1", 1, 1 << 10, &w->dh, &w->dw, ctx, err));
+        CHECK(get_int(map, "groups", "1", 1, 1 << 16, &w->groups, ctx, err));
+        CHECK(parse_weighted(l, map, "activation", true, ctx, err));
+        break;
+    }
+    case YF_LAYER_MAX_POOL:
+    case YF_LAYER_AVG_POOL: {
+        static const char *const keys[] = {"name", "type", "input", "size", "stride",
+                                           "padding"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        yf__window *w = &l->win;
+        CHECK(get_pair(map, "size", "2", 1, 1 << 10, &w->kh, &w->kw, ctx, err));
+        char def[32];
+        snprintf(def, sizeof def, "%d", w->kh); /* the stride defaults to the size */
+        if (w->kh != w->kw && !yf__map_get(map, "stride")) {
+            char list[64];
+            snprintf(list, sizeof list, "[%d, %d]", w->kh, w->kw);
+            yf__node *st = yf__node_new(YF__SEQ, map->file, map->line, map->col);
+            for (int k = 0; k < 2; k++) {
+                yf__node *v = yf__node_new(YF__SCALAR, map->file, map->line, map->col);
+                char num[16];
+                snprintf(num, sizeof num, "%d", k ? w->kw : w->kh);
+                v->str = strdup(num);
+                yf__seq_push(st, v);
+            }
+            yf__map_set_node(map, "stride", st);
+        }
+        CHECK(get_pair(map, "stride", def, 1, 1 << 10, &w->sh, &w->sw, ctx, err));
+        CHECK(get_padding(l, map, ctx, err));
+        w->dh = w->dw = w->groups = 1;
+        break;
+    }
+    case YF_LAYER_GLOBAL_AVG_POOL:
+    case YF_LAYER_FLATTEN: {
+        static const char *const keys[] = {"name", "type", "input"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        break;
+    }
+    case YF_LAYER_RESHAPE: {
+        static const char *const keys[] = {"name", "type", "input", "shape"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        yf__node *sh = yf__map_get(map, "shape");
+        if (!sh || sh->kind != YF__SEQ || sh->n < 1 || sh->n > YF__MAX_DIMS)
+            return yf__fail_at(err, sh ? sh : map, YF_ESPEC,
+                               "%s'shape' must list 1 to %d sizes, such as [64, 7, 7]", ctx,
+                               YF__MAX_DIMS);
+        for (int i = 0; i < sh->n; i++) {
+            const yf__node *k = sh->kid[i];
+            char *end;
+            bool plain = k->kind == YF__SCALAR && !k->quoted && k->str[0] >= '0' && k->str[0] <= '9';
+            long v = plain ? strtol(k->str, &end, 10) : 0;
+            if (!plain || *end || v < 1 || v > (1 << 24))
+                return yf__fail_at(err, k, YF_ESPEC, "%s'shape' sizes must be positive integers",
+                                   ctx);
+            l->shape[i] = (int)v;
+        }
+        l->shape_ndim = sh->n;
+        break;
+    }
+    case YF_LAYER_UPSAMPLE: {
+        static const char *const keys[] = {"name", "type", "input", "factor"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_pair(map, "factor", "2", 1, 64, &l->win.sh, &l->win.sw, ctx, err));
+        break;
     }
     case YF_LAYER_SCALE: {
         static const char *const keys[] = {"name", "type", "input", "factor"};

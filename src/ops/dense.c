@@ -63,14 +63,9 @@ int yf__dense_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
     yf__gnode n = g->node[id]; /* copy: adding nodes may move the array */
     if (g->node[n.in[0]].needs_grad) {
-        int dx = yf__graph_add(g, YF_OP_DENSE_DX, n.name, n.at, err);
+        int dx = yf__grad_node(g, YF_OP_DENSE_DX, id, 0, (int[]){dy, n.in[1]}, 2, err);
         if (dx < 0)
             return dx;
-        yf__gnode *d = &g->node[dx];
-        d->n_in = 2, d->in[0] = dy, d->in[1] = n.in[1];
-        d->trans = n.trans;
-        d->size = g->node[n.in[0]].size;
-        d->per_row = true;
         int rc = yf__grad_accum(g, n.in[0], dx, err);
         if (rc)
             return rc;

@@ -170,14 +170,8 @@ int yf__act_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
     if (!g->node[g->node[id].in[0]].needs_grad)
         return 0;
-    int dx = yf__graph_add(g, YF_OP_ACT_GRAD, g->node[id].name, g->node[id].at, err);
-    if (dx < 0)
-        return dx;
-    yf__gnode *d = &g->node[dx], *n = &g->node[id];
-    d->n_in = 2, d->in[0] = id, d->in[1] = dy;
-    d->act = n->act, d->alpha = n->alpha;
-    d->size = n->size, d->per_row = true;
-    return yf__grad_accum(g, n->in[0], dx, err);
+    int dx = yf__grad_node(g, YF_OP_ACT_GRAD, id, 0, (int[]){id, dy}, 2, err);
+    return dx < 0 ? dx : yf__grad_accum(g, g->node[id].in[0], dx, err);
 }
 
 YF__CLONES static void add_flat(const float *a, const float *b, float *y, size_t n)

@@ -1,0 +1,251 @@
+/* Pooling, reshaping and upsampling of channels-first tensors (R, C, H, W).
+ * max_pool keeps the position of each window's maximum (the first one on
+ * ties) in a state node for its backward; avg_pool divides by the number of
+ * input pixels the window covers (padding not counted); global_avg_pool is
+ * avg_pool over the whole image. */
+#include "../internal.h"
+
+#include <float.h>
+#include <string.h>
+
+/* The rows of R split among the threads a node may use. */
+#define FOR_ROWS(ex, r)                                                      \
+    _Pragma("omp parallel for schedule(static) num_threads((ex)->threads) if ((ex)->threads > 1 && (ex)->rows >= 8)") \
+    for (int r = 0; r < (ex)->rows; r++)
+
+/* Output size (Ho, Wo) of pooling with window w over input x whose output
+ * node is y: y's own height and width, or 1 × 1 for global pooling (y of
+ * shape (C)). */
+static void out_hw(const yf__gnode *y, int *Ho, int *Wo)
+{
+    *Ho = y->ndim == 3 ? y->dims[1] : 1;
+    *Wo = y->ndim == 3 ? y->dims[2] : 1;
+}
+
+/* The common 2x2 window with stride 2: x (R, C, H, W), y and argmax
+ * (R, C, Ho, Wo); the first maximum in row order wins ties. */
+static void max_pool_2x2(const float *x, float *y, int32_t *arg, int R, int C, int H, int W,
+                         int Ho, int Wo, int threads)
+{
+    long planes = (long)R * C;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && planes >= 64)
+    for (long p = 0; p < planes; p++) {
+        const float *xc = x + p * H * W;
+        float *yc = y + p * Ho * Wo;
+        int32_t *ac = arg ? arg + p * Ho * Wo : NULL;
+        for (int oh = 0; oh < Ho; oh++) {
+            const float *r0 = xc + 2 * oh * W, *r1 = r0 + W;
+            for (int ow = 0; ow < Wo; ow++) {
+                float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                float m = a;
+                int at = 2 * oh * W + 2 * ow;
+                if (b > m)
+                    m = b, at = 2 * oh * W + 2 * ow + 1;
+                if (c > m)
+                    m = c, at = (2 * oh + 1) * W + 2 * ow;
+                if (d > m)
+                    m = d, at = (2 * oh + 1) * W + 2 * ow + 1;
+                yc[oh * Wo + ow] = m;
+                if (ac)
+                    ac[oh * Wo + ow] = at;
+            }
+        }
+    }
+}
+
+/* x is (R, C, H, W); y is (R, C, Ho, Wo); argmax (state, int32, in
+ * training) is (R, C, Ho, Wo): the index h·W + w of each maximum */
+void yf__max_pool_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *x = &ex->g->node[n->in[0]];
+    const yf__window *w = &n->win;
+    int C = x->dims[0], H = x->dims[1], W = x->dims[2], Ho, Wo;
+    out_hw(n, &Ho, &Wo);
+    int32_t *arg = n->state >= 0 ? (int32_t *)ex->g->node[n->state].buf : NULL;
+    if (w->kh == 2 && w->kw == 2 && w->sh == 2 && w->sw == 2 && w->ph == 0 && w->pw == 0 &&
+        Ho * 2 <= H && Wo * 2 <= W) {
+        max_pool_2x2(x->buf, n->buf, arg, ex->rows, C, H, W, Ho, Wo, ex->threads);
+        return;
+    }
+    FOR_ROWS(ex, r)
+    for (int c = 0; c < C; c++) {
+        const float *xc = x->buf + (size_t)r * x->size + (size_t)c * H * W;
+        float *yc = n->buf + (size_t)r * n->size + (size_t)c * Ho * Wo;
+        int32_t *ac = arg ? arg + (size_t)r * n->size + (size_t)c * Ho * Wo : NULL;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                float best = -FLT_MAX;
+                int at = -1;
+                for (int i = 0; i < w->kh; i++) {
+                    int h = oh * w->sh - w->ph + i;
+                    if (h < 0 || h >= H)
+                        continue;
+                    for (int j = 0; j < w->kw; j++) {
+                        int v = ow * w->sw - w->pw + j;
+                        if (v >= 0 && v < W && (at < 0 || xc[h * W + v] > best))
+                            best = xc[h * W + v], at = h * W + v;
+                    }
+                }
+                yc[oh * Wo + ow] = best;
+                if (ac)
+                    ac[oh * Wo + ow] = at;
+            }
+    }
+}
+
+/* in = (dy (R, C, Ho, Wo), argmax); dx (R, C, H, W): dy at each maximum */
+void yf__max_pool_grad_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *dy = &ex->g->node[n->in[0]];
+    const int32_t *arg = (const int32_t *)ex->g->node[n->in[1]].buf;
+    int C = n->dims[0], HW = n->dims[1] * n->dims[2], O = (int)(dy->size / C);
+    FOR_ROWS(ex, r) {
+        float *dx = n->buf + (size_t)r * n->size;
+        memset(dx, 0, n->size * sizeof(float));
+        for (int c = 0; c < C; c++) {
+            const float *d = dy->buf + (size_t)r * dy->size + (size_t)c * O;
+            const int32_t *a = arg + (size_t)r * dy->size + (size_t)c * O;
+            for (int o = 0; o < O; o++)
+                if (a[o] >= 0)
+                    dx[(size_t)c * HW + a[o]] += d[o];
+        }
+    }
+}
+
+int yf__max_pool_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    int x = g->node[id].in[0];
+    if (!g->node[x].needs_grad)
+        return 0;
+    int d = yf__grad_node(g, YF_OP_MAX_POOL_GRAD, id, 0, (int[]){dy, g->node[id].state}, 2, err);
+    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+}
+
+/* The input pixels window (oh, ow) covers: [h0, h1) × [w0, w1). */
+static int window(const yf__window *w, int H, int W, int oh, int ow, int *h0, int *h1, int *w0,
+                  int *w1)
+{
+    *h0 = oh * w->sh - w->ph, *h1 = *h0 + w->kh;
+    *w0 = ow * w->sw - w->pw, *w1 = *w0 + w->kw;
+    *h0 = *h0 < 0 ? 0 : *h0, *w0 = *w0 < 0 ? 0 : *w0;
+    *h1 = *h1 > H ? H : *h1, *w1 = *w1 > W ? W : *w1;
+    return (*h1 - *h0) * (*w1 - *w0);
+}
+
+/* x is (R, C, H, W); y is (R, C, Ho, Wo), or (R, C) for global pooling */
+void yf__avg_pool_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *x = &ex->g->node[n->in[0]];
+    int C = x->dims[0], H = x->dims[1], W = x->dims[2], Ho, Wo;
+    out_hw(n, &Ho, &Wo);
+    FOR_ROWS(ex, r)
+    for (int c = 0; c < C; c++) {
+        const float *xc = x->buf + (size_t)r * x->size + (size_t)c * H * W;
+        float *yc = n->buf + (size_t)r * n->size + (size_t)c * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                int h0, h1, w0, w1;
+                int cnt = window(&n->win, H, W, oh, ow, &h0, &h1, &w0, &w1);
+                float s = 0.0f;
+                for (int h = h0; h < h1; h++)
+                    for (int v = w0; v < w1; v++)
+                        s += xc[h * W + v];
+                yc[oh * Wo + ow] = cnt ? s / cnt : 0.0f;
+            }
+    }
+}
+
+/* dy is (R, C, Ho, Wo) (shaped as the pooling's output); dx (R, C, H, W):
+ * dy / count over each window */
+void yf__avg_pool_grad_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *dy = &ex->g->node[n->in[0]];
+    int C = n->dims[0], H = n->dims[1], W = n->dims[2], Ho, Wo;
+    out_hw(dy, &Ho, &Wo);
+    FOR_ROWS(ex, r) {
+        float *dx = n->buf + (size_t)r * n->size;
+        memset(dx, 0, n->size * sizeof(float));
+        for (int c = 0; c < C; c++) {
+            const float *d = dy->buf + (size_t)r * dy->size + (size_t)c * Ho * Wo;
+            float *dc = dx + (size_t)c * H * W;
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    int h0, h1, w0, w1;
+                    int cnt = window(&n->win, H, W, oh, ow, &h0, &h1, &w0, &w1);
+                    float v = cnt ? d[oh * Wo + ow] / cnt : 0.0f;
+                    for (int h = h0; h < h1; h++)
+                        for (int u = w0; u < w1; u++)
+                            dc[h * W + u] += v;
+                }
+        }
+    }
+}
+
+int yf__avg_pool_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    int x = g->node[id].in[0];
+    if (!g->node[x].needs_grad)
+        return 0;
+    int d = yf__grad_node(g, YF_OP_AVG_POOL_GRAD, id, 0, &dy, 1, err);
+    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+}
+
+/* x and y hold the same values in another shape (flatten, reshape) */
+void yf__reshape_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    memcpy(n->buf, ex->g->node[n->in[0]].buf, (size_t)ex->rows * n->size * sizeof(float));
+}
+
+/* the gradient is dy reshaped back: a reshape node again */
+int yf__reshape_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    int x = g->node[id].in[0];
+    if (!g->node[x].needs_grad)
+        return 0;
+    int d = yf__grad_node(g, YF_OP_RESHAPE, id, 0, &dy, 1, err);
+    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+}
+
+/* x is (R, C, H, W); y is (R, C, H·sh, W·sw): each pixel repeated */
+void yf__upsample_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *x = &ex->g->node[n->in[0]];
+    int C = x->dims[0], H = x->dims[1], W = x->dims[2], fh = n->win.sh, fw = n->win.sw;
+    int Wo = W * fw;
+    FOR_ROWS(ex, r)
+    for (int c = 0; c < C; c++) {
+        const float *xc = x->buf + (size_t)r * x->size + (size_t)c * H * W;
+        float *yc = n->buf + (size_t)r * n->size + (size_t)c * H * fh * Wo;
+        for (int h = 0; h < H * fh; h++)
+            for (int v = 0; v < Wo; v++)
+                yc[h * Wo + v] = xc[(h / fh) * W + v / fw];
+    }
+}
+
+/* dy is (R, C, H·sh, W·sw); dx (R, C, H, W): the sum over each block */
+void yf__upsample_grad_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    const yf__gnode *dy = &ex->g->node[n->in[0]];
+    int C = n->dims[0], H = n->dims[1], W = n->dims[2], fh = n->win.sh, fw = n->win.sw;
+    int Wo = W * fw;
+    FOR_ROWS(ex, r) {
+        float *dx = n->buf + (size_t)r * n->size;
+        memset(dx, 0, n->size * sizeof(float));
+        for (int c = 0; c < C; c++) {
+            const float *d = dy->buf + (size_t)r * dy->size + (size_t)c * H * fh * Wo;
+            float *dc = dx + (size_t)c * H * W;
+            for (int h = 0; h < H * fh; h++)
+                for (int v = 0; v < Wo; v++)
+                    dc[(h / fh) * W + v / fw] += d[h * Wo + v];
+        }
+    }
+}
+
+int yf__upsample_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    int x = g->node[id].in[0];
+    if (!g->node[x].needs_grad)
+        return 0;
+    int d = yf__grad_node(g, YF_OP_UPSAMPLE_GRAD, id, 0, &dy, 1, err);
+    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+}
