@@ -34,30 +34,7 @@ torch_ref=${TORCH_REF:-$(dirname "$root")/shared/reference/torch_ae.py}
 repeat=${BENCH_REPEAT:-3}
 case "$repeat" in ''|*[!0-9]*|0) die "BENCH_REPEAT must be a positive integer, not '$repeat'" ;; esac
 
-data_dir=${YAFLOW_DATA:-./data}
-mkdir -p "$data_dir"
-data_dir=$(cd "$data_dir" && pwd)
-export YAFLOW_DATA=$data_dir
-"$root/scripts/fetch-mnist.sh" "$data_dir" >/dev/null
-
-# ------------------------------------------------------------ dependencies
-need=(python3-torch python3-numpy libopenblas0-pthread)
-missing=()
-for p in "${need[@]}"; do
-  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-  [ "$status" = installed ] || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "bench-ae: the reference needs ${missing[*]}: installing them with apt-get"
-  sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install ${missing[*]}"
-    sudo=(sudo)
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update
-  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y "${missing[@]}"
-fi
+. "$root/bench/setup.sh"   # MNIST in $data_dir, the peer's packages installed
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-ae.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -17,6 +17,7 @@ typedef struct cli_args {
     int help;
     int strict;
     int mean;
+    int timing;
     const char *layer, *split, *output;
 } cli_args;
 
@@ -25,7 +26,7 @@ typedef struct cli_args {
 enum {
     CLI_ARG = 1, CLI_OVERRIDES = 2, CLI_THREADS = 4, CLI_OUT = 8, CLI_JSON = 16,
     CLI_PROFILE = 32, CLI_OVERWRITE = 64, CLI_STRICT = 128, CLI_LAYER = 256, CLI_SPLIT = 512,
-    CLI_OUTPUT = 1024, CLI_MEAN = 2048
+    CLI_OUTPUT = 1024, CLI_MEAN = 2048, CLI_TIMING = 4096
 };
 
 /* Parses argv[2..]; prints a message and returns 2 on bad usage. On --help

@@ -2,16 +2,19 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <time.h>
 
 static const char usage[] =
-    "usage: yaflow eval RUN [--json] [--threads N]\n"
+    "usage: yaflow eval RUN [--json] [--threads N] [--timing]\n"
     "Evaluates the run folder RUN (its config.yaml and checkpoint.safetensors) on\n"
-    "the test set: one test_<metric>=<value> line per metric, or one JSON object.\n";
+    "the test set: one test_<metric>=<value> line per metric, or one JSON object.\n"
+    "--timing adds infer_examples_per_s: test examples through the evaluation\n"
+    "graph (batches of 1000) per second of the evaluation alone.\n";
 
 int cmd_eval(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_THREADS | CLI_JSON, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_THREADS | CLI_JSON | CLI_TIMING, &a);
     if (rc || a.help)
         return rc;
     char cfg[1100], ckpt[1100];
@@ -23,8 +26,16 @@ int cmd_eval(int argc, char **argv)
     yf_dataset *d = NULL;
     if (m && !yf_checkpoint_load(m, ckpt, 0, &err))
         d = yf_dataset_load(spec, &err);
-    yf_metric met[64];
+    yf_metric met[65];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int n = d ? yf_evaluate(m, d, YF_SPLIT_TEST, met, 64, &err) : -1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (n >= 0 && a.timing) {
+        double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        snprintf(met[n].name, sizeof met[n].name, "infer_examples_per_s");
+        met[n++].value = yf_dataset_count(d, YF_SPLIT_TEST) / s;
+    }
     if (n < 0)
         rc = cli_fail(&err);
     else if (a.json) {

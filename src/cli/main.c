@@ -50,6 +50,8 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
             a->strict = 1;
         } else if (!strcmp(s, "--mean") && (flags & CLI_MEAN)) {
             a->mean = 1;
+        } else if (!strcmp(s, "--timing") && (flags & CLI_TIMING)) {
+            a->timing = 1;
         } else if ((!strcmp(s, "--layer") && (flags & CLI_LAYER)) ||
                    (!strcmp(s, "--split") && (flags & CLI_SPLIT)) ||
                    ((!strcmp(s, "-o") || !strcmp(s, "--output")) && (flags & CLI_OUTPUT))) {
