@@ -60,6 +60,7 @@ int yf__grad_node(yf__graph *g, yf__op op, int src, int slot, const int *in, int
     n->weight = s->weight, n->factor = s->factor, n->rho = s->rho;
     n->trans = s->trans, n->reduce_sum = s->reduce_sum, n->stream = s->stream;
     n->win = s->win;
+    n->momentum = s->momentum, n->epsilon = s->epsilon;
     n->state = s->state;
     n->slot = slot;
     n->n_in = n_in;
@@ -472,6 +473,47 @@ static int compile_pool(yf_model *m, yf__graph *g, const yf__layer_spec *l, int 
     return id;
 }
 
+/* batch_norm over the channels of (C, H, W) or the features of (F):
+ * scale gamma and shift beta (trained), running mean and variance
+ * (parameters no optimizer touches, updated by the training graph's
+ * forward and used by the evaluation graph) */
+static int compile_batch_norm(yf_model *m, yf__graph *g, const yf__layer_spec *l, int x,
+                              const char *xname, yf_error *err)
+{
+    const yf__gnode *xi = &g->node[x];
+    if (xi->dtype != YF__F32 || (xi->ndim != 1 && xi->ndim != 3)) {
+        char s[64];
+        shape_str(xi, s, sizeof s);
+        return yf__fail_at(err, l->at, YF_ESPEC,
+                           "layer '%s': batch_norm takes features [F] or images [C, H, W], "
+                           "but '%s' is %s", l->name, xname, s);
+    }
+    int C = xi->dims[0];
+    static const struct {
+        const char *suffix;
+        yf__init init;
+        bool trained;
+    } ps[4] = {{"gamma", YF_INIT_ONES, true}, {"beta", YF_INIT_ZEROS, true},
+               {"running_mean", YF_INIT_ZEROS, false}, {"running_var", YF_INIT_ONES, false}};
+    int in[5] = {x};
+    for (int k = 0; k < 4; k++) {
+        char pname[2 * YF__NAME_MAX];
+        snprintf(pname, sizeof pname, "%s.%s", l->name, ps[k].suffix);
+        int p = add_param(m, pname, 1, (int[]){C}, C, C, ps[k].init,
+                          ps[k].trained && l->trainable, l->at, err);
+        if (p < 0 || (in[k + 1] = param_node(g, m, p, err)) < 0)
+            return err->code;
+    }
+    int id = like(g, YF_OP_BATCH_NORM, l, x, in, 5, err);
+    if (id < 0)
+        return id;
+    g->node[id].momentum = l->momentum, g->node[id].epsilon = l->epsilon;
+    g->node[id].use_mean = !g->training; /* evaluation: the running statistics */
+    if (g->training && yf__state_node(g, id, 2 * (size_t)C, false, err) < 0)
+        return err->code;
+    return id;
+}
+
 /* A layer with several inputs of one shape (add, multiply, sample_normal). */
 static int same_shapes(const yf__graph *g, const yf__layer_spec *l, const int *src, int n,
                        yf_error *err)
@@ -596,6 +638,8 @@ static int compile_layer(yf_model *m, yf__graph *g, const yf__layer_spec *l, con
         n->dims[2] = g->node[x].dims[2] * l->win.sw;
         return out;
     }
+    case YF_LAYER_BATCH_NORM:
+        return compile_batch_norm(m, g, l, x, src_name, err);
     case YF_LAYER_CONCAT: {
         size_t total = 0;
         for (int k = 0; k < n_src; k++) {

@@ -101,7 +101,7 @@ typedef enum {
 #define YF_INITS(XX)                                                        \
     XX(GLOROT_UNIFORM, glorot_uniform) XX(HE_NORMAL, he_normal) XX(ZEROS, zeros) \
     XX(LECUN_NORMAL, lecun_normal) XX(LECUN_UNIFORM, lecun_uniform)            \
-    XX(FAN_IN_UNIFORM, fan_in_uniform)
+    XX(FAN_IN_UNIFORM, fan_in_uniform) XX(ONES, ones)
 
 typedef enum {
 #define XX(e, s) YF_INIT_##e,
@@ -117,7 +117,7 @@ typedef enum {
     XX(MULTIPLY, multiply) XX(SCALE, scale) XX(CONV2D, conv2d)              \
     XX(MAX_POOL, max_pool) XX(AVG_POOL, avg_pool)                           \
     XX(GLOBAL_AVG_POOL, global_avg_pool) XX(FLATTEN, flatten)               \
-    XX(RESHAPE, reshape) XX(UPSAMPLE, upsample)
+    XX(RESHAPE, reshape) XX(UPSAMPLE, upsample) XX(BATCH_NORM, batch_norm)
 
 typedef enum {
 #define XX(e, s) YF_LAYER_##e,
@@ -196,6 +196,8 @@ typedef struct yf__layer_spec {
     yf__window win;
     /* reshape */
     int shape[YF__MAX_DIMS], shape_ndim;
+    /* batch_norm: running = (1 − momentum)·running + momentum·batch */
+    float momentum, epsilon;
 } yf__layer_spec;
 
 typedef struct yf__loss_spec {
@@ -325,6 +327,7 @@ typedef struct yf__gnode {
     int act;
     float alpha, stddev, rate, weight, factor, rho;
     yf__window win;  /* conv2d, pooling, upsample */
+    float momentum, epsilon; /* batch_norm */
     bool trans;      /* dense: y = x·Wᵀ */
     bool accumulate; /* writes into a parameter gradient: beta = 1 */
     bool reduce_sum;

@@ -25,6 +25,10 @@ static void init_param(const yf_model *m, int p)
     case YF_INIT_ZEROS:
         memset(w, 0, pp->size * sizeof(float));
         break;
+    case YF_INIT_ONES:
+        for (size_t i = 0; i < pp->size; i++)
+            w[i] = 1.0f;
+        break;
     case YF_INIT_HE_NORMAL:
         yf__rand_normal(m->spec->seed, YF__STREAM_INIT, (uint64_t)p, w, pp->size, 0.0f,
                         sqrtf(2.0f / pp->fan_in));

@@ -570,6 +570,15 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
         CHECK(get_pair(map, "factor", "2", 1, 64, &l->win.sh, &l->win.sw, ctx, err));
         break;
     }
+    case YF_LAYER_BATCH_NORM: {
+        static const char *const keys[] = {"name", "type", "input", "momentum", "epsilon",
+                                           "trainable"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_float(map, "momentum", "0.1", 0, 1, &l->momentum, ctx, err));
+        CHECK(get_float(map, "epsilon", "1.0e-5", 1e-12, 1, &l->epsilon, ctx, err));
+        CHECK(get_bool(map, "trainable", "true", &l->trainable, ctx, err));
+        break;
+    }
     case YF_LAYER_SCALE: {
         static const char *const keys[] = {"name", "type", "input", "factor"};
         CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));

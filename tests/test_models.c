@@ -326,6 +326,65 @@ START_TEST(test_encode_numpy)
 }
 END_TEST
 
+/* ---- batch norm ------------------------------------------------------------------ */
+
+/* Running statistics are trained, saved and loaded with the parameters;
+ * evaluation normalises each example on its own: one at a time gives what
+ * a batch of all gives. */
+START_TEST(test_batch_norm_eval)
+{
+    tu_workdir(WORK);
+    tu_write_dataset(WORK "/data", 224, 32, 8, false);
+    const char *yaml =
+        "name: bn\nseed: 3\ndata: {source: mnist, dir: " WORK "/data, valid: 32}\n"
+        "model:\n  input: {shape: [1, 8, 8]}\n  labels: {name: y, classes: 4}\n  layers:\n"
+        "    - {name: c, type: conv2d, filters: 4, kernel: 3, padding: same}\n"
+        "    - {name: bn, type: batch_norm}\n"
+        "    - {name: r, type: activation, function: relu}\n"
+        "    - {name: f, type: flatten}\n"
+        "    - {name: logits, type: dense, units: 4}\n"
+        "  loss: [{type: softmax_cross_entropy}]\n  metrics: [accuracy]\n"
+        "train: {optimizer: {type: adam, learning_rate: 0.01}, batch_size: 16, epochs: 2}\n";
+    run r = start(yaml, NULL, 0);
+    int pm = tu_param(r.m, "bn.running_mean"), pv = tu_param(r.m, "bn.running_var");
+    ck_assert_int_ge(pm, 0);
+    ck_assert(!r.m->params[pm].trainable && !r.m->params[pv].trainable);
+    train_into(&r, WORK "/bn");
+    const float *mean = r.m->param_block + r.m->params[pm].offset;
+    const float *var = r.m->param_block + r.m->params[pv].offset;
+    ck_assert_msg(mean[0] != 0.0f && var[0] != 1.0f, "running statistics did not move");
+    /* a checkpoint round trip keeps them */
+    run r2 = start(yaml, NULL, 0);
+    yf_error err = {0};
+    ck_assert_int_eq(yf_checkpoint_load(r2.m, WORK "/bn/checkpoint.safetensors", 0, &err), 0);
+    ck_assert(!memcmp(r2.m->param_block + r2.m->params[pm].offset, mean, 4 * sizeof(float)));
+    ck_assert(!memcmp(r2.m->param_block + r2.m->params[pv].offset, var, 4 * sizeof(float)));
+    /* evaluation: 32 examples at once, then one at a time */
+    yf__graph *g = &r2.m->eval;
+    int out = g->layer_node[4];
+    size_t idx[32];
+    for (int i = 0; i < 32; i++)
+        idx[i] = i;
+    float all[32 * 4];
+    yf__gather(r2.d, YF_SPLIT_TEST, idx, 32, g);
+    yf__run_at(r2.m, g, 32, 0);
+    memcpy(all, g->node[out].buf, sizeof all);
+    double worst = 0;
+    for (int i = 0; i < 32; i++) {
+        yf__gather(r2.d, YF_SPLIT_TEST, idx + i, 1, g);
+        yf__run_at(r2.m, g, 1, 0);
+        for (int j = 0; j < 4; j++)
+            worst = fmax(worst, fabs(g->node[out].buf[j] - all[i * 4 + j]));
+    }
+    printf("batch_norm: evaluation one at a time vs 32 at once: largest difference %.2e\n",
+           worst);
+    ck_assert_msg(worst < 1e-5, "evaluation depends on the batch: %g", worst);
+    stop(&r2);
+    stop(&r);
+    tu_rmtree(WORK);
+}
+END_TEST
+
 /* ---- schedules and early stopping --------------------------------------------- */
 
 START_TEST(test_schedules)
@@ -514,6 +573,7 @@ int main(void)
     tcase_add_test(tc2, test_init_from);
     tcase_add_test(tc2, test_frozen_layer);
     tcase_add_test(tc2, test_encode_numpy);
+    tcase_add_test(tc2, test_batch_norm_eval);
     tcase_add_test(tc2, test_schedules);
     tcase_add_test(tc2, test_early_stopping);
     tcase_add_test(tc2, test_warnings);
