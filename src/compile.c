@@ -125,6 +125,7 @@ double yf__node_flops(const yf__graph *g, const yf__gnode *n, int rows)
         return 2.0 * rows * n->size * (g->node[n->in[0]].dims[0] / n->win.groups) *
                n->win.kh * n->win.kw;
     case YF_OP_CONV2D_DX:
+    case YF_OP_CONV2D_T:
         return 2.0 * rows * g->node[n->in[0]].size * (n->dims[0] / n->win.groups) *
                n->win.kh * n->win.kw;
     case YF_OP_CONV2D_DW:
@@ -379,6 +380,20 @@ static int out_size(int in, int k, int s, int d, bool same, int *pad)
     return (in + 2 * *pad - span) / s + 1;
 }
 
+/* Output size of a transposed convolution along one axis: the input size
+ * of the convolution it transposes; `same` gives in · s, with the padding
+ * (and an extra row or column at the end) it needs. */
+static int out_size_t(int in, int k, int s, int d, bool same, int *pad)
+{
+    int span = d * (k - 1) + 1;
+    if (same) {
+        int total = span - s;
+        *pad = total > 0 ? (total + 1) / 2 : 0;
+        return in * s;
+    }
+    return (in - 1) * s - 2 * *pad + span;
+}
+
 /* conv2d: W is (filters, C/groups, kh, kw), as PyTorch's Conv2d */
 static int compile_conv(yf_model *m, yf__graph *g, const yf__layer_spec *l, int x,
                         const char *xname, yf_error *err)
@@ -392,8 +407,11 @@ static int compile_conv(yf_model *m, yf__graph *g, const yf__layer_spec *l, int 
         return yf__fail_at(err, yf__map_get(l->at, "groups"), YF_ESPEC,
                            "layer '%s': groups %d must divide the %d input channels of '%s' "
                            "and the %d filters", l->name, w.groups, C, xname, Co);
-    int Ho = out_size(H, w.kh, w.sh, w.dh, w.same, &w.ph);
-    int Wo = out_size(W, w.kw, w.sw, w.dw, w.same, &w.pw);
+    bool tr = l->type == YF_LAYER_CONV2D_TRANSPOSE;
+    int Ho = tr ? out_size_t(H, w.kh, w.sh, w.dh, w.same, &w.ph)
+                : out_size(H, w.kh, w.sh, w.dh, w.same, &w.ph);
+    int Wo = tr ? out_size_t(W, w.kw, w.sw, w.dw, w.same, &w.pw)
+                : out_size(W, w.kw, w.sw, w.dw, w.same, &w.pw);
     if (Ho < 1 || Wo < 1)
         return yf__fail_at(err, l->at, YF_ESPEC,
                            "layer '%s': a %dx%d kernel (dilation %d) does not fit the %dx%d "
@@ -401,9 +419,11 @@ static int compile_conv(yf_model *m, yf__graph *g, const yf__layer_spec *l, int 
                            xname, w.ph);
     char pname[2 * YF__NAME_MAX];
     snprintf(pname, sizeof pname, "%s.W", l->name);
-    int K = C / w.groups * w.kh * w.kw;
-    int wp = add_param(m, pname, 4, (int[]){Co, C / w.groups, w.kh, w.kw}, K,
-                       Co / w.groups * w.kh * w.kw, l->init, l->trainable, l->at, err);
+    /* W is (Co, C/G, kh, kw); transposed: (C, Co/G, kh, kw), as PyTorch's */
+    int K = (tr ? Co : C) / w.groups * w.kh * w.kw;
+    int wdims[4] = {tr ? C : Co, (tr ? Co : C) / w.groups, w.kh, w.kw};
+    int wp = add_param(m, pname, 4, wdims, K, (tr ? C : Co) / w.groups * w.kh * w.kw, l->init,
+                       l->trainable, l->at, err);
     if (wp < 0)
         return wp;
     int in[3] = {x, param_node(g, m, wp, err), -1}, n_in = 2;
@@ -416,7 +436,7 @@ static int compile_conv(yf_model *m, yf__graph *g, const yf__layer_spec *l, int 
         if (b < 0 || (in[n_in++] = param_node(g, m, b, err)) < 0)
             return err->code;
     }
-    int id = yf__graph_add_rows(g, YF_OP_CONV2D, l->name, l->at, in, n_in,
+    int id = yf__graph_add_rows(g, tr ? YF_OP_CONV2D_T : YF_OP_CONV2D, l->name, l->at, in, n_in,
                                 (size_t)Co * Ho * Wo, err);
     if (id < 0)
         return id;
@@ -590,6 +610,7 @@ static int compile_layer(yf_model *m, yf__graph *g, const yf__layer_spec *l, con
         return out;
     }
     case YF_LAYER_CONV2D:
+    case YF_LAYER_CONV2D_TRANSPOSE:
         return compile_conv(m, g, l, x, src_name, err);
     case YF_LAYER_MAX_POOL:
     case YF_LAYER_AVG_POOL:

@@ -117,7 +117,8 @@ typedef enum {
     XX(MULTIPLY, multiply) XX(SCALE, scale) XX(CONV2D, conv2d)              \
     XX(MAX_POOL, max_pool) XX(AVG_POOL, avg_pool)                           \
     XX(GLOBAL_AVG_POOL, global_avg_pool) XX(FLATTEN, flatten)               \
-    XX(RESHAPE, reshape) XX(UPSAMPLE, upsample) XX(BATCH_NORM, batch_norm)
+    XX(RESHAPE, reshape) XX(UPSAMPLE, upsample) XX(BATCH_NORM, batch_norm)   \
+    XX(CONV2D_TRANSPOSE, conv2d_transpose)
 
 typedef enum {
 #define XX(e, s) YF_LAYER_##e,

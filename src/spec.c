@@ -494,7 +494,8 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
                                l->type == YF_LAYER_MULTIPLY ? "two" : "2 to 8");
         return 0;
     }
-    case YF_LAYER_CONV2D: {
+    case YF_LAYER_CONV2D:
+    case YF_LAYER_CONV2D_TRANSPOSE: {
         static const char *const keys[] = {"name", "type", "input", "filters", "kernel",
                                            "stride", "padding", "dilation", "groups",
                                            "activation", "alpha", "init", "bias_init",

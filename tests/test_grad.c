@@ -180,6 +180,14 @@ static void build_cases(void)
              "    - {name: f2, type: flatten}\n"
              "    - {name: out, type: dense, units: 50}\n",
              mse50, "reshape-dense-conv2d");
+    add_case("    - {name: c, type: conv2d, filters: 4, kernel: 3, stride: 2, padding: 1,"
+             " activation: tanh}\n"
+             "    - {name: t, type: conv2d_transpose, filters: 2, kernel: 3, stride: 2,"
+             " padding: same, groups: 2, activation: elu}\n"
+             "    - {name: t2, type: conv2d_transpose, filters: 1, kernel: 2, dilation: 2}\n"
+             "    - {name: f, type: flatten}\n"
+             "    - {name: out, type: dense, units: 50}\n",
+             mse50, "conv2d_transpose-stride-groups-dilation");
     add_case("    - {name: c, type: conv2d, filters: 3, kernel: 3, padding: 1}\n"
              "    - {name: bn, type: batch_norm}\n"
              "    - {name: t, type: activation, function: tanh}\n"

@@ -80,7 +80,9 @@ static void col2im_add(const float *col, const geom *g, const yf__window *w, flo
             }
 }
 
-/* Threads for a loop over R examples, and this thread's number. */
+static int scratch(yf__graph *g, int id, size_t per_thread, int threads, yf_error *err);
+
+/* Threads for a loop over R examples. */
 static int team(const yf__exec *ex) { return ex->threads < ex->rows ? ex->threads : ex->rows; }
 
 /* x is (R, C, H, W); W is (Co, C/G, kh, kw); b is (Co); y is (R, Co, Ho, Wo);
@@ -111,7 +113,8 @@ void yf__conv2d_fwd(yf__gnode *n, const yf__exec *ex)
 
 /* dy is (R, Co, Ho, Wo); W is (Co, C/G, kh, kw); dx is (R, C, H, W):
  * columns Wᵀ·dy per group, folded back; the geometry is the source conv's,
- * whose input has dx's shape (in[2]) */
+ * whose input has dx's shape. A transposed convolution is this, forward,
+ * with a bias b (C) as in[2]. */
 void yf__conv2d_dx_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const yf__gnode *dy = &ex->g->node[n->in[0]];
@@ -128,9 +131,52 @@ void yf__conv2d_dx_fwd(yf__gnode *n, const yf__exec *ex)
             yf__sgemm(true, false, g.K, HW, Cg, 1.0f, W + (size_t)gi * Cg * g.K, g.K,
                       d + (size_t)gi * Cg * HW, HW, 0.0f, col + (size_t)gi * g.K * HW, HW, 1);
         float *dx = n->buf + (size_t)r * n->size;
-        memset(dx, 0, n->size * sizeof(float));
+        if (n->n_in > 2) { /* transposed convolution: start from the bias */
+            const float *b = ex->g->node[n->in[2]].buf;
+            int S = g.H * g.W;
+            for (int c = 0; c < g.C; c++)
+                for (int p = 0; p < S; p++)
+                    dx[(size_t)c * S + p] = b[c];
+        } else {
+            memset(dx, 0, n->size * sizeof(float));
+        }
         col2im_add(col, &g, &n->win, dx);
     }
+}
+
+/* x is (R, Ci, H, W); W is (Ci, Co/G, kh, kw); b is (Co); y is (R, Co, Ho,
+ * Wo): the input gradient of the convolution taking y's shape to x's */
+void yf__conv2d_t_fwd(yf__gnode *n, const yf__exec *ex) { yf__conv2d_dx_fwd(n, ex); }
+
+/* dx: that convolution, forward; dW: its weight gradient with the roles of
+ * input and output swapped; db: sums of dy */
+int yf__conv2d_t_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    yf__gnode n = g->node[id]; /* copy: adding nodes may move the array */
+    int threads = g->threads;
+    /* the convolution's geometry: its input is y (n), its output x */
+    geom ge = geom_of(&n, &g->node[n.in[0]], &n.win);
+    size_t col_size = (size_t)ge.K * ge.G * ge.Ho * ge.Wo;
+    if (g->node[n.in[0]].needs_grad) {
+        int d = yf__grad_node(g, YF_OP_CONV2D, id, 0, (int[]){dy, n.in[1]}, 2, err);
+        if (d < 0 || scratch(g, d, col_size, threads, err) || yf__grad_accum(g, n.in[0], d, err))
+            return err->code;
+    }
+    for (int k = 1; k < n.n_in; k++) {
+        if (!g->node[n.in[k]].needs_grad)
+            continue;
+        int d = k == 1 ? yf__grad_node(g, YF_OP_CONV2D_DW, id, 1, (int[]){dy, n.in[0]}, 2, err)
+                       : yf__grad_node(g, YF_OP_CONV2D_DB, id, 2, &dy, 1, err);
+        if (d < 0)
+            return d;
+        g->node[d].per_row = false;
+        if (k == 1 && scratch(g, d, col_size + g->node[n.in[1]].size, threads, err))
+            return err->code;
+        if (k == 2)
+            g->node[d].state = -1;
+        yf__param_grad_writer(g, d, g->node[n.in[k]].param);
+    }
+    return 0;
 }
 
 /* x is (R, C, H, W); dy is (R, Co, Ho, Wo); dW (Co, C/G, kh, kw) (+)=
@@ -213,7 +259,8 @@ static int scratch(yf__graph *g, int id, size_t per_thread, int threads, yf_erro
 int yf__conv2d_scratch(yf__graph *g, int id, int threads, yf_error *err)
 {
     const yf__gnode *n = &g->node[id], *x = &g->node[n->in[0]];
-    geom ge = geom_of(x, n, &n->win);
+    /* a transposed convolution is the convolution from its output to x */
+    geom ge = n->op == YF_OP_CONV2D_T ? geom_of(n, x, &n->win) : geom_of(x, n, &n->win);
     return scratch(g, id, (size_t)ge.K * ge.G * ge.Ho * ge.Wo, threads, err);
 }
 
