@@ -155,6 +155,19 @@ static void build_cases(void)
              "    - {name: f, type: flatten}\n"
              "    - {name: out, type: dense, units: 50}\n",
              mse50, "conv2d-same-max_pool");
+    add_case("    - {name: c, type: conv2d, filters: 3, kernel: 2, activation: tanh}\n"
+             "    - {name: p, type: max_pool, size: 2}\n" /* 4x4: the even 2x2 path */
+             "    - {name: f, type: flatten}\n"
+             "    - {name: out, type: dense, units: 50}\n",
+             mse50, "max_pool-2x2-even");
+    /* K = 4 · 3 · 3 = 36 values per output pixel: the BLIS paths (the
+     * others are small enough for the direct loops) */
+    add_case("    - {name: c1, type: conv2d, filters: 4, kernel: 3, padding: same, activation: tanh}\n"
+             "    - {name: c2, type: conv2d, filters: 3, kernel: 3, stride: 2, activation: elu}\n"
+             "    - {name: t, type: conv2d_transpose, filters: 4, kernel: 3, stride: 2}\n"
+             "    - {name: f, type: flatten}\n"
+             "    - {name: out, type: dense, units: 50}\n",
+             mse50, "conv2d-large-k");
     add_case("    - {name: c, type: conv2d, filters: 4, kernel: 2, stride: 2, padding: 1,"
              " dilation: 2, groups: 2, activation: elu}\n"
              "    - {name: f, type: flatten}\n"

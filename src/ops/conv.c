@@ -137,6 +137,57 @@ static size_t scratch_floats(const geom *g)
         }                                                                    \
     } while (0)
 
+/* Few input values per output pixel (K ≤ SMALL_K, as a first layer on
+ * one-channel images: K = 9): BLIS runs such thin products slowly, so
+ * these two loops do them, 16 pixels at a time. */
+#define SMALL_K 32
+
+/* out (Cg, ld) = W (Cg, K) · col (K, ld) */
+YF__CLONES static void small_k_gemm(const float *W, const float *col, float *out, int Cg, int K,
+                                    size_t ld)
+{
+    for (int co = 0; co < Cg; co++) {
+        const float *w = W + (size_t)co * K;
+        float *o = out + (size_t)co * ld;
+        size_t p = 0;
+        for (; p + 16 <= ld; p += 16) {
+            float acc[16] = {0};
+            for (int k = 0; k < K; k++)
+                for (int l = 0; l < 16; l++)
+                    acc[l] += w[k] * col[(size_t)k * ld + p + l];
+            for (int l = 0; l < 16; l++)
+                o[p + l] = acc[l];
+        }
+        for (; p < ld; p++) {
+            float a = 0.0f;
+            for (int k = 0; k < K; k++)
+                a += w[k] * col[(size_t)k * ld + p];
+            o[p] = a;
+        }
+    }
+}
+
+/* dW (Cg, K) += d (Cg, ld) · col (K, ld)ᵀ: dot products in 16 lanes */
+YF__CLONES static void small_k_dw(const float *d, const float *col, float *dW, int Cg, int K,
+                                  size_t ld)
+{
+    for (int co = 0; co < Cg; co++)
+        for (int k = 0; k < K; k++) {
+            const float *a = d + (size_t)co * ld, *b = col + (size_t)k * ld;
+            float lane[16] = {0};
+            size_t p = 0;
+            for (; p + 16 <= ld; p += 16)
+                for (int l = 0; l < 16; l++)
+                    lane[l] += a[p + l] * b[p + l];
+            float s = 0.0f;
+            for (; p < ld; p++)
+                s += a[p] * b[p];
+            for (int l = 0; l < 16; l++)
+                s += lane[l];
+            dW[(size_t)co * K + k] += s;
+        }
+}
+
 /* x is (R, C, H, W); W is (Co, C/G, kh, kw); b is (Co); y is (R, Co, Ho, Wo).
  * Per block: columns (K·G, nb·Ho·Wo), one GEMM per group into (Co, nb·Ho·Wo),
  * then each example's part (with the bias) to its place in y. */
@@ -156,9 +207,13 @@ void yf__conv2d_fwd(yf__gnode *n, const yf__exec *ex)
         for (int e = 0; e < cnt; e++)
             im2col(x->buf + (size_t)(r0 + e) * x->size, &g, &n->win, col + (size_t)e * HW, ld);
         for (int gi = 0; gi < g.G; gi++)
-            yf__sgemm(false, false, Cg, (int)ld, g.K, 1.0f, W + (size_t)gi * Cg * g.K, g.K,
-                      col + (size_t)gi * g.K * ld, (int)ld, 0.0f, out + (size_t)gi * Cg * ld,
-                      (int)ld, 1);
+            if (g.K <= SMALL_K)
+                small_k_gemm(W + (size_t)gi * Cg * g.K, col + (size_t)gi * g.K * ld,
+                             out + (size_t)gi * Cg * ld, Cg, g.K, ld);
+            else
+                yf__sgemm(false, false, Cg, (int)ld, g.K, 1.0f, W + (size_t)gi * Cg * g.K, g.K,
+                          col + (size_t)gi * g.K * ld, (int)ld, 0.0f, out + (size_t)gi * Cg * ld,
+                          (int)ld, 1);
         for (int e = 0; e < cnt; e++) {
             float *y = n->buf + (size_t)(r0 + e) * n->size;
             for (int c = 0; c < g.Co; c++) {
@@ -222,8 +277,9 @@ void yf__conv2d_t_fwd(yf__gnode *n, const yf__exec *ex) { yf__conv2d_dx_fwd(n, e
 
 /* x is (R, C, H, W); dy is (R, Co, Ho, Wo); dW (Co, C/G, kh, kw) (+)=
  * Σ_r dy_r · col_rᵀ per group, a block of examples per GEMM. Each thread
- * sums its blocks into its own partial dW (after its scratch), then the
- * partials are added. */
+ * sums its blocks into its own partial (after its scratch), then the
+ * partials are added. BLIS is faster on colᵀ-major partials, (K, Cg) per
+ * group, computed as col · dyᵀ; small K goes through small_k_dw. */
 void yf__conv2d_dw_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const yf__gnode *x = &ex->g->node[n->in[0]], *dy = &ex->g->node[n->in[1]];
@@ -232,12 +288,13 @@ void yf__conv2d_dw_fwd(yf__gnode *n, const yf__exec *ex)
     size_t per = scratch_floats(&g), wsize = n->size;
     float *scratch = ex->g->node[n->state].buf;
     int nblk = (ex->rows + nb - 1) / nb, T = ex->threads < nblk ? ex->threads : nblk;
+    bool small = g.K <= SMALL_K;
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = omp_get_thread_num();
         float *col = scratch + (size_t)t * (per + wsize);
-        float *part = T > 1 ? col + per : n->buf;
-        float beta = T > 1 || !n->accumulate ? 0.0f : 1.0f;
+        float *part = col + per;
+        memset(part, 0, wsize * sizeof(float));
         for (int blk = (int)((long)nblk * t / T); blk < (int)((long)nblk * (t + 1) / T); blk++) {
             int r0 = blk * nb, cnt = ex->rows - r0 < nb ? ex->rows - r0 : nb;
             size_t ld = (size_t)cnt * HW;
@@ -245,18 +302,29 @@ void yf__conv2d_dw_fwd(yf__gnode *n, const yf__exec *ex)
             for (int e = 0; e < cnt; e++)
                 im2col(x->buf + (size_t)(r0 + e) * x->size, &g, &n->win, col + (size_t)e * HW, ld);
             gather_dy(dy->buf, dy->size, r0, cnt, g.Co, HW, d);
-            for (int gi = 0; gi < g.G; gi++)
-                yf__sgemm(false, true, Cg, g.K, (int)ld, 1.0f, d + (size_t)gi * Cg * ld, (int)ld,
-                          col + (size_t)gi * g.K * ld, (int)ld, beta,
-                          part + (size_t)gi * Cg * g.K, g.K, 1);
-            beta = 1.0f; /* later blocks add */
+            for (int gi = 0; gi < g.G; gi++) {
+                float *pg = part + (size_t)gi * Cg * g.K;
+                if (small)
+                    small_k_dw(d + (size_t)gi * Cg * ld, col + (size_t)gi * g.K * ld, pg, Cg, g.K,
+                               ld);
+                else
+                    yf__sgemm(false, true, g.K, Cg, (int)ld, 1.0f, col + (size_t)gi * g.K * ld,
+                              (int)ld, d + (size_t)gi * Cg * ld, (int)ld, 1.0f, pg, Cg, 1);
+            }
         }
     }
-    if (T > 1) {
-        if (!n->accumulate)
-            memset(n->buf, 0, wsize * sizeof(float));
-        for (int t = 0; t < T; t++)
-            add_to(n->buf, scratch + (size_t)t * (per + wsize) + per, (int)wsize);
+    if (!n->accumulate)
+        memset(n->buf, 0, wsize * sizeof(float));
+    for (int t = 0; t < T; t++) {
+        const float *part = scratch + (size_t)t * (per + wsize) + per;
+        if (small) {
+            add_to(n->buf, part, (int)wsize);
+            continue;
+        }
+        for (int gi = 0; gi < g.G; gi++) /* (K, Cg) to (Cg, K) */
+            for (int k = 0; k < g.K; k++)
+                for (int c = 0; c < Cg; c++)
+                    n->buf[((size_t)gi * Cg + c) * g.K + k] += part[((size_t)gi * g.K + k) * Cg + c];
     }
 }
 

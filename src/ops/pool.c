@@ -93,12 +93,42 @@ void yf__max_pool_fwd(yf__gnode *n, const yf__exec *ex)
     }
 }
 
+/* The 2x2, stride 2 case on even sizes: every input pixel is in one window,
+ * so dx is written in one pass, dy at the maximum and 0 beside it. */
+static void max_pool_2x2_grad(const float *dy, const int32_t *arg, float *dx, long planes, int H,
+                              int W, int threads)
+{
+    int Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && planes >= 64)
+    for (long p = 0; p < planes; p++) {
+        const float *d = dy + p * Ho * Wo;
+        const int32_t *a = arg + p * Ho * Wo;
+        float *o = dx + p * H * W;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                int i0 = 2 * oh * W + 2 * ow, at = a[oh * Wo + ow];
+                float v = d[oh * Wo + ow];
+                o[i0] = at == i0 ? v : 0.0f;
+                o[i0 + 1] = at == i0 + 1 ? v : 0.0f;
+                o[i0 + W] = at == i0 + W ? v : 0.0f;
+                o[i0 + W + 1] = at == i0 + W + 1 ? v : 0.0f;
+            }
+    }
+}
+
 /* in = (dy (R, C, Ho, Wo), argmax); dx (R, C, H, W): dy at each maximum */
 void yf__max_pool_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const yf__gnode *dy = &ex->g->node[n->in[0]];
     const int32_t *arg = (const int32_t *)ex->g->node[n->in[1]].buf;
     int C = n->dims[0], HW = n->dims[1] * n->dims[2], O = (int)(dy->size / C);
+    const yf__window *w = &n->win;
+    if (w->kh == 2 && w->kw == 2 && w->sh == 2 && w->sw == 2 && w->ph == 0 && w->pw == 0 &&
+        n->dims[1] % 2 == 0 && n->dims[2] % 2 == 0) {
+        max_pool_2x2_grad(dy->buf, arg, n->buf, (long)ex->rows * C, n->dims[1], n->dims[2],
+                          ex->threads);
+        return;
+    }
     FOR_ROWS(ex, r) {
         float *dx = n->buf + (size_t)r * n->size;
         memset(dx, 0, n->size * sizeof(float));
