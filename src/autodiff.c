@@ -52,8 +52,10 @@ int yf__autodiff(yf_model *m, yf__graph *g, yf_error *err)
              memcmp(g->node[g->node[i].grad].dims, g->node[i].dims,
                     g->node[i].ndim * sizeof(int))))
             return yf__fail_at(err, g->node[i].at, YF_ERUN,
-                               "internal error: gradient of '%s' has %zu values, not %zu",
-                               g->node[i].name, g->node[g->node[i].grad].size,
-                               g->node[i].size);
+                               "internal error: gradient of '%s' (op %s) has %zu values in "
+                               "%d dimensions, not %zu in %d", g->node[i].name,
+                               yf__op_names[g->node[g->node[i].grad].op],
+                               g->node[g->node[i].grad].size, g->node[g->node[i].grad].ndim,
+                               g->node[i].size, g->node[i].ndim);
     return 0;
 }

@@ -125,8 +125,9 @@ int yf__lint(yf_model *m, yf_error *err)
             for (int p = 0; p < m->n_params; p++)
                 if (!strcmp(m->params[p].name, l->params[k]) && !m->params[p].trainable)
                     yf__warn(m, l->params_at->kid[k],
-                             "loss 'l2': '%s' is frozen (trainable: false), so its penalty "
-                             "only adds a constant; remove it from 'params'", l->params[k]);
+                             "loss 'l2': '%s' is not trained (a frozen layer's, or batch "
+                             "statistics), so its penalty only adds a constant; remove it from "
+                             "'params'", l->params[k]);
     }
 
     /* a batch larger than the data */

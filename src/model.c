@@ -142,12 +142,12 @@ void yf_model_summary(const yf_model *m, FILE *out)
     const yf__graph *g = &m->train;
     char shape[96];
     fprintf(out, "model '%s' (seed %llu)\n\n", s->name, (unsigned long long)s->seed);
-    fprintf(out, "%-16s %-15s %-18s %12s %14s\n", "layer", "type", "output", "params",
+    fprintf(out, "%-16s %-17s %-18s %12s %14s\n", "layer", "type", "output", "params",
             "FLOPs/example");
     fmt_shape(&g->node[g->input_node], shape, sizeof shape);
-    fprintf(out, "%-16s %-15s %-18s %12s %14s\n", s->input_name, "input", shape, "0", "0");
+    fprintf(out, "%-16s %-17s %-18s %12s %14s\n", s->input_name, "input", shape, "0", "0");
     if (g->label_node >= 0)
-        fprintf(out, "%-16s %-15s %-18s %12s %14s\n", s->labels_name, "labels",
+        fprintf(out, "%-16s %-17s %-18s %12s %14s\n", s->labels_name, "labels",
                 "[batch] int32", "0", "0");
     double fwd_flops = 0;
     for (int i = 0; i < s->n_layers; i++) {
@@ -171,7 +171,7 @@ void yf_model_summary(const yf_model *m, FILE *out)
         char type[40];
         snprintf(type, sizeof type, "%s%s", layer_type_name(l->type),
                  l->weights[0] ? " (tied)" : "");
-        fprintf(out, "%-16s %-15s %-18s %12zu %14.0f%s\n", l->name, type, shape, params,
+        fprintf(out, "%-16s %-17s %-18s %12zu %14.0f%s\n", l->name, type, shape, params,
                 flops, l->trainable ? "" : "  frozen");
         fwd_flops += flops;
     }

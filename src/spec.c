@@ -378,7 +378,7 @@ static int get_padding(yf__layer_spec *l, yf__node *map, const char *ctx, yf_err
     yf__node *n = yf__map_get(map, "padding");
     if (!n)
         n = yf__map_set_scalar(map, "padding", "valid");
-    if (n->kind == YF__SCALAR && !n->quoted && (!strcmp(n->str, "same") || !strcmp(n->str, "valid"))) {
+    if (n->kind == YF__SCALAR && (!strcmp(n->str, "same") || !strcmp(n->str, "valid"))) {
         l->win.same = !strcmp(n->str, "same");
         return 0;
     }

@@ -501,7 +501,7 @@ START_TEST(test_warnings)
           "    - {name: out, type: dense, units: 8}\n",
           "    - {type: mse, input: out, target: x}\n"
           "    - {type: l2, weight: 0.1, params: [h.W, out.W]}\n",
-          "{batch_size: 8}", "'h.W' is frozen");
+          "{batch_size: 8}", "'h.W' is not trained");
     warns("    - {name: out, type: dense, units: 8}\n", mse,
           "{batch_size: 9000}\ndata: {source: mnist, valid: 100, train_count: 5000}\n",
           "batch_size 9000 is larger than the 5000 training examples");

@@ -1,10 +1,11 @@
-/* Convolutions through BLIS: each example's input is unfolded into columns
- * (im2col: one row per input channel and kernel position, one column per
- * output pixel), and one GEMM per group multiplies the filters with them.
- * Examples are split among the threads, each with its own slice of a
- * scratch node that the memory plan places (no allocation per step); the
- * GEMMs run single-threaded inside. The backward recomputes the columns
- * instead of keeping them. Tensors are channels first: x is (R, C, H, W). */
+/* Convolutions through BLIS: the inputs of a block of examples are unfolded
+ * into columns side by side (im2col: one row per input channel and kernel
+ * position, one column per output pixel), and one GEMM per group multiplies
+ * the filters with them. Blocks are split among the threads, each with its
+ * own slice of a scratch node that the memory plan places (no allocation
+ * per step); the GEMMs run single-threaded inside. The backward recomputes
+ * the columns instead of keeping them. Tensors are channels first: x is
+ * (R, C, H, W). */
 #include "../internal.h"
 
 #include <omp.h>
