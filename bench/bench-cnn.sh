@@ -54,7 +54,7 @@ run_torch() {
 }
 
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b + 0 > a + 0) ? b : a }'; }
-declare -A best
+declare -A best pairs
 for k in yf_train yf_infer th_train th_infer; do for t in ${BENCH_THREADS:-1 2}; do best[$k$t]=0; done; done
 say "bench-cnn: $model, 1 epoch, best of $repeat (yaflow and torch alternate)"
 for i in $(seq 1 "$repeat"); do
@@ -65,10 +65,16 @@ for i in $(seq 1 "$repeat"); do
     say "  run $i/$repeat  $t thread(s)  torch   train $ttr  infer $tin examples/s"
     best[yf_train$t]=$(max "${best[yf_train$t]}" "$ytr"); best[yf_infer$t]=$(max "${best[yf_infer$t]}" "$yin")
     best[th_train$t]=$(max "${best[th_train$t]}" "$ttr"); best[th_infer$t]=$(max "${best[th_infer$t]}" "$tin")
+    pairs[$t]+="$(awk -v a="$ytr" -v b="$ttr" 'BEGIN { printf "%.3f", a / b }') "
   done
 done
 top() { local b=0; for t in ${BENCH_THREADS:-1 2}; do b=$(max "$b" "${best[$1$t]}"); done; echo "$b"; }
+# the machine is shared: also the median of the training ratios of runs
+# taken back to back
+median() { printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 }
+  END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for t in ${BENCH_THREADS:-1 2}; do
+  say "$t thread(s): training ratios of the pairs: ${pairs[$t]}(median $(median "${pairs[$t]}"))"
   awk -v t="$t" -v a="${best[yf_train$t]}" -v b="${best[th_train$t]}" -v c="${best[yf_infer$t]}" \
       -v d="${best[th_infer$t]}" 'BEGIN {
     printf "%d thread(s): train yaflow %.0f torch %.0f ratio %.2f | infer yaflow %.0f torch %.0f ratio %.2f\n",
