@@ -372,27 +372,33 @@ int yf__conv2d_scratch(yf__graph *g, int id, int threads, yf_error *err)
     return scratch(g, id, scratch_floats(&ge), threads, err);
 }
 
-int yf__conv2d_bwd(yf__graph *g, int id, int dy, yf_error *err)
+/* The gradients of conv node id (or of a transposed convolution, which
+ * is the convolution from its output to its input: its input gradient is
+ * that convolution run forward, its weight gradient has input and output
+ * swapped); ge is the geometry of the convolution in both cases. */
+static int conv_grads(yf__graph *g, int id, int dy, const geom *ge, bool transposed,
+                      yf_error *err)
 {
     yf__gnode n = g->node[id]; /* copy: adding nodes may move the array */
-    int threads = g->threads;
-    const yf__gnode *x = &g->node[n.in[0]];
-    geom ge = geom_of(x, &n, &n.win);
-    size_t col_size = scratch_floats(&ge);
+    size_t col_size = scratch_floats(ge);
     if (g->node[n.in[0]].needs_grad) {
-        int d = yf__grad_node(g, YF_OP_CONV2D_DX, id, 0, (int[]){dy, n.in[1]}, 2, err);
-        if (d < 0 || scratch(g, d, col_size, threads, err) || yf__grad_accum(g, n.in[0], d, err))
+        int d = yf__grad_node(g, transposed ? YF_OP_CONV2D : YF_OP_CONV2D_DX, id, 0,
+                              (int[]){dy, n.in[1]}, 2, err);
+        if (d < 0 || scratch(g, d, col_size, g->threads, err) ||
+            yf__grad_accum(g, n.in[0], d, err))
             return err->code;
     }
     for (int k = 1; k < n.n_in; k++) {
         if (!g->node[n.in[k]].needs_grad)
             continue;
-        int d = k == 1 ? yf__grad_node(g, YF_OP_CONV2D_DW, id, 1, (int[]){n.in[0], dy}, 2, err)
+        int conv_in = transposed ? dy : n.in[0], conv_out = transposed ? n.in[0] : dy;
+        int d = k == 1 ? yf__grad_node(g, YF_OP_CONV2D_DW, id, 1, (int[]){conv_in, conv_out}, 2,
+                                       err)
                        : yf__grad_node(g, YF_OP_CONV2D_DB, id, 2, &dy, 1, err);
         if (d < 0)
             return d;
         g->node[d].per_row = false;
-        if (k == 1 && scratch(g, d, col_size + g->node[n.in[1]].size, threads, err))
+        if (k == 1 && scratch(g, d, col_size + g->node[n.in[1]].size, g->threads, err))
             return err->code;
         if (k == 2)
             g->node[d].state = -1;
@@ -401,34 +407,14 @@ int yf__conv2d_bwd(yf__graph *g, int id, int dy, yf_error *err)
     return 0;
 }
 
-/* A transposed convolution's gradients: dx is the convolution (forward) of
- * dy; dW the convolution's weight gradient with the roles of input and
- * output swapped; db the sums of dy. */
+int yf__conv2d_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    geom ge = geom_of(&g->node[g->node[id].in[0]], &g->node[id], &g->node[id].win);
+    return conv_grads(g, id, dy, &ge, false, err);
+}
+
 int yf__conv2d_t_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    yf__gnode n = g->node[id]; /* copy: adding nodes may move the array */
-    int threads = g->threads;
-    /* the convolution's geometry: its input is y (n), its output x */
-    geom ge = geom_of(&n, &g->node[n.in[0]], &n.win);
-    size_t col_size = scratch_floats(&ge);
-    if (g->node[n.in[0]].needs_grad) {
-        int d = yf__grad_node(g, YF_OP_CONV2D, id, 0, (int[]){dy, n.in[1]}, 2, err);
-        if (d < 0 || scratch(g, d, col_size, threads, err) || yf__grad_accum(g, n.in[0], d, err))
-            return err->code;
-    }
-    for (int k = 1; k < n.n_in; k++) {
-        if (!g->node[n.in[k]].needs_grad)
-            continue;
-        int d = k == 1 ? yf__grad_node(g, YF_OP_CONV2D_DW, id, 1, (int[]){dy, n.in[0]}, 2, err)
-                       : yf__grad_node(g, YF_OP_CONV2D_DB, id, 2, &dy, 1, err);
-        if (d < 0)
-            return d;
-        g->node[d].per_row = false;
-        if (k == 1 && scratch(g, d, col_size + g->node[n.in[1]].size, threads, err))
-            return err->code;
-        if (k == 2)
-            g->node[d].state = -1;
-        yf__param_grad_writer(g, d, g->node[n.in[k]].param);
-    }
-    return 0;
+    geom ge = geom_of(&g->node[id], &g->node[g->node[id].in[0]], &g->node[id].win);
+    return conv_grads(g, id, dy, &ge, true, err);
 }
