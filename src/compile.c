@@ -287,7 +287,8 @@ static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int
         return yf__fail_at(err, l->at, YF_ESPEC,
                            g->node[x].dtype != YF__F32
                                ? "%sdense needs float features, but '%s' holds integer labels"
-                               : "%sdense needs a flat input, but '%s' has shape %s",
+                               : "%sdense needs a flat input, but '%s' has shape %s (put a "
+                                 "flatten layer before it)",
                            ctx, xname, s);
     }
     int K = (int)g->node[x].size, N = l->units;
