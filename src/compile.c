@@ -378,6 +378,8 @@ static int out_size(int in, int k, int s, int d, bool same, int *pad)
         *pad = total > 0 ? total / 2 : 0;
         return out;
     }
+    if (in + 2 * *pad < span) /* the window does not fit, whatever the stride */
+        return 0;
     return (in + 2 * *pad - span) / s + 1;
 }
 
@@ -415,9 +417,9 @@ static int compile_conv(yf_model *m, yf__graph *g, const yf__layer_spec *l, int 
                 : out_size(W, w.kw, w.sw, w.dw, w.same, &w.pw);
     if (Ho < 1 || Wo < 1)
         return yf__fail_at(err, l->at, YF_ESPEC,
-                           "layer '%s': a %dx%d kernel (dilation %d) does not fit the %dx%d "
-                           "images of '%s' with padding %d", l->name, w.kh, w.kw, w.dh, H, W,
-                           xname, w.ph);
+                           "layer '%s': a %dx%d kernel (dilation %dx%d) does not fit the %dx%d "
+                           "images of '%s' with padding %dx%d", l->name, w.kh, w.kw, w.dh, w.dw,
+                           H, W, xname, w.ph, w.pw);
     char pname[2 * YF__NAME_MAX];
     snprintf(pname, sizeof pname, "%s.W", l->name);
     /* W is (Co, C/G, kh, kw); transposed: (C, Co/G, kh, kw), as PyTorch's */
@@ -470,9 +472,9 @@ static int compile_pool(yf_model *m, yf__graph *g, const yf__layer_spec *l, int 
     int Wo = out_size(W, w.kw, w.sw, 1, w.same, &w.pw);
     if (Ho < 1 || Wo < 1 || 2 * w.ph > w.kh || 2 * w.pw > w.kw)
         return yf__fail_at(err, l->at, YF_ESPEC,
-                           "layer '%s': a %dx%d window with padding %d does not fit the %dx%d "
+                           "layer '%s': a %dx%d window with padding %dx%d does not fit the %dx%d "
                            "images of '%s' (padding may be at most half the window)", l->name,
-                           w.kh, w.kw, w.ph, H, W, xname);
+                           w.kh, w.kw, w.ph, w.pw, H, W, xname);
     int id = yf__graph_add_rows(g, l->type == YF_LAYER_MAX_POOL ? YF_OP_MAX_POOL : YF_OP_AVG_POOL,
                                 l->name, l->at, &x, 1, (size_t)C * Ho * Wo, err);
     if (id < 0)

@@ -130,6 +130,17 @@ int yf__lint(yf_model *m, yf_error *err)
                              "'params'", l->params[k]);
     }
 
+    /* batch norm's momentum is the new batch's weight (PyTorch's way) */
+    for (int i = 0; i < s->n_layers; i++) {
+        const yf__layer_spec *l = &s->layers[i];
+        if (l->type == YF_LAYER_BATCH_NORM && (l->momentum == 0 || l->momentum >= 0.5f))
+            yf__warn(m, yf__map_get(l->at, "momentum") ? yf__map_get(l->at, "momentum") : l->at,
+                     "layer '%s': momentum %g is the weight of each new batch in the running "
+                     "statistics (PyTorch's convention), so they %s; Keras's momentum 0.99 is "
+                     "0.01 here", l->name, l->momentum,
+                     l->momentum == 0 ? "never move" : "follow the last batches only");
+    }
+
     /* a batch larger than the data */
     long n_train = train_examples(s);
     if (s->batch_size > n_train)

@@ -9,6 +9,8 @@
  * a new activation, loss or op without a gradient case fails here. */
 #include "testutil.h"
 
+#include <omp.h>
+
 #define ROWS 4 /* train.batch_size of every case */
 
 typedef struct {
@@ -500,6 +502,44 @@ START_TEST(test_threads_agree)
 }
 END_TEST
 
+/* A model of two threads run where OpenMP gives it fewer (inside a
+ * caller's parallel region, or under OMP_THREAD_LIMIT) computes the same
+ * gradients: work is split by the team OpenMP gives, not the one asked. */
+START_TEST(test_smaller_team)
+{
+    build_cases();
+    for (int i = 0; i < n_cases; i++) {
+        if (strcmp(cases[i].name, "conv2d-large-k") && strcmp(cases[i].name, "conv2d-same-max_pool"))
+            continue;
+        char yaml[4200];
+        snprintf(yaml, sizeof yaml, "%s", cases[i].yaml);
+        char *bs = strstr(yaml, "batch_size: 4}");
+        ck_assert(bs != NULL);
+        strcpy(bs, "batch_size: 64}\n");
+        yf_spec *s1, *s2;
+        yf_model *m1 = tu_model_t(yaml, 1, &s1), *m2 = tu_model_t(yaml, 2, &s2);
+        size_t in = m1->train.node[m1->train.input_node].size;
+        tu_fill(tu_input(m1), 64 * in, 5);
+        tu_fill(tu_input(m2), 64 * in, 5);
+        m1->step = m2->step = 11;
+        tu_step(m1, 64);
+#pragma omp parallel num_threads(2)
+        if (omp_get_thread_num() == 0) /* nested: the model's regions get one thread */
+            tu_step(m2, 64);
+        double worst = 0;
+        for (size_t k = 0; k < m1->param_floats; k++)
+            worst = fmax(worst, fabs(m1->grad_block[k] - m2->grad_block[k]) /
+                                    (1e-6 + fabs(m1->grad_block[k])));
+        printf("team %-20s asked 2 threads, given 1: largest relative difference %.2e\n",
+               cases[i].name, worst);
+        ck_assert_msg(worst < 1e-4, "%s: gradients differ with a smaller team (%.3g)",
+                      cases[i].name, worst);
+        tu_free(m1, s1);
+        tu_free(m2, s2);
+    }
+}
+END_TEST
+
 /* Without noise or dropout, the evaluation graph computes the training
  * graph's loss. */
 START_TEST(test_eval_matches_train)
@@ -610,6 +650,7 @@ int main(void)
     tcase_set_timeout(tc2, 60);
     tcase_add_test(tc2, test_every_op_covered);
     tcase_add_test(tc2, test_threads_agree);
+    tcase_add_test(tc2, test_smaller_team);
     tcase_add_test(tc2, test_eval_matches_train);
     tcase_add_test(tc2, test_noise_keyed_by_step);
     tcase_add_test(tc2, test_fused_logits);

@@ -290,13 +290,16 @@ void yf__conv2d_dw_fwd(yf__gnode *n, const yf__exec *ex)
     float *scratch = ex->g->node[n->state].buf;
     int nblk = (ex->rows + nb - 1) / nb, T = ex->threads < nblk ? ex->threads : nblk;
     bool small = g.K <= SMALL_K;
+    int team = 1; /* the threads OpenMP actually gives (fewer under a limit) */
 #pragma omp parallel num_threads(T) if (T > 1)
     {
-        int t = omp_get_thread_num();
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#pragma omp single
+        team = nt;
         float *col = scratch + (size_t)t * (per + wsize);
         float *part = col + per;
         memset(part, 0, wsize * sizeof(float));
-        for (int blk = (int)((long)nblk * t / T); blk < (int)((long)nblk * (t + 1) / T); blk++) {
+        for (int blk = (int)((long)nblk * t / nt); blk < (int)((long)nblk * (t + 1) / nt); blk++) {
             int r0 = blk * nb, cnt = ex->rows - r0 < nb ? ex->rows - r0 : nb;
             size_t ld = (size_t)cnt * HW;
             float *d = col + (size_t)g.K * g.G * ld;
@@ -316,7 +319,7 @@ void yf__conv2d_dw_fwd(yf__gnode *n, const yf__exec *ex)
     }
     if (!n->accumulate)
         memset(n->buf, 0, wsize * sizeof(float));
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < team; t++) {
         const float *part = scratch + (size_t)t * (per + wsize) + per;
         if (small) {
             add_to(n->buf, part, (int)wsize);

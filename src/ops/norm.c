@@ -42,9 +42,14 @@ void yf__batch_norm_fwd(yf__gnode *n, const yf__exec *ex)
             var = var > 0 ? var : 0;
             st[c] = (float)mean;
             st[C + c] = (float)(1.0 / sqrt(var + n->epsilon));
-            double unbiased = N > 1 ? var * N / (N - 1) : var;
-            rmean[c] = (float)((1 - n->momentum) * rmean[c] + n->momentum * mean);
-            rvar[c] = (float)((1 - n->momentum) * rvar[c] + n->momentum * unbiased);
+            /* one value per channel (a last batch of one example on
+             * features) has no variance to learn from: the running
+             * statistics stay as they are */
+            if (N > 1) {
+                double unbiased = var * N / (N - 1);
+                rmean[c] = (float)((1 - n->momentum) * rmean[c] + n->momentum * mean);
+                rvar[c] = (float)((1 - n->momentum) * rvar[c] + n->momentum * unbiased);
+            }
         }
         float k = (float)(gamma[c] / sqrt(var + n->epsilon)), b = (float)(beta[c] - k * mean);
         for (int r = 0; r < R; r++) {

@@ -39,11 +39,12 @@ static void max_pool_2x2(const float *x, float *y, int32_t *arg, int R, int C, i
                 float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
                 float m = a;
                 int at = 2 * oh * W + 2 * ow;
-                if (b > m)
+                /* a NaN wins, as in PyTorch */
+                if ((b > m || b != b) && m == m)
                     m = b, at = 2 * oh * W + 2 * ow + 1;
-                if (c > m)
+                if ((c > m || c != c) && m == m)
                     m = c, at = (2 * oh + 1) * W + 2 * ow;
-                if (d > m)
+                if ((d > m || d != d) && m == m)
                     m = d, at = (2 * oh + 1) * W + 2 * ow + 1;
                 yc[oh * Wo + ow] = m;
                 if (ac)
@@ -82,7 +83,9 @@ void yf__max_pool_fwd(yf__gnode *n, const yf__exec *ex)
                         continue;
                     for (int j = 0; j < w->kw; j++) {
                         int v = ow * w->sw - w->pw + j;
-                        if (v >= 0 && v < W && (at < 0 || xc[h * W + v] > best))
+                        if (v >= 0 && v < W &&
+                            (at < 0 || ((xc[h * W + v] > best || xc[h * W + v] != xc[h * W + v]) &&
+                                        best == best)))
                             best = xc[h * W + v], at = h * W + v;
                     }
                 }
