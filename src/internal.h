@@ -9,6 +9,11 @@
 
 #define YF__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Floats of slack after every block BLIS may read: its small-matrix
+ * kernels load whole vectors past the end of the last row (seen with
+ * valgrind: up to 48 floats), which must stay inside our allocation. */
+#define YF__SLACK 256
+
 /* Element-wise loops are compiled three times (AVX-512, AVX2, baseline)
  * and the best for the CPU is picked at load time. */
 #define YF__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))

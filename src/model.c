@@ -10,9 +10,9 @@
 
 static float *block(size_t n)
 {
-    float *p = aligned_alloc(64, (n ? n : 16) * sizeof(float));
+    float *p = aligned_alloc(64, (n + YF__SLACK) * sizeof(float));
     if (p)
-        memset(p, 0, (n ? n : 16) * sizeof(float));
+        memset(p, 0, (n + YF__SLACK) * sizeof(float));
     return p;
 }
 

@@ -52,7 +52,7 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     for (int i = 0; i < n; i++)
         if (!g->node[i].per_row && g->node[i].op != YF_OP_PARAM && g->node[i].grad_of < 0)
             n_scalars += g->node[i].size;
-    g->scalars = calloc(n_scalars + 1, sizeof *g->scalars);
+    g->scalars = calloc(n_scalars + YF__SLACK, sizeof *g->scalars);
     g->side_by_side = calloc(g->n_levels, sizeof *g->side_by_side);
     interval *iv = calloc(n, sizeof *iv);
     interval **placed = malloc(n * sizeof *placed);
@@ -132,11 +132,11 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     free(placed);
     free(live);
     g->arena_floats = top;
-    g->arena = aligned_alloc(64, (top ? top : 16) * sizeof(float));
+    g->arena = aligned_alloc(64, (top + YF__SLACK) * sizeof(float));
     if (!g->arena)
         return yf__fail(err, YF_ENOMEM, "out of memory: the graph needs %zu MB",
                         top * sizeof(float) >> 20);
-    memset(g->arena, 0, (top ? top : 16) * sizeof(float));
+    memset(g->arena, 0, (top + YF__SLACK) * sizeof(float));
     size_t next_scalar = 0;
     for (int i = 0; i < n; i++) {
         yf__gnode *nd = &g->node[i];
