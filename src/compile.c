@@ -9,6 +9,11 @@
 int yf__graph_add(yf__graph *g, yf__op op, const char *name, const yf__node *at,
                   yf_error *err)
 {
+    /* name may be another node's (a gradient is named after its source),
+     * which growing the array would free: copy it first */
+    char copy[sizeof g->node[0].name];
+    snprintf(copy, sizeof copy, "%s", name);
+    name = copy;
     if (g->n == g->cap) {
         int cap = g->cap ? 2 * g->cap : 64;
         yf__gnode *nn = realloc(g->node, cap * sizeof *nn);
