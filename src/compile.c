@@ -77,6 +77,15 @@ int yf__grad_node(yf__graph *g, yf__op op, int src, int slot, const int *in, int
     return id;
 }
 
+int yf__input_grad(yf__graph *g, int id, yf__op op, const int *in, int n_in, yf_error *err)
+{
+    int x = g->node[id].in[0];
+    if (!g->node[x].needs_grad)
+        return 0;
+    int d = yf__grad_node(g, op, id, 0, in, n_in, err);
+    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+}
+
 int yf__state_node(yf__graph *g, int owner, size_t size, bool per_row, yf_error *err)
 {
     int id = yf__graph_add(g, YF_OP_STATE, g->node[owner].name, g->node[owner].at, err);

@@ -450,6 +450,10 @@ int yf__graph_add_rows(yf__graph *g, yf__op op, const char *name, const yf__node
  * input, reading in[0..n_in), with the source's attributes. */
 int yf__grad_node(yf__graph *g, yf__op op, int src, int slot, const int *in, int n_in,
                   yf_error *err);
+/* The gradient of node id's single input, if it needs one: a node of op
+ * reading in[0..n_in), added to that input's gradient. Returns 0 or an
+ * error code. */
+int yf__input_grad(yf__graph *g, int id, yf__op op, const int *in, int n_in, yf_error *err);
 /* A state node of `size` floats (per example when per_row) written by
  * `owner`'s kernel and read by backward nodes; the plan keeps it live from
  * the owner's level. */

@@ -168,10 +168,7 @@ void yf__act_grad_fwd(yf__gnode *n, const yf__exec *ex)
 
 int yf__act_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    if (!g->node[g->node[id].in[0]].needs_grad)
-        return 0;
-    int dx = yf__grad_node(g, YF_OP_ACT_GRAD, id, 0, (int[]){id, dy}, 2, err);
-    return dx < 0 ? dx : yf__grad_accum(g, g->node[id].in[0], dx, err);
+    return yf__input_grad(g, id, YF_OP_ACT_GRAD, (int[]){id, dy}, 2, err);
 }
 
 YF__CLONES static void add_flat(const float *a, const float *b, float *y, size_t n)
@@ -247,11 +244,7 @@ void yf__scale_fwd(yf__gnode *n, const yf__exec *ex)
 /* dx = factor · dy: a scale node again */
 int yf__scale_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    int x = g->node[id].in[0];
-    if (!g->node[x].needs_grad)
-        return 0;
-    int d = yf__grad_node(g, YF_OP_SCALE, id, 0, &dy, 1, err);
-    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+    return yf__input_grad(g, id, YF_OP_SCALE, &dy, 1, err);
 }
 
 /* in[k] is (R, C_k); y is (R, Σ C_k), the inputs side by side */

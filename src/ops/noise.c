@@ -52,11 +52,7 @@ void yf__dropout_grad_fwd(yf__gnode *n, const yf__exec *ex)
 
 int yf__dropout_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    int x = g->node[id].in[0];
-    if (!g->node[x].needs_grad)
-        return 0;
-    int d = yf__grad_node(g, YF_OP_DROPOUT_GRAD, id, 0, &dy, 1, err);
-    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+    return yf__input_grad(g, id, YF_OP_DROPOUT_GRAD, &dy, 1, err);
 }
 
 YF__CLONES static void reparameterise(const float *restrict mu, const float *restrict lv,

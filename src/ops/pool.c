@@ -147,11 +147,7 @@ void yf__max_pool_grad_fwd(yf__gnode *n, const yf__exec *ex)
 
 int yf__max_pool_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    int x = g->node[id].in[0];
-    if (!g->node[x].needs_grad)
-        return 0;
-    int d = yf__grad_node(g, YF_OP_MAX_POOL_GRAD, id, 0, (int[]){dy, g->node[id].state}, 2, err);
-    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+    return yf__input_grad(g, id, YF_OP_MAX_POOL_GRAD, (int[]){dy, g->node[id].state}, 2, err);
 }
 
 /* The input pixels window (oh, ow) covers: [h0, h1) × [w0, w1). */
@@ -216,11 +212,7 @@ void yf__avg_pool_grad_fwd(yf__gnode *n, const yf__exec *ex)
 
 int yf__avg_pool_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    int x = g->node[id].in[0];
-    if (!g->node[x].needs_grad)
-        return 0;
-    int d = yf__grad_node(g, YF_OP_AVG_POOL_GRAD, id, 0, &dy, 1, err);
-    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+    return yf__input_grad(g, id, YF_OP_AVG_POOL_GRAD, &dy, 1, err);
 }
 
 /* x and y hold the same values in another shape (flatten, reshape) */
@@ -232,11 +224,7 @@ void yf__reshape_fwd(yf__gnode *n, const yf__exec *ex)
 /* the gradient is dy reshaped back: a reshape node again */
 int yf__reshape_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    int x = g->node[id].in[0];
-    if (!g->node[x].needs_grad)
-        return 0;
-    int d = yf__grad_node(g, YF_OP_RESHAPE, id, 0, &dy, 1, err);
-    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+    return yf__input_grad(g, id, YF_OP_RESHAPE, &dy, 1, err);
 }
 
 /* x is (R, C, H, W); y is (R, C, H·sh, W·sw): each pixel repeated */
@@ -276,9 +264,5 @@ void yf__upsample_grad_fwd(yf__gnode *n, const yf__exec *ex)
 
 int yf__upsample_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    int x = g->node[id].in[0];
-    if (!g->node[x].needs_grad)
-        return 0;
-    int d = yf__grad_node(g, YF_OP_UPSAMPLE_GRAD, id, 0, &dy, 1, err);
-    return d < 0 ? d : yf__grad_accum(g, x, d, err);
+    return yf__input_grad(g, id, YF_OP_UPSAMPLE_GRAD, &dy, 1, err);
 }
