@@ -462,6 +462,34 @@ START_TEST(test_every_op_covered)
 }
 END_TEST
 
+/* Case c with 64 rows (≥ 16 per thread chunk) as a model of one thread and
+ * one of two, both with the same inputs at the same step. */
+static void two_models(const gcase *c, yf_model **m1, yf_spec **s1, yf_model **m2,
+                       yf_spec **s2)
+{
+    char yaml[4200];
+    snprintf(yaml, sizeof yaml, "%s", c->yaml);
+    char *bs = strstr(yaml, "batch_size: 4}");
+    ck_assert(bs != NULL);
+    strcpy(bs, "batch_size: 64}\n");
+    *m1 = tu_model_t(yaml, 1, s1);
+    *m2 = tu_model_t(yaml, 2, s2);
+    size_t in = (*m1)->train.node[(*m1)->train.input_node].size;
+    tu_fill(tu_input(*m1), 64 * in, 5);
+    tu_fill(tu_input(*m2), 64 * in, 5);
+    (*m1)->step = (*m2)->step = 11;
+}
+
+/* The largest relative difference between two models' gradients. */
+static double grad_diff(const yf_model *m1, const yf_model *m2)
+{
+    double worst = 0;
+    for (size_t k = 0; k < m1->param_floats; k++)
+        worst = fmax(worst, fabs(m1->grad_block[k] - m2->grad_block[k]) /
+                                (1e-6 + fabs(m1->grad_block[k])));
+    return worst;
+}
+
 /* Two threads (rows split among them, GEMMs threaded, independent nodes side
  * by side) give the gradients of one thread. */
 START_TEST(test_threads_agree)
@@ -472,26 +500,13 @@ START_TEST(test_threads_agree)
             strcmp(cases[i].name, "conv2d-stride-pad-dilation-groups") &&
             strcmp(cases[i].name, "conv2d-same-max_pool"))
             continue;
-        char yaml[4200];
-        snprintf(yaml, sizeof yaml, "%s", cases[i].yaml);
-        char *bs = strstr(yaml, "batch_size: 4}");
-        ck_assert(bs != NULL);
-        strcpy(bs, "batch_size: 64}\n"); /* ≥ 16 rows per thread chunk */
         yf_spec *s1, *s2;
-        yf_model *m1 = tu_model_t(yaml, 1, &s1), *m2 = tu_model_t(yaml, 2, &s2);
-        size_t in = m1->train.node[m1->train.input_node].size;
-        tu_fill(tu_input(m1), 64 * in, 5);
-        tu_fill(tu_input(m2), 64 * in, 5);
-        m1->step = m2->step = 11;
+        yf_model *m1, *m2;
+        two_models(&cases[i], &m1, &s1, &m2, &s2);
         double L1 = tu_step(m1, 64), L2 = tu_step(m2, 64);
         ck_assert_msg(fabs(L1 - L2) <= 1e-5 * fabs(L1), "%s: loss %.9g with 1 thread, %.9g with 2",
                       cases[i].name, L1, L2);
-        double worst = 0;
-        for (size_t k = 0; k < m1->param_floats; k++) {
-            double d = fabs(m1->grad_block[k] - m2->grad_block[k]) /
-                       (1e-6 + fabs(m1->grad_block[k]));
-            worst = d > worst ? d : worst;
-        }
+        double worst = grad_diff(m1, m2);
         printf("threads %-20s 1 vs 2 threads: largest relative gradient difference %.2e\n",
                cases[i].name, worst);
         ck_assert_msg(worst < 1e-4, "%s: gradients differ between 1 and 2 threads (%.3g)",
@@ -511,25 +526,14 @@ START_TEST(test_smaller_team)
     for (int i = 0; i < n_cases; i++) {
         if (strcmp(cases[i].name, "conv2d-large-k") && strcmp(cases[i].name, "conv2d-same-max_pool"))
             continue;
-        char yaml[4200];
-        snprintf(yaml, sizeof yaml, "%s", cases[i].yaml);
-        char *bs = strstr(yaml, "batch_size: 4}");
-        ck_assert(bs != NULL);
-        strcpy(bs, "batch_size: 64}\n");
         yf_spec *s1, *s2;
-        yf_model *m1 = tu_model_t(yaml, 1, &s1), *m2 = tu_model_t(yaml, 2, &s2);
-        size_t in = m1->train.node[m1->train.input_node].size;
-        tu_fill(tu_input(m1), 64 * in, 5);
-        tu_fill(tu_input(m2), 64 * in, 5);
-        m1->step = m2->step = 11;
+        yf_model *m1, *m2;
+        two_models(&cases[i], &m1, &s1, &m2, &s2);
         tu_step(m1, 64);
 #pragma omp parallel num_threads(2)
         if (omp_get_thread_num() == 0) /* nested: the model's regions get one thread */
             tu_step(m2, 64);
-        double worst = 0;
-        for (size_t k = 0; k < m1->param_floats; k++)
-            worst = fmax(worst, fabs(m1->grad_block[k] - m2->grad_block[k]) /
-                                    (1e-6 + fabs(m1->grad_block[k])));
+        double worst = grad_diff(m1, m2);
         printf("team %-20s asked 2 threads, given 1: largest relative difference %.2e\n",
                cases[i].name, worst);
         ck_assert_msg(worst < 1e-4, "%s: gradients differ with a smaller team (%.3g)",
