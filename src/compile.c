@@ -290,6 +290,17 @@ static int like(yf__graph *g, yf__op op, const yf__layer_spec *l, int x, const i
     return id;
 }
 
+/* Node id followed by layer l's activation (id itself when linear). */
+static int activated(yf__graph *g, const yf__layer_spec *l, int id, yf_error *err)
+{
+    if (l->activation == YF_ACT_LINEAR)
+        return id;
+    int a = like(g, YF_OP_ACT, l, id, &id, 1, err);
+    if (a >= 0)
+        g->node[a].act = l->activation, g->node[a].alpha = l->alpha;
+    return a;
+}
+
 static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int x,
                          const char *xname, yf_error *err)
 {
@@ -357,12 +368,7 @@ static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int
     if (id < 0)
         return id;
     g->node[id].trans = l->weights_transposed;
-    if (l->activation == YF_ACT_LINEAR)
-        return id;
-    int a = like(g, YF_OP_ACT, l, id, &id, 1, err);
-    if (a >= 0)
-        g->node[a].act = l->activation, g->node[a].alpha = l->alpha;
-    return a;
+    return activated(g, l, id, err);
 }
 
 /* The input of a layer that needs images, (C, H, W). */
@@ -462,12 +468,7 @@ static int compile_conv(yf_model *m, yf__graph *g, const yf__layer_spec *l, int 
     n->ndim = 3, n->dims[0] = Co, n->dims[1] = Ho, n->dims[2] = Wo;
     if (yf__conv2d_scratch(g, id, g->threads, err))
         return err->code;
-    if (l->activation == YF_ACT_LINEAR)
-        return id;
-    int a = like(g, YF_OP_ACT, l, id, &id, 1, err);
-    if (a >= 0)
-        g->node[a].act = l->activation, g->node[a].alpha = l->alpha;
-    return a;
+    return activated(g, l, id, err);
 }
 
 /* max_pool, avg_pool, global_avg_pool */
