@@ -22,36 +22,69 @@ static void out_hw(const yf__gnode *y, int *Ho, int *Wo)
     *Wo = y->ndim == 3 ? y->dims[2] : 1;
 }
 
-/* The common 2x2 window with stride 2: x (R, C, H, W), y and argmax
- * (R, C, Ho, Wo); the first maximum in row order wins ties. */
+/* a, b: the winner of the pair (x[2i], x[2i+1]) for i < n and its offset
+ * (0 or 1): the first of equal values wins, a NaN wins (the first NaN) */
+YF__CLONES static void pair_max(const float *restrict x, float *restrict m,
+                                int32_t *restrict k, int n)
+{
+    for (int i = 0; i < n; i++) {
+        float a = x[2 * i], b = x[2 * i + 1];
+        /* | and & rather than || and &&: no branches on the data */
+        bool t = ((b > a) | (b != b)) & (a == a);
+        m[i] = t ? b : a;
+        k[i] = t;
+    }
+}
+
+/* The larger of two rows of pair maxima m0, m1 (offsets k0, k1), the
+ * upper one on ties, to y, and its index in the plane (row 2·oh) to arg */
+YF__CLONES static void row_max(const float *restrict m0, const float *restrict m1,
+                               const int32_t *restrict k0, const int32_t *restrict k1,
+                               float *restrict y, int32_t *restrict arg, int Wo, int W, int oh)
+{
+    for (int ow = 0; ow < Wo; ow++) {
+        float a = m0[ow], b = m1[ow];
+        bool t = ((b > a) | (b != b)) & (a == a);
+        y[ow] = t ? b : a;
+        if (arg)
+            arg[ow] = 2 * oh * W + 2 * ow + (t ? W + k1[ow] : k0[ow]);
+    }
+}
+
+/* Pair maxima held at once: planes up to this many floats go in one
+ * pass, larger ones two rows at a time (rows up to POOL_TMP / 2 wide). */
+#define POOL_TMP 4096
+
+/* The common 2x2 window with stride 2 over an even-sized plane (H, W):
+ * the maxima of horizontal pairs (a long loop that vectorises), then the
+ * larger of each two rows of them, the upper one on ties. This is the
+ * first maximum in row order, as PyTorch picks. */
+static void max_pool_2x2_plane(const float *x, float *y, int32_t *arg, int H, int W)
+{
+    int Ho = H / 2, Wo = W / 2;
+    float m[POOL_TMP / 2];
+    int32_t k[POOL_TMP / 2];
+    bool whole = H * W <= POOL_TMP;
+    if (whole)
+        pair_max(x, m, k, H * Wo);
+    for (int oh = 0; oh < Ho; oh++) {
+        size_t at = whole ? (size_t)2 * oh * Wo : 0;
+        if (!whole)
+            pair_max(x + (size_t)2 * oh * W, m, k, 2 * Wo);
+        row_max(m + at, m + at + Wo, k + at, k + at + Wo, y + (size_t)oh * Wo,
+                arg ? arg + (size_t)oh * Wo : NULL, Wo, W, oh);
+    }
+}
+
+/* x (R, C, H, W), H and W even; y and argmax (R, C, H/2, W/2). */
 static void max_pool_2x2(const float *x, float *y, int32_t *arg, int R, int C, int H, int W,
-                         int Ho, int Wo, int threads)
+                         int threads)
 {
     long planes = (long)R * C;
+    int HoWo = (H / 2) * (W / 2);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && planes >= 64)
-    for (long p = 0; p < planes; p++) {
-        const float *xc = x + p * H * W;
-        float *yc = y + p * Ho * Wo;
-        int32_t *ac = arg ? arg + p * Ho * Wo : NULL;
-        for (int oh = 0; oh < Ho; oh++) {
-            const float *r0 = xc + 2 * oh * W, *r1 = r0 + W;
-            for (int ow = 0; ow < Wo; ow++) {
-                float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
-                float m = a;
-                int at = 2 * oh * W + 2 * ow;
-                /* a NaN wins, as in PyTorch */
-                if ((b > m || b != b) && m == m)
-                    m = b, at = 2 * oh * W + 2 * ow + 1;
-                if ((c > m || c != c) && m == m)
-                    m = c, at = (2 * oh + 1) * W + 2 * ow;
-                if ((d > m || d != d) && m == m)
-                    m = d, at = (2 * oh + 1) * W + 2 * ow + 1;
-                yc[oh * Wo + ow] = m;
-                if (ac)
-                    ac[oh * Wo + ow] = at;
-            }
-        }
-    }
+    for (long p = 0; p < planes; p++)
+        max_pool_2x2_plane(x + p * H * W, y + p * HoWo, arg ? arg + p * HoWo : NULL, H, W);
 }
 
 /* x is (R, C, H, W); y is (R, C, Ho, Wo); argmax (state, int32, in
@@ -64,8 +97,8 @@ void yf__max_pool_fwd(yf__gnode *n, const yf__exec *ex)
     out_hw(n, &Ho, &Wo);
     int32_t *arg = n->state >= 0 ? (int32_t *)ex->g->node[n->state].buf : NULL;
     if (w->kh == 2 && w->kw == 2 && w->sh == 2 && w->sw == 2 && w->ph == 0 && w->pw == 0 &&
-        Ho * 2 <= H && Wo * 2 <= W) {
-        max_pool_2x2(x->buf, n->buf, arg, ex->rows, C, H, W, Ho, Wo, ex->threads);
+        H % 2 == 0 && W % 2 == 0 && W <= POOL_TMP / 2) {
+        max_pool_2x2(x->buf, n->buf, arg, ex->rows, C, H, W, ex->threads);
         return;
     }
     FOR_ROWS(ex, r)
