@@ -9,6 +9,8 @@
  * a new activation, loss or op without a gradient case fails here. */
 #include "testutil.h"
 
+#include "../src/ops/conv.h"
+
 #include <omp.h>
 
 #define ROWS 4 /* train.batch_size of every case */
@@ -209,6 +211,27 @@ static void build_cases(void)
              "    - {name: f, type: flatten}\n"
              "    - {name: out, type: dense, units: 50}\n",
              mse50, "batch_norm-images");
+    /* 3x3 stride-1 convolutions of 8 channels go through Winograd F(2x2,
+     * 3x3): padding same, 0 (an odd 3 x 5 output: half-used tiles) and 2,
+     * and a transposed one (its forward is the input gradient's kernel) */
+    case_shape = "8, 5, 7";
+    const char *mse_x = "    - {type: mse, input: out, target: x}\n";
+    add_case("    - {name: c1, type: conv2d, filters: 8, kernel: 3, padding: same, activation: tanh}\n"
+             "    - {name: c2, type: conv2d, filters: 8, kernel: 3, activation: elu}\n"
+             "    - {name: out, type: conv2d_transpose, filters: 8, kernel: 3}\n",
+             mse_x, "conv2d-winograd");
+    add_case("    - {name: c, type: conv2d, filters: 9, kernel: 3, padding: 2, activation: tanh}\n"
+             "    - {name: out, type: conv2d, filters: 8, kernel: 3}\n",
+             mse_x, "conv2d-winograd-pad2");
+    /* rows of 17 and 32 tiles: more than one vector of tiles per row */
+    case_shape = "8, 3, 33";
+    add_case("    - {name: c, type: conv2d, filters: 8, kernel: 3, padding: same, activation: tanh}\n"
+             "    - {name: out, type: conv2d, filters: 8, kernel: 3, padding: same}\n",
+             mse_x, "conv2d-winograd-17-tiles");
+    case_shape = "8, 2, 64";
+    add_case("    - {name: c, type: conv2d, filters: 8, kernel: 3, padding: same, activation: tanh}\n"
+             "    - {name: out, type: conv2d, filters: 8, kernel: 3, padding: same}\n",
+             mse_x, "conv2d-winograd-32-tiles");
     case_shape = "5";
     add_case("    - {name: h, type: dense, units: 6}\n"
              "    - {name: bn, type: batch_norm, momentum: 0.3}\n"
@@ -544,6 +567,50 @@ START_TEST(test_smaller_team)
 }
 END_TEST
 
+/* The Winograd kernels compute what im2col + GEMM does: the same loss and
+ * gradients (to float rounding) for each Winograd case, with 64 rows (many
+ * blocks) on one and two threads. */
+START_TEST(test_winograd_matches_im2col)
+{
+    build_cases();
+    int done = 0;
+    for (int i = 0; i < n_cases; i++) {
+        if (!strstr(cases[i].name, "winograd"))
+            continue;
+        for (int threads = 1; threads <= 2; threads++) {
+            yf_spec *s1, *s2;
+            yf_model *m1, *m2;
+            two_models(&cases[i], &m1, &s1, &m2, &s2);
+            yf_model *m = threads == 1 ? m1 : m2;
+            yf__winograd_enabled = false;
+            double Lref = tu_step(m, 64);
+            float *ref = malloc(m->param_floats * sizeof *ref);
+            memcpy(ref, m->grad_block, m->param_floats * sizeof *ref);
+            yf__winograd_enabled = true;
+            double L = tu_step(m, 64);
+            double worst = 0;
+            for (size_t k = 0; k < m->param_floats; k++)
+                worst = fmax(worst, fabs(m->grad_block[k] - ref[k]) / (1e-3 + fabs(ref[k])));
+            printf("winograd %-22s %d thread(s): loss %.9g vs im2col %.9g, largest gradient "
+                   "difference %.2e\n",
+                   cases[i].name, threads, L, Lref, worst);
+            ck_assert_msg(fabs(L - Lref) <= 1e-5 * fabs(Lref), "%s: loss %.9g, im2col %.9g",
+                          cases[i].name, L, Lref);
+            ck_assert_msg(worst < 1e-3, "%s: Winograd gradients differ from im2col's (%.3g)",
+                          cases[i].name, worst);
+            /* other sums round differently: bit-identical gradients would
+             * mean the Winograd kernels never ran */
+            ck_assert_msg(worst > 0, "%s: Winograd was not used", cases[i].name);
+            free(ref);
+            tu_free(m1, s1);
+            tu_free(m2, s2);
+            done++;
+        }
+    }
+    ck_assert_int_eq(done, 8);
+}
+END_TEST
+
 /* Without noise or dropout, the evaluation graph computes the training
  * graph's loss. */
 START_TEST(test_eval_matches_train)
@@ -655,6 +722,7 @@ int main(void)
     tcase_add_test(tc2, test_every_op_covered);
     tcase_add_test(tc2, test_threads_agree);
     tcase_add_test(tc2, test_smaller_team);
+    tcase_add_test(tc2, test_winograd_matches_im2col);
     tcase_add_test(tc2, test_eval_matches_train);
     tcase_add_test(tc2, test_noise_keyed_by_step);
     tcase_add_test(tc2, test_fused_logits);

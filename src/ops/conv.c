@@ -6,16 +6,11 @@
  * per step); the GEMMs run single-threaded inside. The backward recomputes
  * the columns instead of keeping them. Tensors are channels first: x is
  * (R, C, H, W). */
-#include "../internal.h"
+#include "conv.h"
 
-#include <omp.h>
 #include <string.h>
 
-/* The geometry of conv node n (or of the conv whose gradient it is):
- * input (C, H, W), output (Co, Ho, Wo), K = C/groups · kh · kw. */
-typedef struct {
-    int C, H, W, Co, Ho, Wo, K, G;
-} geom;
+typedef yf__geom geom;
 
 static geom geom_of(const yf__gnode *x, const yf__gnode *y, const yf__window *w)
 {
@@ -123,20 +118,17 @@ static size_t scratch_floats(const geom *g)
     return cols * ((size_t)g->K * g->G + g->Co);
 }
 
-/* Calls body(first, count, t) for blocks of at most nb examples, the
- * blocks split among the threads a node may use (t: the thread's number). */
-#define FOR_BLOCKS(ex, nb, first, count, t, body)                            \
-    do {                                                                     \
-        int nblk_ = ((ex)->rows + (nb) - 1) / (nb);                          \
-        int team_ = (ex)->threads < nblk_ ? (ex)->threads : nblk_;           \
-        _Pragma("omp parallel for schedule(static) num_threads(team_) if (team_ > 1)") \
-        for (int b_ = 0; b_ < nblk_; b_++) {                                 \
-            int t = omp_get_thread_num();                                    \
-            int first = b_ * (nb);                                           \
-            int count = (ex)->rows - first < (nb) ? (ex)->rows - first : (nb); \
-            body;                                                            \
-        }                                                                    \
-    } while (0)
+/* Scratch per thread of a convolution node (extra: floats more for the
+ * im2col path, the weight gradient's partial sums): enough for either
+ * algorithm, as tests switch Winograd off after compiling. */
+static size_t node_scratch(const geom *g, const yf__window *w, size_t extra)
+{
+    size_t cols = scratch_floats(g) + extra;
+    size_t wino = yf__winograd_fits(g, w) ? yf__winograd_scratch(g) : 0;
+    return cols > wino ? cols : wino;
+}
+
+#define FOR_BLOCKS YF__FOR_BLOCKS
 
 /* Few input values per output pixel (K ≤ SMALL_K, as a first layer on
  * one-channel images: K = 9): BLIS runs such thin products slowly, so
@@ -200,6 +192,10 @@ void yf__conv2d_fwd(yf__gnode *n, const yf__exec *ex)
     geom g = geom_of(x, n, &n->win);
     int HW = g.Ho * g.Wo, Cg = g.Co / g.G, nb = block_of(&g);
     float *scratch = ex->g->node[n->state].buf;
+    if (yf__winograd_ok(&g, &n->win)) {
+        yf__winograd_fwd(x->buf, x->size, W, b, n->buf, n->size, &g, &n->win, scratch, ex);
+        return;
+    }
     size_t per = scratch_floats(&g);
     FOR_BLOCKS(ex, nb, r0, cnt, t, {
         float *col = scratch + (size_t)t * per;
@@ -249,6 +245,10 @@ void yf__conv2d_dx_fwd(yf__gnode *n, const yf__exec *ex)
     geom g = geom_of(n, dy, &n->win);
     int HW = g.Ho * g.Wo, Cg = g.Co / g.G, nb = block_of(&g), S = g.H * g.W;
     float *scratch = ex->g->node[n->state].buf;
+    if (yf__winograd_ok(&g, &n->win)) {
+        yf__winograd_dx(dy->buf, dy->size, W, bias, n->buf, n->size, &g, &n->win, scratch, ex);
+        return;
+    }
     size_t per = scratch_floats(&g);
     FOR_BLOCKS(ex, nb, r0, cnt, t, {
         float *col = scratch + (size_t)t * per;
@@ -288,6 +288,11 @@ void yf__conv2d_dw_fwd(yf__gnode *n, const yf__exec *ex)
     int HW = g.Ho * g.Wo, Cg = g.Co / g.G, nb = block_of(&g);
     size_t per = scratch_floats(&g), wsize = n->size;
     float *scratch = ex->g->node[n->state].buf;
+    if (yf__winograd_ok(&g, &n->win)) {
+        yf__winograd_dw(x->buf, x->size, dy->buf, dy->size, n->buf, n->accumulate, &g, &n->win,
+                        scratch, ex);
+        return;
+    }
     int nblk = (ex->rows + nb - 1) / nb, T = ex->threads < nblk ? ex->threads : nblk;
     bool small = g.K <= SMALL_K;
     int team = 1; /* the threads OpenMP actually gives (fewer under a limit) */
@@ -372,7 +377,7 @@ int yf__conv2d_scratch(yf__graph *g, int id, int threads, yf_error *err)
     const yf__gnode *n = &g->node[id], *x = &g->node[n->in[0]];
     /* a transposed convolution is the convolution from its output to x */
     geom ge = n->op == YF_OP_CONV2D_T ? geom_of(n, x, &n->win) : geom_of(x, n, &n->win);
-    return scratch(g, id, scratch_floats(&ge), threads, err);
+    return scratch(g, id, node_scratch(&ge, &n->win, 0), threads, err);
 }
 
 /* The gradients of conv node id (or of a transposed convolution, which
@@ -383,7 +388,7 @@ static int conv_grads(yf__graph *g, int id, int dy, const geom *ge, bool transpo
                       yf_error *err)
 {
     yf__gnode n = g->node[id]; /* copy: adding nodes may move the array */
-    size_t col_size = scratch_floats(ge);
+    size_t col_size = node_scratch(ge, &n.win, 0);
     if (g->node[n.in[0]].needs_grad) {
         int d = yf__grad_node(g, transposed ? YF_OP_CONV2D : YF_OP_CONV2D_DX, id, 0,
                               (int[]){dy, n.in[1]}, 2, err);
@@ -401,7 +406,8 @@ static int conv_grads(yf__graph *g, int id, int dy, const geom *ge, bool transpo
         if (d < 0)
             return d;
         g->node[d].per_row = false;
-        if (k == 1 && scratch(g, d, col_size + g->node[n.in[1]].size, g->threads, err))
+        if (k == 1 && scratch(g, d, node_scratch(ge, &n.win, g->node[n.in[1]].size), g->threads,
+                              err))
             return err->code;
         if (k == 2)
             g->node[d].state = -1;
