@@ -223,6 +223,13 @@ static void build_cases(void)
     add_case("    - {name: c, type: conv2d, filters: 9, kernel: 3, padding: 2, activation: tanh}\n"
              "    - {name: out, type: conv2d, filters: 8, kernel: 3}\n",
              mse_x, "conv2d-winograd-pad2");
+    /* K = 9 (3x3 on one channel): its own loops; 3 filters (an odd one
+     * out of the pairs), 4 · 35 pixels (a partial vector) */
+    case_shape = "1, 5, 7";
+    add_case("    - {name: c, type: conv2d, filters: 3, kernel: 3, padding: same, activation: tanh}\n"
+             "    - {name: f, type: flatten}\n"
+             "    - {name: out, type: dense, units: 35}\n",
+             mse_x, "conv2d-k9");
     /* rows of 17 and 32 tiles: more than one vector of tiles per row */
     case_shape = "8, 3, 33";
     add_case("    - {name: c, type: conv2d, filters: 8, kernel: 3, padding: same, activation: tanh}\n"

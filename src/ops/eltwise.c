@@ -166,8 +166,30 @@ void yf__act_grad_fwd(yf__gnode *n, const yf__exec *ex)
                                     n->buf + r0 * C, nr, C));
 }
 
+/* An element-wise activation whose whole gradient comes from the max
+ * pooling that reads it (dy is that pooling's gradient node itself, not a
+ * sum): dy is zero except at each window's maximum y = the pooled value p,
+ * so the pooling's gradient kernel multiplies by f'(p) on the way (in[2]
+ * = the pooling's output) and no activation_grad pass over the full-size
+ * image runs. */
+static bool fuse_into_pool_grad(yf__graph *g, int id, int dy)
+{
+    yf__gnode *d = &g->node[dy];
+    if (g->node[id].act == YF_ACT_SOFTMAX || d->op != YF_OP_MAX_POOL_GRAD ||
+        d->act != YF_ACT_LINEAR || d->n_in != 2)
+        return false;
+    int pool = g->node[d->in[1]].owner; /* the argmax state's writer */
+    if (g->node[pool].op != YF_OP_MAX_POOL || g->node[pool].in[0] != id)
+        return false;
+    d->act = g->node[id].act, d->alpha = g->node[id].alpha;
+    d->in[d->n_in++] = pool;
+    return true;
+}
+
 int yf__act_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
+    if (g->node[g->node[id].in[0]].needs_grad && fuse_into_pool_grad(g, id, dy))
+        return yf__grad_accum(g, g->node[id].in[0], dy, err);
     return yf__input_grad(g, id, YF_OP_ACT_GRAD, (int[]){id, dy}, 2, err);
 }
 

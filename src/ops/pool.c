@@ -129,52 +129,79 @@ void yf__max_pool_fwd(yf__gnode *n, const yf__exec *ex)
     }
 }
 
+/* dy · f'(p) for the n values of a plane into out, when the pooling's
+ * input was activation f (fused: p the pooled values), else dy itself */
+static const float *activated_grad(const yf__gnode *n, const float *dy, const float *p, int n_,
+                                   float *out)
+{
+    if (n->act == YF_ACT_LINEAR)
+        return dy;
+    yf__act_backward(n->act, n->alpha, p, dy, out, 1, n_);
+    return out;
+}
+
+/* Values of a plane's output gradient taken at once */
+#define GRAD_CHUNK 1024
+
 /* The 2x2, stride 2 case on even sizes: every input pixel is in one window,
  * so dx is written in one pass, dy at the maximum and 0 beside it. */
-static void max_pool_2x2_grad(const float *dy, const int32_t *arg, float *dx, long planes, int H,
-                              int W, int threads)
+static void max_pool_2x2_grad(const yf__gnode *n, const float *dy, const int32_t *arg,
+                              const float *pooled, float *dx, long planes, int H, int W,
+                              int threads)
 {
     int Ho = H / 2, Wo = W / 2;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && planes >= 64)
     for (long p = 0; p < planes; p++) {
-        const float *d = dy + p * Ho * Wo;
         const int32_t *a = arg + p * Ho * Wo;
-        float *o = dx + p * H * W;
-        for (int oh = 0; oh < Ho; oh++)
-            for (int ow = 0; ow < Wo; ow++) {
-                int i0 = 2 * oh * W + 2 * ow, at = a[oh * Wo + ow];
-                float v = d[oh * Wo + ow];
-                o[i0] = at == i0 ? v : 0.0f;
-                o[i0 + 1] = at == i0 + 1 ? v : 0.0f;
-                o[i0 + W] = at == i0 + W ? v : 0.0f;
-                o[i0 + W + 1] = at == i0 + W + 1 ? v : 0.0f;
-            }
+        float *o = dx + p * H * W, tmp[GRAD_CHUNK];
+        int rows = GRAD_CHUNK / Wo; /* output rows at a time (Wo ≤ GRAD_CHUNK) */
+        for (int oh0 = 0; oh0 < Ho; oh0 += rows) {
+            int nr = Ho - oh0 < rows ? Ho - oh0 : rows;
+            size_t q0 = (size_t)oh0 * Wo;
+            const float *d = activated_grad(n, dy + p * Ho * Wo + q0,
+                                            pooled ? pooled + p * Ho * Wo + q0 : NULL, nr * Wo, tmp);
+            for (int oh = 0; oh < nr; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    int i0 = 2 * (oh0 + oh) * W + 2 * ow, at = a[q0 + oh * Wo + ow];
+                    float v = d[oh * Wo + ow];
+                    o[i0] = at == i0 ? v : 0.0f;
+                    o[i0 + 1] = at == i0 + 1 ? v : 0.0f;
+                    o[i0 + W] = at == i0 + W ? v : 0.0f;
+                    o[i0 + W + 1] = at == i0 + W + 1 ? v : 0.0f;
+                }
+        }
     }
 }
 
-/* in = (dy (R, C, Ho, Wo), argmax); dx (R, C, H, W): dy at each maximum */
+/* in = (dy (R, C, Ho, Wo), argmax) and, when an activation is fused
+ * (act), the pooling's output; dx (R, C, H, W): dy at each maximum */
 void yf__max_pool_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const yf__gnode *dy = &ex->g->node[n->in[0]];
     const int32_t *arg = (const int32_t *)ex->g->node[n->in[1]].buf;
+    const float *pooled = n->n_in > 2 ? ex->g->node[n->in[2]].buf : NULL;
     int C = n->dims[0], HW = n->dims[1] * n->dims[2], O = (int)(dy->size / C);
     const yf__window *w = &n->win;
     if (w->kh == 2 && w->kw == 2 && w->sh == 2 && w->sw == 2 && w->ph == 0 && w->pw == 0 &&
-        n->dims[1] % 2 == 0 && n->dims[2] % 2 == 0) {
-        max_pool_2x2_grad(dy->buf, arg, n->buf, (long)ex->rows * C, n->dims[1], n->dims[2],
-                          ex->threads);
+        n->dims[1] % 2 == 0 && n->dims[2] % 2 == 0 && n->dims[2] / 2 <= GRAD_CHUNK) {
+        max_pool_2x2_grad(n, dy->buf, arg, pooled, n->buf, (long)ex->rows * C, n->dims[1],
+                          n->dims[2], ex->threads);
         return;
     }
     FOR_ROWS(ex, r) {
-        float *dx = n->buf + (size_t)r * n->size;
+        float *dx = n->buf + (size_t)r * n->size, tmp[GRAD_CHUNK];
         memset(dx, 0, n->size * sizeof(float));
-        for (int c = 0; c < C; c++) {
-            const float *d = dy->buf + (size_t)r * dy->size + (size_t)c * O;
-            const int32_t *a = arg + (size_t)r * dy->size + (size_t)c * O;
-            for (int o = 0; o < O; o++)
-                if (a[o] >= 0)
-                    dx[(size_t)c * HW + a[o]] += d[o];
-        }
+        for (int c = 0; c < C; c++)
+            for (int o0 = 0; o0 < O; o0 += GRAD_CHUNK) {
+                size_t at = (size_t)r * dy->size + (size_t)c * O + o0;
+                int no = O - o0 < GRAD_CHUNK ? O - o0 : GRAD_CHUNK;
+                const float *d = activated_grad(n, dy->buf + at, pooled ? pooled + at : NULL, no,
+                                                tmp);
+                const int32_t *a = arg + at;
+                for (int o = 0; o < no; o++)
+                    if (a[o] >= 0)
+                        dx[(size_t)c * HW + a[o]] += d[o];
+            }
     }
 }
 
