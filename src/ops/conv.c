@@ -129,8 +129,6 @@ static size_t node_scratch(const geom *g, const yf__window *w, size_t extra)
     return cols > wino ? cols : wino;
 }
 
-#define FOR_BLOCKS YF__FOR_BLOCKS
-
 /* Few input values per output pixel (K ≤ SMALL_K, as a first layer on
  * one-channel images: K = 9): BLIS runs such thin products slowly, so
  * these two loops do them, 16 pixels at a time. */
@@ -255,7 +253,7 @@ void yf__conv2d_fwd(yf__gnode *n, const yf__exec *ex)
         return;
     }
     size_t per = scratch_floats(&g);
-    FOR_BLOCKS(ex, nb, r0, cnt, t, {
+    YF__FOR_BLOCKS(ex, nb, r0, cnt, t, {
         float *col = scratch + (size_t)t * per;
         size_t ld = (size_t)cnt * HW;
         float *out = col + (size_t)g.K * g.G * ld;
@@ -311,7 +309,7 @@ void yf__conv2d_dx_fwd(yf__gnode *n, const yf__exec *ex)
         return;
     }
     size_t per = scratch_floats(&g);
-    FOR_BLOCKS(ex, nb, r0, cnt, t, {
+    YF__FOR_BLOCKS(ex, nb, r0, cnt, t, {
         float *col = scratch + (size_t)t * per;
         size_t ld = (size_t)cnt * HW;
         float *d = col + (size_t)g.K * g.G * ld;

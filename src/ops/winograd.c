@@ -307,16 +307,30 @@ static void gemm16(bool ta, bool tb, int m, int n, int k, const float *a, size_t
                   ldo, 1);
 }
 
+/* The start of the forward and input-gradient kernels: the plan, and the
+ * filter transform U, shared by the threads, at the start of the scratch */
+static plan start(const yf__geom *g, const float *W, float *scratch)
+{
+    plan p = plan_of(g);
+    filter_transform(W, scratch, g->Co, g->C);
+    return p;
+}
+
+/* thread t's slice of the scratch after U: V (or N), M (or Z), the padded
+ * planes */
+static float *slice(const plan *p, float *scratch, int t)
+{
+    return scratch + p->U + (size_t)t * (p->V + p->M + p->pad);
+}
+
 void yf__winograd_fwd(const float *x, size_t x_size, const float *W, const float *b, float *y,
                       size_t y_size, const yf__geom *g, const yf__window *w, float *scratch,
                       const yf__exec *ex)
 {
-    plan p = plan_of(g);
-    size_t per = p.V + p.M + p.pad;
-    float *U = scratch;
-    filter_transform(W, U, g->Co, g->C);
+    plan p = start(g, W, scratch);
+    const float *U = scratch;
     YF__FOR_BLOCKS(ex, p.nb, r0, cnt, t, {
-        float *V = scratch + p.U + (size_t)t * per, *M = V + p.V, *xp = M + p.M;
+        float *V = slice(&p, scratch, t), *M = V + p.V, *xp = M + p.M;
         float *row = xp + p.pad - 2 * LANES;
         size_t T = (size_t)cnt * p.P, ld = T + LANES;
         for (int e = 0; e < cnt; e++) {
@@ -334,12 +348,10 @@ void yf__winograd_dx(const float *dy, size_t dy_size, const float *W, const floa
                      size_t dx_size, const yf__geom *g, const yf__window *w, float *scratch,
                      const yf__exec *ex)
 {
-    plan p = plan_of(g);
-    size_t per = p.V + p.M + p.pad;
-    float *U = scratch;
-    filter_transform(W, U, g->Co, g->C);
+    plan p = start(g, W, scratch);
+    const float *U = scratch;
     YF__FOR_BLOCKS(ex, p.nb, r0, cnt, t, {
-        float *N = scratch + p.U + (size_t)t * per, *Z = N + p.V, *dxp = Z + p.M;
+        float *N = slice(&p, scratch, t), *Z = N + p.V, *dxp = Z + p.M;
         float *dyp = dxp + (size_t)g->C * p.Hp * p.Wx;
         size_t T = (size_t)cnt * p.P, ld = T + LANES;
         for (int e = 0; e < cnt; e++) {
