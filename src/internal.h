@@ -83,6 +83,8 @@ void yf__seq_push(yf__node *seq, yf__node *kid);
 /* "model.layers[2].units" */
 void yf__node_path(const yf__node *n, char *buf, size_t cap);
 void yf__tree_emit(const yf__node *n, FILE *out);
+/* A node on one line, in YAML flow style (as an override's value). */
+void yf__tree_emit_flow(const yf__node *n, FILE *out);
 
 /* ---- specs (spec.c) -------------------------------------------------------- */
 
@@ -550,7 +552,8 @@ void yf__rand_normal(uint64_t seed, uint32_t stream, uint64_t step,
 void yf__rand_uniform(uint64_t seed, uint32_t stream, uint64_t step,
                       float *out, size_t n, float lo, float hi);
 /* Random streams used outside graphs. */
-enum { YF__STREAM_INIT = 1, YF__STREAM_SHUFFLE = 2, YF__STREAM_SUBSET = 3, YF__STREAM_NODE0 = 100 };
+enum { YF__STREAM_INIT = 1, YF__STREAM_SHUFFLE = 2, YF__STREAM_SUBSET = 3, YF__STREAM_SAMPLE = 4,
+       YF__STREAM_NODE0 = 100 };
 
 /* ---- optimisers (optim.c) ------------------------------------------------------ */
 
@@ -592,6 +595,21 @@ size_t yf__row_of(const yf_dataset *d, yf_split split, size_t i);
 void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx, int n,
                 yf__graph *g);
 void yf__prefetch(const yf_dataset *d, yf_split split, const size_t *idx, int n);
+/* Copies examples first .. first + n of a split: images as floats in
+ * [0, 1] (n, dim) into x, labels into y (either may be NULL). */
+void yf__split_rows(const yf_dataset *d, yf_split split, size_t first, size_t n, float *x,
+                    int *y);
+
+/* ---- running part of a graph (forward.c) ----------------------------------- */
+
+/* The node of g holding layer `name`'s output (or the input's), or -1. */
+int yf__layer_node(const yf_model *m, const yf__graph *g, const char *name);
+/* Runs the nodes of g computed from node `from` and needed by node `to`,
+ * on rows examples whose `from` values are in[], in batches of g's
+ * max_rows; copies `to`'s values to out[]. Random nodes draw from steps
+ * step, step + 1, ... (one per batch). */
+int yf__forward(yf_model *m, yf__graph *g, int from, const float *in, size_t rows, int to,
+                float *out, uint64_t step, yf_error *err);
 
 /* ---- NumPy files (npy.c) ---------------------------------------------------- */
 

@@ -570,6 +570,8 @@ static void emit_block(const yf__node *n, int indent, FILE *out)
     }
 }
 
+void yf__tree_emit_flow(const yf__node *n, FILE *out) { emit_flow(n, out); }
+
 void yf__tree_emit(const yf__node *n, FILE *out)
 {
     if (n->kind == YF__SCALAR || n->n == 0) {

@@ -158,6 +158,86 @@ int yf_evaluate(yf_model *m, yf_dataset *d, yf_split split, yf_metric *out,
 int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer,
               const char *path, const char *labels_path, yf_error *err);
 
+/* ---- running the model on given values, pictures, samples ------------------ */
+
+/* Floats per example of layer `layer` (or of the input: its name or NULL), and
+ * its shape in ndim, dims (up to 8) when not NULL; 0 when there is none. */
+size_t yf_model_layer_size(const yf_model *m, const char *layer, int *ndim, int *dims);
+size_t yf_model_input_size(const yf_model *m);
+
+/* Examples first .. first + n of a split as floats in [0, 1] (n × the
+ * image size) and their labels (either output may be NULL). */
+int yf_dataset_images(const yf_dataset *d, yf_split split, size_t first, size_t n, float *x,
+                      int *labels, yf_error *err);
+/* Writes a float32 .npy file of the given shape (C order), atomically. */
+int yf_npy_save(const char *path, const float *data, const int64_t *shape, int ndim,
+                yf_error *err);
+
+/* Runs the model on rows examples whose layer `from` (NULL: the input)
+ * holds in[rows × size], and writes layer `to`'s values to
+ * out[rows × size(to)]. Only the nodes computed from `from` and needed by
+ * `to` run, so a VAE's decoder runs from its code alone. training = 1 uses
+ * the training graph (noise and dropout on); random layers draw from steps
+ * step, step + 1, ... (one per batch). */
+int yf_model_forward(yf_model *m, const char *from, const float *in, size_t rows,
+                     const char *to, float *out, int training, uint64_t step, yf_error *err);
+
+/* n images from a generative model (a sample_normal layer and a loss that
+ * reconstructs the input): codes drawn from N(0, I) with the seed, decoded,
+ * through a sigmoid when the loss takes logits. out: n × input size. */
+int yf_sample(yf_model *m, size_t n, uint64_t seed, float *out, yf_error *err);
+
+/* Class probabilities (softmax of the logits that feed the model's
+ * softmax_cross_entropy) of n inputs: probs is n × classes. */
+int yf_classify(yf_model *m, const float *x, size_t n, float *probs, yf_error *err);
+
+/* How a classifier sees n images: the mean probability of its predicted
+ * class, and the entropy (nats) and shares of the mix of classes it
+ * predicts (log 10 = 2.303 when the ten classes are equally common). */
+typedef struct yf_score {
+    double top_prob, entropy, share[10];
+    size_t n;
+} yf_score;
+int yf_score_images(yf_model *classifier, const float *x, size_t n, yf_score *out,
+                    yf_error *err);
+
+typedef struct yf_show_opts {
+    int n;             /* images, units or rows (0: each picture's default) */
+    int k;             /* top-activations: images per unit (0: 8) */
+    const char *layer; /* the coding layer (NULL: the model's) */
+    uint64_t seed;     /* samples: the draw (0: 1) */
+} yf_show_opts;
+
+/* Writes the compiled graph as Graphviz DOT: the training graph (forward
+ * and the backward nodes autodiff appended) or, with training = 0, the
+ * evaluation graph; each node with its op and shape. */
+int yf_model_write_dot(const yf_model *m, FILE *out, int training);
+
+/* The picture names yf_show knows, NULL-terminated. */
+extern const char *const yf_show_pictures[];
+
+/* Draws picture `what` of a trained model as a PNG file: reconstructions,
+ * filters, top-activations, curves (from run_dir/metrics.csv), latent,
+ * samples, interpolation, confusion. o may be NULL. */
+int yf_show(yf_model *m, yf_dataset *d, const char *run_dir, const char *what,
+            const char *path, const yf_show_opts *o, yf_error *err);
+
+/* ---- experiments ------------------------------------------------------------ */
+
+typedef struct yf_experiment_opts {
+    const char *out_dir; /* NULL: runs/<the experiment's name> */
+    int threads;         /* for every model (0: all cores) */
+    FILE *echo;          /* progress and the trainings' epochs (NULL: silent) */
+    int bar;             /* live progress bars on echo */
+} yf_experiment_opts;
+
+/* Runs an experiment file: its steps in order (train, show, sample,
+ * encode), skipping those whose record says they finished from the same
+ * inputs, then writes report.md in the experiment's folder. A failed step
+ * stops the run (err names it); finished steps are kept, and running again
+ * continues from the failed one. See docs/experiments.md. */
+int yf_experiment_run(const char *path, const yf_experiment_opts *o, yf_error *err);
+
 /* ---- checkpoints --------------------------------------------------------- */
 
 /* safetensors: parameters by name ("hidden1.W"), optimizer state

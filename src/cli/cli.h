@@ -19,6 +19,11 @@ typedef struct cli_args {
     int mean;
     int timing;
     const char *layer, *split, *output;
+    const char *more[32]; /* further positional arguments (CLI_MORE) */
+    int n_more;
+    long count, k;        /* -n, -k (0: not given) */
+    unsigned long long seed; /* --seed (0: not given) */
+    const char *score;    /* --score RUN */
 } cli_args;
 
 /* What a subcommand accepts: a SPEC or RUN (required), key=value overrides,
@@ -26,7 +31,8 @@ typedef struct cli_args {
 enum {
     CLI_ARG = 1, CLI_OVERRIDES = 2, CLI_THREADS = 4, CLI_OUT = 8, CLI_JSON = 16,
     CLI_PROFILE = 32, CLI_OVERWRITE = 64, CLI_STRICT = 128, CLI_LAYER = 256, CLI_SPLIT = 512,
-    CLI_OUTPUT = 1024, CLI_MEAN = 2048, CLI_TIMING = 4096
+    CLI_OUTPUT = 1024, CLI_MEAN = 2048, CLI_TIMING = 4096, CLI_MORE = 8192, CLI_COUNT = 16384,
+    CLI_K = 32768, CLI_SEED = 65536, CLI_SCORE = 131072
 };
 
 /* Parses argv[2..]; prints a message and returns 2 on bad usage. On --help
@@ -40,6 +46,24 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+
+/* A trained run: its resolved config, the model with the checkpoint's
+ * parameters, and (when data is not NULL) its data set. Returns 0, or
+ * prints the error and returns the exit code. */
+typedef struct cli_run {
+    yf_spec *spec;
+    yf_model *model;
+    yf_dataset *data;
+} cli_run;
+int cli_open_run(const char *dir, int threads, int with_data, cli_run *r);
+void cli_close_run(cli_run *r);
+/* The same, reporting through err instead of printing. */
+int cli_load_run(const char *dir, int threads, int with_data, cli_run *r, yf_error *err);
+
 /* Prints the model's warnings to stderr; with --strict they are errors:
  * returns 2 then, else 0. */
 int cli_warnings(const yf_model *m, const cli_args *a);

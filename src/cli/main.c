@@ -1,6 +1,7 @@
 /* yaflow: the command-line driver. */
 #include "cli.h"
 
+#include <errno.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,10 @@
     XX(train, "train a model spec and write a run folder")                         \
     XX(eval, "evaluate a trained run on the test set")                             \
     XX(encode, "write a layer's outputs for a data split as a NumPy .npy file")    \
+    XX(show, "draw pictures of a trained run as PNG files")                        \
+    XX(sample, "generate images from a trained generative model (PNG and .npy)")  \
+    XX(graph, "write the compiled graph (forward and backward) as Graphviz DOT/SVG") \
+    XX(run, "run an experiment: trainings, pictures and a report")                 \
     XX(info, "show BLIS kernels, threads and CPU features")
 
 static const struct {
@@ -62,6 +67,38 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
             const char **slot = !strcmp(s, "--layer") ? &a->layer
                                 : !strcmp(s, "--split") ? &a->split : &a->output;
             *slot = argv[++i];
+        } else if ((!strcmp(s, "-n") && (flags & CLI_COUNT)) ||
+                   (!strcmp(s, "-k") && (flags & CLI_K)) ||
+                   (!strcmp(s, "--seed") && (flags & CLI_SEED))) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "yaflow %s: %s needs a value\n%s", argv[1], s, usage_text);
+                return 2;
+            }
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(argv[++i], &end, 10);
+            long cap = !strcmp(s, "--seed") ? 0 : !strcmp(s, "-k") ? 100 : 1000000;
+            if (*end || errno || argv[i][0] == '-' || v < 1 || (cap && v > (unsigned long long)cap)) {
+                if (cap)
+                    fprintf(stderr, "yaflow %s: %s must be an integer from 1 to %ld, not '%s'\n",
+                            argv[1], s, cap, argv[i]);
+                else
+                    fprintf(stderr, "yaflow %s: %s must be a positive integer, not '%s'\n",
+                            argv[1], s, argv[i]);
+                return 2;
+            }
+            if (!strcmp(s, "-n"))
+                a->count = (long)v;
+            else if (!strcmp(s, "-k"))
+                a->k = (long)v;
+            else
+                a->seed = v;
+        } else if (!strcmp(s, "--score") && (flags & CLI_SCORE)) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "yaflow %s: %s needs a value\n%s", argv[1], s, usage_text);
+                return 2;
+            }
+            a->score = argv[++i];
         } else if ((!strcmp(s, "--out") && (flags & CLI_OUT)) ||
                    (!strcmp(s, "--threads") && (flags & CLI_THREADS))) {
             if (i + 1 >= argc) {
@@ -92,6 +129,12 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
                 fprintf(stderr, "yaflow %s: unexpected argument '%s'\n%s", argv[1], s, usage_text);
                 return 2;
             }
+        } else if ((flags & CLI_MORE) && !strchr(s, '=')) {
+            if (a->n_more == 32) {
+                fprintf(stderr, "yaflow %s: too many arguments\n", argv[1]);
+                return 2;
+            }
+            a->more[a->n_more++] = s;
         } else if (allow_overrides && strchr(s, '=')) {
             if (a->n_overrides == 256) {
                 fprintf(stderr, "yaflow %s: too many overrides\n", argv[1]);
@@ -124,6 +167,38 @@ int cli_warnings(const yf_model *m, const cli_args *a)
         fprintf(stderr, "yaflow: %s%s\n", yf_model_warning(m, i),
                 a->strict ? " (an error with --strict)" : "");
     return a->strict && n ? 2 : 0;
+}
+
+int cli_load_run(const char *dir, int threads, int with_data, cli_run *r, yf_error *err)
+{
+    memset(r, 0, sizeof *r);
+    char cfg[1100], ckpt[1100];
+    snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    r->spec = yf_spec_load(cfg, NULL, 0, err);
+    r->model = r->spec ? yf_model_new(r->spec, threads, err) : NULL;
+    int ok = r->model && !yf_checkpoint_load(r->model, ckpt, 0, err);
+    if (ok && with_data)
+        ok = (r->data = yf_dataset_load(r->spec, err)) != NULL;
+    if (!ok) {
+        cli_close_run(r);
+        return err->code ? err->code : YF_ERUN;
+    }
+    return 0;
+}
+
+int cli_open_run(const char *dir, int threads, int with_data, cli_run *r)
+{
+    yf_error err = {0};
+    return cli_load_run(dir, threads, with_data, r, &err) ? cli_fail(&err) : 0;
+}
+
+void cli_close_run(cli_run *r)
+{
+    yf_dataset_free(r->data);
+    yf_model_free(r->model);
+    yf_spec_free(r->spec);
+    memset(r, 0, sizeof *r);
 }
 
 int main(int argc, char **argv)

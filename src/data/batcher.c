@@ -297,3 +297,17 @@ void yf__prefetch(const yf_dataset *d, yf_split split, const size_t *idx, int n)
             __builtin_prefetch(row + j);
     }
 }
+
+void yf__split_rows(const yf_dataset *d, yf_split split, size_t first, size_t n, float *x,
+                    int *y)
+{
+    bool test = split == YF_SPLIT_TEST;
+    const yf__idx *xs = test ? &d->test_x : &d->train_x, *ys = test ? &d->test_y : &d->train_y;
+    for (size_t r = 0; r < n; r++) {
+        size_t row = yf__row_of(d, split, first + r);
+        if (x)
+            bytes_to_unit(xs->data + row * d->dim, x + r * d->dim, d->dim);
+        if (y)
+            y[r] = ys->data[row];
+    }
+}

@@ -1,0 +1,1043 @@
+/* Experiments (yf_experiment_run): a YAML file listing steps (trainings,
+ * pictures, samples, codes) run in order, where a step may refer to an
+ * earlier training's folder as ${name}. Every step records a hash of what
+ * it was computed from (the resolved config, its own text, the hashes of
+ * the runs it refers to); a step whose record matches is skipped, so an
+ * interrupted or failed experiment continues where it stopped and a
+ * changed step reruns, with the steps that depend on it. At the end,
+ * report.md holds the results table (mean ± standard deviation over seeds)
+ * and the pictures. See docs/experiments.md. */
+#define _GNU_SOURCE /* open_memstream */
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+enum { MAX_STEPS = 64, MAX_REPEAT = 100, MAX_METRICS = 32, MAX_PICTURES = 8 };
+
+typedef enum { STEP_TRAIN, STEP_SHOW, STEP_SAMPLE, STEP_ENCODE } step_kind;
+static const char *const kind_names[] = {"train", "show", "sample", "encode"};
+
+/* A named value a run finished with: test metrics, seconds, scores. */
+typedef struct result {
+    char name[96];
+    double value;
+} result;
+
+typedef struct run {
+    char dir[1024];
+    uint64_t hash;
+    bool done;
+    result res[MAX_METRICS];
+    int n_res;
+} run;
+
+typedef struct step {
+    const yf__node *at;
+    step_kind kind;
+    char name[YF__NAME_MAX];
+    const yf__node *target; /* train: the model file; others: the run */
+    char model[1024];       /* train: the model file, relative to the cwd */
+    const yf__node *set;    /* train: overrides, a mapping */
+    int repeat;
+    const yf__node *pictures; /* show: a list, or one name */
+    int n, k;
+    uint64_t seed;
+    char layer[YF__NAME_MAX], split[8];
+    bool mean;
+    const yf__node *score; /* sample: the classifier's run */
+    run *runs;             /* repeat of them (1 for steps other than train) */
+} step;
+
+typedef struct experiment {
+    yf__tree *tree;
+    const char *path;
+    char name[YF__NAME_MAX];
+    const char *description;
+    char dir[1024];
+    step steps[MAX_STEPS];
+    int n_steps;
+    char metrics[MAX_METRICS][96];
+    int n_metrics;
+    const yf_experiment_opts *o;
+} experiment;
+
+/* ---- hashing: FNV-1a, 64 bits -------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    if (!h)
+        h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * UINT64_C(1099511628211);
+    return h;
+}
+
+static uint64_t fnv_node(uint64_t h, const yf__node *n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return h;
+    yf__tree_emit_flow(n, f);
+    fclose(f);
+    h = fnv(h, text, len);
+    free(text);
+    return h;
+}
+
+/* ---- parsing --------------------------------------------------------------------- */
+
+static const char *scalar(const yf__node *map, const char *key)
+{
+    const yf__node *v = yf__map_get(map, key);
+    return v && v->kind == YF__SCALAR ? v->str : NULL;
+}
+
+static int check_keys(const yf__node *map, const char *const *allowed, int n, const char *ctx,
+                      yf_error *err)
+{
+    for (int i = 0; i < map->n; i++) {
+        bool ok = false;
+        for (int k = 0; k < n; k++)
+            ok |= !strcmp(map->key[i], allowed[k]);
+        if (!ok) {
+            const char *near = yf__closest(map->key[i], allowed, n);
+            return yf__fail_at(err, map->kid[i], YF_ESPEC, "%sunknown key '%s'%s%s%s", ctx,
+                               map->key[i], near ? " (did you mean '" : "", near ? near : "",
+                               near ? "'?)" : "");
+        }
+    }
+    return 0;
+}
+
+static int get_int(const yf__node *map, const char *key, long lo, long hi, long *out,
+                   const char *ctx, yf_error *err)
+{
+    const yf__node *v = yf__map_get(map, key);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long x = v->kind == YF__SCALAR ? strtol(v->str, &end, 10) : 0;
+    if (v->kind != YF__SCALAR || !*v->str || *end || errno || x < lo || x > hi)
+        return yf__fail_at(err, v, YF_ESPEC, "%s'%s' must be an integer from %ld to %ld", ctx,
+                           key, lo, hi);
+    *out = x;
+    return 0;
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= YF__NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] == '_' || s[i] == '-' || (s[i] >= '0' && s[i] <= '9') ||
+              (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+            return false;
+    return true;
+}
+
+static const char *show_known(const char *what)
+{
+    for (int k = 0; yf_show_pictures[k]; k++)
+        if (!strcmp(what, yf_show_pictures[k]))
+            return what;
+    return NULL;
+}
+
+static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *err)
+{
+    step *st = &e->steps[e->n_steps];
+    memset(st, 0, sizeof *st);
+    st->at = sn;
+    st->repeat = 1;
+    char ctx[160];
+    snprintf(ctx, sizeof ctx, "step %d: ", index + 1);
+    if (sn->kind != YF__MAP)
+        return yf__fail_at(err, sn, YF_ESPEC, "%sa step is a mapping with one of train, show, "
+                           "sample, encode", ctx);
+    int kinds = 0;
+    for (int k = 0; k < 4; k++)
+        if (yf__map_get(sn, kind_names[k])) {
+            st->kind = (step_kind)k;
+            st->target = yf__map_get(sn, kind_names[k]);
+            kinds++;
+        }
+    if (kinds != 1)
+        return yf__fail_at(err, sn, YF_ESPEC, "%sgive exactly one of train (a model file), show, "
+                           "sample or encode (a run, ${name})", ctx);
+    if (st->target->kind != YF__SCALAR || !*st->target->str)
+        return yf__fail_at(err, st->target, YF_ESPEC, "%s'%s' must be a %s", ctx,
+                           kind_names[st->kind], st->kind == STEP_TRAIN ? "model file" :
+                           "run folder or ${step}");
+    const char *name = scalar(sn, "name");
+    if (name && !valid_name(name))
+        return yf__fail_at(err, yf__map_get(sn, "name"), YF_ESPEC, "%s'name' must be 1 to %d "
+                           "characters from A-Z a-z 0-9 _ -", ctx, YF__NAME_MAX - 1);
+    if (!name && st->kind == STEP_TRAIN)
+        return yf__fail_at(err, sn, YF_ESPEC, "%sa train step needs a 'name' (its folder, and "
+                           "how later steps refer to it: ${name})", ctx);
+    if (name)
+        snprintf(st->name, sizeof st->name, "%s", name);
+    else
+        snprintf(st->name, sizeof st->name, "%s-%d", kind_names[st->kind], index + 1);
+    snprintf(ctx, sizeof ctx, "step '%s': ", st->name);
+    for (int i = 0; i < e->n_steps; i++)
+        if (!strcmp(e->steps[i].name, st->name))
+            return yf__fail_at(err, yf__map_get(sn, "name") ? yf__map_get(sn, "name") : sn,
+                               YF_ESPEC, "%sthe name is already step %d's", ctx, i + 1);
+    static const char *const train_keys[] = {"name", "train", "set", "repeat"};
+    static const char *const show_keys[] = {"name", "show", "pictures", "n", "k", "layer",
+                                            "seed"};
+    static const char *const sample_keys[] = {"name", "sample", "n", "seed", "score"};
+    static const char *const encode_keys[] = {"name", "encode", "layer", "split", "mean"};
+    const char *const *keys[] = {train_keys, show_keys, sample_keys, encode_keys};
+    const int n_keys[] = {4, 7, 5, 5};
+    if (check_keys(sn, keys[st->kind], n_keys[st->kind], ctx, err))
+        return err->code;
+    long v = 0;
+    if (get_int(sn, "repeat", 1, MAX_REPEAT, &v, ctx, err))
+        return err->code;
+    st->repeat = v ? (int)v : 1;
+    v = 0;
+    if (get_int(sn, "n", 1, st->kind == STEP_SAMPLE ? 100000 : 10000, &v, ctx, err))
+        return err->code;
+    st->n = (int)v;
+    v = 0;
+    if (get_int(sn, "k", 1, 100, &v, ctx, err))
+        return err->code;
+    st->k = (int)v;
+    v = 0;
+    if (get_int(sn, "seed", 1, 2147483647, &v, ctx, err))
+        return err->code;
+    st->seed = (uint64_t)v;
+    st->set = yf__map_get(sn, "set");
+    if (st->set && st->set->kind != YF__MAP)
+        return yf__fail_at(err, st->set, YF_ESPEC, "%s'set' must map dotted keys to values, as "
+                           "{train.epochs: 3, data.train_fraction: 0.1}", ctx);
+    const char *layer = scalar(sn, "layer");
+    if (layer)
+        snprintf(st->layer, sizeof st->layer, "%s", layer);
+    if (st->kind == STEP_ENCODE && !layer)
+        return yf__fail_at(err, sn, YF_ESPEC, "%san encode step needs 'layer'", ctx);
+    const char *split = scalar(sn, "split");
+    snprintf(st->split, sizeof st->split, "%s", split ? split : "test");
+    if (strcmp(st->split, "test") && strcmp(st->split, "valid") && strcmp(st->split, "train"))
+        return yf__fail_at(err, yf__map_get(sn, "split"), YF_ESPEC, "%s'split' must be train, "
+                           "valid or test", ctx);
+    const char *mean = scalar(sn, "mean");
+    if (mean && strcmp(mean, "true") && strcmp(mean, "false"))
+        return yf__fail_at(err, yf__map_get(sn, "mean"), YF_ESPEC, "%s'mean' must be true or "
+                           "false", ctx);
+    st->mean = mean && !strcmp(mean, "true");
+    st->score = yf__map_get(sn, "score");
+    if (st->score && (st->score->kind != YF__SCALAR || !*st->score->str))
+        return yf__fail_at(err, st->score, YF_ESPEC, "%s'score' must be a classifier's run", ctx);
+    st->pictures = yf__map_get(sn, "pictures");
+    if (st->kind == STEP_SHOW) {
+        const yf__node *p = st->pictures;
+        if (!p)
+            return yf__fail_at(err, sn, YF_ESPEC, "%sa show step needs 'pictures', a list of: "
+                               "reconstructions, filters, top-activations, curves, latent, "
+                               "samples, interpolation, confusion", ctx);
+        int np = p->kind == YF__SCALAR ? 1 : p->kind == YF__SEQ ? p->n : 0;
+        if (np < 1 || np > MAX_PICTURES)
+            return yf__fail_at(err, p, YF_ESPEC, "%s'pictures' must list 1 to %d pictures", ctx,
+                               MAX_PICTURES);
+        for (int i = 0; i < np; i++) {
+            const yf__node *w = p->kind == YF__SCALAR ? p : p->kid[i];
+            if (w->kind != YF__SCALAR || !show_known(w->str)) {
+                const char *near = w->kind == YF__SCALAR
+                                       ? yf__closest(w->str, yf_show_pictures, 8) : NULL;
+                return yf__fail_at(err, w, YF_ESPEC, "%sno picture '%s'%s%s%s (there are: "
+                                   "reconstructions, filters, top-activations, curves, latent, "
+                                   "samples, interpolation, confusion)", ctx,
+                                   w->kind == YF__SCALAR ? w->str : "?",
+                                   near ? "; did you mean '" : "", near ? near : "",
+                                   near ? "'?" : "");
+            }
+        }
+    }
+    if (st->kind == STEP_TRAIN) {
+        /* the model file is relative to the experiment file's folder */
+        const char *t = st->target->str;
+        const char *slash = strrchr(e->path, '/');
+        if (t[0] == '/' || !slash)
+            snprintf(st->model, sizeof st->model, "%s", t);
+        else
+            snprintf(st->model, sizeof st->model, "%.*s/%s", (int)(slash - e->path), e->path, t);
+    }
+    st->runs = calloc(st->repeat, sizeof *st->runs);
+    if (!st->runs)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    e->n_steps++;
+    return 0;
+}
+
+static int parse(experiment *e, yf_error *err)
+{
+    const yf__node *root = e->tree->root;
+    if (root->kind != YF__MAP)
+        return yf__fail_at(err, root, YF_ESPEC, "an experiment is a mapping with 'name' and "
+                           "'steps'");
+    static const char *const top[] = {"name", "description", "metrics", "steps"};
+    if (check_keys(root, top, 4, "", err))
+        return err->code;
+    const char *name = scalar(root, "name");
+    if (!name || !valid_name(name))
+        return yf__fail_at(err, yf__map_get(root, "name") ? yf__map_get(root, "name") : root,
+                           YF_ESPEC, "'name' must be 1 to %d characters from A-Z a-z 0-9 _ - "
+                           "(the experiment's folder is runs/<name>)", YF__NAME_MAX - 1);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->description = scalar(root, "description");
+    const yf__node *metrics = yf__map_get(root, "metrics");
+    if (metrics) {
+        if (metrics->kind != YF__SEQ || metrics->n > MAX_METRICS)
+            return yf__fail_at(err, metrics, YF_ESPEC, "'metrics' must list up to %d names, as "
+                               "[test_accuracy, test_loss]", MAX_METRICS);
+        for (int i = 0; i < metrics->n; i++) {
+            if (metrics->kid[i]->kind != YF__SCALAR || strlen(metrics->kid[i]->str) >= 96)
+                return yf__fail_at(err, metrics->kid[i], YF_ESPEC, "'metrics' entries must be "
+                                   "names");
+            snprintf(e->metrics[e->n_metrics++], 96, "%s", metrics->kid[i]->str);
+        }
+    }
+    const yf__node *steps = yf__map_get(root, "steps");
+    if (!steps || steps->kind != YF__SEQ || steps->n < 1 || steps->n > MAX_STEPS)
+        return yf__fail_at(err, steps ? steps : root, YF_ESPEC, "'steps' must list 1 to %d steps",
+                           MAX_STEPS);
+    for (int i = 0; i < steps->n; i++)
+        if (parse_step(e, steps->kid[i], i, err))
+            return err->code;
+    return 0;
+}
+
+/* ---- references: ${name} -------------------------------------------------------- */
+
+/* Replaces each ${name} in `in` by the folder of run `rep` of the earlier
+ * train step `name` (its first run when the two steps repeat differently)
+ * and folds that run's hash into *h. */
+static int expand(experiment *e, int self, int rep, const yf__node *at, const char *in,
+                  char *out, size_t cap, uint64_t *h, yf_error *err)
+{
+    size_t l = 0;
+    const step *me = &e->steps[self];
+    for (const char *p = in; *p;) {
+        if (p[0] != '$' || p[1] != '{') {
+            if (l + 1 >= cap)
+                return yf__fail_at(err, at, YF_ESPEC, "step '%s': value too long", me->name);
+            out[l++] = *p++;
+            continue;
+        }
+        const char *end = strchr(p, '}');
+        if (!end)
+            return yf__fail_at(err, at, YF_ESPEC, "step '%s': '${' without '}'", me->name);
+        char ref[YF__NAME_MAX + 1];
+        snprintf(ref, sizeof ref, "%.*s", (int)(end - p - 2 < YF__NAME_MAX ? end - p - 2 : YF__NAME_MAX),
+                 p + 2);
+        int found = -1;
+        for (int i = 0; i < self; i++)
+            if (!strcmp(e->steps[i].name, ref))
+                found = i;
+        if (found < 0 || e->steps[found].kind != STEP_TRAIN) {
+            const char *cands[MAX_STEPS];
+            int n = 0;
+            for (int i = 0; i < self; i++)
+                if (e->steps[i].kind == STEP_TRAIN)
+                    cands[n++] = e->steps[i].name;
+            const char *near = yf__closest(ref, cands, n);
+            bool later = false;
+            for (int i = self; i < e->n_steps; i++)
+                later |= !strcmp(e->steps[i].name, ref);
+            return yf__fail_at(err, at, YF_ESPEC, "step '%s': ${%s} %s%s%s%s", me->name, ref,
+                               later ? "is not an earlier step: a step may refer only to the "
+                                       "train steps before it"
+                                     : "names no earlier train step",
+                               near ? " (did you mean ${" : "", near ? near : "",
+                               near ? "}?)" : "");
+        }
+        const step *t = &e->steps[found];
+        const run *r = &t->runs[t->repeat == me->repeat ? rep : 0];
+        size_t dl = strlen(r->dir);
+        if (l + dl >= cap)
+            return yf__fail_at(err, at, YF_ESPEC, "step '%s': value too long", me->name);
+        memcpy(out + l, r->dir, dl);
+        l += dl;
+        if (h)
+            *h = fnv(*h, &r->hash, sizeof r->hash);
+        p = end + 1;
+    }
+    out[l] = 0;
+    return 0;
+}
+
+/* ---- records of finished steps ------------------------------------------------------ */
+
+static int read_record(const char *path, run *r)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long h = 0;
+    bool have_hash = false;
+    r->n_res = 0;
+    while (fgets(line, sizeof line, f)) {
+        char key[96];
+        double v;
+        if (sscanf(line, "config_hash: %llx", &h) == 1)
+            have_hash = true;
+        else if (sscanf(line, "%95[a-z0-9_]: %lf", key, &v) == 2 && r->n_res < MAX_METRICS &&
+                 strcmp(key, "finished")) {
+            snprintf(r->res[r->n_res].name, sizeof r->res[0].name, "%s", key);
+            r->res[r->n_res++].value = v;
+        }
+    }
+    fclose(f);
+    return have_hash && h == r->hash;
+}
+
+static int write_record(const char *path, const run *r, yf_error *err)
+{
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return yf__fail(err, YF_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    time_t now = time(NULL);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fprintf(f, "# written by yaflow run when this step finished; a rerun with the same "
+               "config_hash skips it\nconfig_hash: %016llx\nfinished: %s\n",
+            (unsigned long long)r->hash, when);
+    for (int i = 0; i < r->n_res; i++)
+        fprintf(f, "%s: %.9g\n", r->res[i].name, r->res[i].value);
+    int bad = ferror(f);
+    if (fclose(f) || bad || rename(tmp, path)) {
+        remove(tmp);
+        return yf__fail(err, YF_EIO, "cannot write %s", path);
+    }
+    return 0;
+}
+
+static void add_result(run *r, const char *name, double v)
+{
+    if (r->n_res < MAX_METRICS) {
+        snprintf(r->res[r->n_res].name, sizeof r->res[0].name, "%s", name);
+        r->res[r->n_res++].value = v;
+    }
+}
+
+static void say(const experiment *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const experiment *e, const char *fmt, ...)
+{
+    if (!e->o->echo)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(e->o->echo, fmt, ap);
+    va_end(ap);
+    fflush(e->o->echo);
+}
+
+static int mkdir_p(const char *dir, yf_error *err)
+{
+    char buf[1100];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST)
+                return yf__fail(err, YF_EIO, "cannot create %s: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) && errno != EEXIST)
+        return yf__fail(err, YF_EIO, "cannot create %s: %s", buf, strerror(errno));
+    return 0;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* ---- train steps ---------------------------------------------------------------------- */
+
+/* The spec of run `rep` of a train step: the model file, the step's
+ * overrides (refs expanded) and, for repeats, seed = the model's + rep.
+ * Adds the referenced runs' hashes to *h. */
+static yf_spec *train_spec(experiment *e, int si, int rep, uint64_t *h, yf_error *err)
+{
+    step *st = &e->steps[si];
+    int n = st->set ? st->set->n : 0;
+    char **ov = calloc(n + 1, sizeof *ov);
+    int rc = ov ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
+    for (int i = 0; i < n && !rc; i++) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f) {
+            rc = yf__fail(err, YF_ENOMEM, "out of memory");
+            break;
+        }
+        yf__tree_emit_flow(st->set->kid[i], f);
+        fclose(f);
+        size_t cap = strlen(st->set->key[i]) + 2 + 4096;
+        ov[i] = malloc(cap);
+        if (!ov[i]) {
+            free(text);
+            rc = yf__fail(err, YF_ENOMEM, "out of memory");
+            break;
+        }
+        int k = snprintf(ov[i], cap, "%s=", st->set->key[i]);
+        rc = expand(e, si, rep, st->set->kid[i], text, ov[i] + k, cap - k, h, err);
+        free(text);
+    }
+    yf_spec *spec = NULL;
+    yf_error inner = {0};
+    if (!rc) {
+        spec = yf_spec_load(st->model, (const char *const *)ov, n, &inner);
+        if (spec && st->repeat > 1) {
+            char seed[64];
+            snprintf(seed, sizeof seed, "seed=%llu", (unsigned long long)spec->seed + rep);
+            ov[n] = seed;
+            yf_spec_free(spec);
+            spec = yf_spec_load(st->model, (const char *const *)ov, n + 1, &inner);
+            ov[n] = NULL;
+        }
+        if (!spec) {
+            /* the model's own message, placed at the step */
+            yf__fail_at(err, st->target, inner.code, "step '%s': %s", st->name,
+                        yf_error_format(&inner));
+        }
+    }
+    for (int i = 0; i < n && ov; i++)
+        free(ov[i]);
+    free(ov);
+    return spec;
+}
+
+static uint64_t spec_hash(const yf_spec *spec, uint64_t h)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return h;
+    yf_spec_write(spec, f);
+    fclose(f);
+    /* not the first line: it names the file, which may be given by
+     * another path */
+    const char *body = memchr(text, '\n', len);
+    body = body ? body + 1 : text;
+    h = fnv(h, body, len - (size_t)(body - text));
+    free(text);
+    return h;
+}
+
+static int run_train(experiment *e, int si, int rep, yf_error *err)
+{
+    step *st = &e->steps[si];
+    run *r = &st->runs[rep];
+    uint64_t h = fnv(0, "train", 5);
+    yf_spec *spec = train_spec(e, si, rep, &h, err);
+    if (!spec)
+        return err->code;
+    r->hash = spec_hash(spec, h);
+    char record[1100], label[160];
+    snprintf(record, sizeof record, "%s/done.yaml", r->dir);
+    if (st->repeat > 1)
+        snprintf(label, sizeof label, "'%s' (seed %llu)", st->name,
+                 (unsigned long long)spec->seed);
+    else
+        snprintf(label, sizeof label, "'%s'", st->name);
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", r->dir);
+    if (read_record(record, r) && exists(ckpt)) {
+        say(e, "== %s: finished earlier with the same config, skipped (%s)\n", label, r->dir);
+        r->done = true;
+        yf_spec_free(spec);
+        return 0;
+    }
+    say(e, "== %s: training %s -> %s\n", label, st->model, r->dir);
+    /* the record goes first: a rerun that fails is never taken as done */
+    if (remove(record) && errno != ENOENT) {
+        yf_spec_free(spec);
+        return yf__fail(err, YF_EIO, "cannot replace %s: %s", record, strerror(errno));
+    }
+    yf_model *m = yf_model_new(spec, e->o->threads, err);
+    yf_dataset *d = m ? yf_dataset_load(spec, err) : NULL;
+    int rc = d ? 0 : err->code;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!rc) {
+        yf_train_opts to = {.out_dir = r->dir, .echo = e->o->echo, .bar = e->o->bar};
+        rc = yf_train(m, d, &to, err);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    yf_metric mt[1 + 3 * YF__MAX_TERMS];
+    int nm = rc ? 0 : yf_evaluate(m, d, YF_SPLIT_TEST, mt, (int)YF__ARRAY_LEN(mt), err);
+    if (nm < 0)
+        rc = nm;
+    if (!rc) {
+        r->n_res = 0;
+        for (int i = 0; i < nm; i++) {
+            char name[110];
+            snprintf(name, sizeof name, "test_%s", mt[i].name);
+            add_result(r, name, mt[i].value);
+        }
+        add_result(r, "train_seconds", (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
+        add_result(r, "seed", (double)spec->seed);
+        rc = write_record(record, r, err);
+    }
+    if (!rc) {
+        r->done = true;
+        for (int i = 0; i < nm && e->o->echo; i++)
+            say(e, "%stest_%s=%.6g", i ? " " : "   ", mt[i].name, mt[i].value);
+        say(e, "\n");
+    }
+    yf_dataset_free(d);
+    yf_model_free(m);
+    yf_spec_free(spec);
+    return rc;
+}
+
+/* ---- steps on a trained run ---------------------------------------------------------- */
+
+typedef struct {
+    yf_spec *spec;
+    yf_model *model;
+    yf_dataset *data;
+} opened;
+
+static void close_run(opened *o)
+{
+    yf_dataset_free(o->data);
+    yf_model_free(o->model);
+    yf_spec_free(o->spec);
+    memset(o, 0, sizeof *o);
+}
+
+static int open_run(const char *dir, int threads, bool data, opened *o, yf_error *err)
+{
+    memset(o, 0, sizeof *o);
+    char cfg[1100], ckpt[1100];
+    snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    o->spec = yf_spec_load(cfg, NULL, 0, err);
+    o->model = o->spec ? yf_model_new(o->spec, threads, err) : NULL;
+    bool ok = o->model && !yf_checkpoint_load(o->model, ckpt, 0, err);
+    if (ok && data)
+        ok = (o->data = yf_dataset_load(o->spec, err)) != NULL;
+    if (!ok) {
+        close_run(o);
+        return err->code ? err->code : YF_ERUN;
+    }
+    return 0;
+}
+
+static int picture_count(const step *st)
+{
+    return st->pictures->kind == YF__SCALAR ? 1 : st->pictures->n;
+}
+
+static const char *picture(const step *st, int i)
+{
+    return st->pictures->kind == YF__SCALAR ? st->pictures->str : st->pictures->kid[i]->str;
+}
+
+static void outputs(const experiment *e, const step *st, int i, char *path, size_t cap)
+{
+    switch (st->kind) {
+    case STEP_SHOW: snprintf(path, cap, "%s/pictures/%s-%s.png", e->dir, st->name, picture(st, i)); break;
+    case STEP_SAMPLE: snprintf(path, cap, i ? "%s/%s.npy" : "%s/pictures/%s.png", e->dir, st->name); break;
+    case STEP_ENCODE: snprintf(path, cap, i ? "%s/%s.labels.npy" : "%s/%s.npy", e->dir, st->name); break;
+    default: path[0] = 0;
+    }
+}
+
+static int n_outputs(const step *st)
+{
+    return st->kind == STEP_SHOW ? picture_count(st) : 2;
+}
+
+static int run_other(experiment *e, int si, yf_error *err)
+{
+    step *st = &e->steps[si];
+    run *r = &st->runs[0];
+    uint64_t h = fnv_node(fnv(0, kind_names[st->kind], strlen(kind_names[st->kind])), st->at);
+    char src[1024], clf[1024] = "";
+    if (expand(e, si, 0, st->target, st->target->str, src, sizeof src, &h, err))
+        return err->code;
+    if (st->score && expand(e, si, 0, st->score, st->score->str, clf, sizeof clf, &h, err))
+        return err->code;
+    r->hash = h;
+    char record[1100];
+    snprintf(record, sizeof record, "%s/.%s.done", e->dir, st->name);
+    snprintf(r->dir, sizeof r->dir, "%s", src);
+    bool all = true;
+    for (int i = 0; i < n_outputs(st); i++) {
+        char path[1200];
+        outputs(e, st, i, path, sizeof path);
+        all &= exists(path);
+    }
+    if (all && read_record(record, r)) {
+        say(e, "== '%s': done earlier from the same runs, skipped\n", st->name);
+        r->done = true;
+        return 0;
+    }
+    say(e, "== '%s': %s %s\n", st->name, kind_names[st->kind], src);
+    remove(record);
+    opened o, c = {0};
+    if (open_run(src, e->o->threads, true, &o, err))
+        return err->code;
+    int rc = 0;
+    if (clf[0])
+        rc = open_run(clf, e->o->threads, false, &c, err);
+    r->n_res = 0;
+    yf_show_opts so = {.n = st->n, .k = st->k, .layer = st->layer[0] ? st->layer : NULL,
+                       .seed = st->seed};
+    for (int i = 0; st->kind == STEP_SHOW && i < picture_count(st) && !rc; i++) {
+        char path[1200];
+        outputs(e, st, i, path, sizeof path);
+        rc = yf_show(o.model, o.data, src, picture(st, i), path, &so, err);
+        if (!rc)
+            say(e, "   %s\n", path);
+    }
+    if (st->kind == STEP_ENCODE && !rc) {
+        char npy[1200], labels[1200];
+        outputs(e, st, 0, npy, sizeof npy);
+        outputs(e, st, 1, labels, sizeof labels);
+        if (st->mean) {
+            /* the means of a VAE's codes: reload with sample_normal giving
+             * its mean */
+            close_run(&o);
+            char cfg[1100], ckpt[1100];
+            snprintf(cfg, sizeof cfg, "%s/config.yaml", src);
+            snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", src);
+            o.spec = yf_spec_load(cfg, NULL, 0, err);
+            if (o.spec)
+                yf_spec_sample_means(o.spec);
+            o.model = o.spec ? yf_model_new(o.spec, e->o->threads, err) : NULL;
+            rc = !o.model || yf_checkpoint_load(o.model, ckpt, 0, err) ||
+                 !(o.data = yf_dataset_load(o.spec, err)) ? err->code : 0;
+        }
+        yf_split sp = !strcmp(st->split, "train") ? YF_SPLIT_TRAIN
+                      : !strcmp(st->split, "valid") ? YF_SPLIT_VALID : YF_SPLIT_TEST;
+        if (!rc)
+            rc = yf_encode(o.model, o.data, sp, st->layer, npy, labels, err);
+        if (!rc)
+            say(e, "   %s\n", npy);
+    }
+    if (st->kind == STEP_SAMPLE && !rc) {
+        size_t n = st->n ? (size_t)st->n : 100, dim = yf_model_input_size(o.model);
+        uint64_t seed = st->seed ? st->seed : 1;
+        float *x = malloc(n * dim * sizeof *x);
+        char png[1200], npy[1200];
+        outputs(e, st, 0, png, sizeof png);
+        outputs(e, st, 1, npy, sizeof npy);
+        int ndim, dims[8];
+        yf_model_layer_size(o.model, NULL, &ndim, dims);
+        int64_t shape[9] = {(int64_t)n};
+        for (int k = 0; k < ndim; k++)
+            shape[k + 1] = dims[k];
+        rc = x ? yf_sample(o.model, n, seed, x, err) : yf__fail(err, YF_ENOMEM, "out of memory");
+        if (!rc)
+            rc = yf_npy_save(npy, x, shape, ndim + 1, err);
+        yf_show_opts po = {.n = n < 100 ? (int)n : 100, .seed = seed};
+        if (!rc)
+            rc = yf_show(o.model, o.data, src, "samples", png, &po, err);
+        if (!rc && c.model) {
+            size_t nt = yf_dataset_count(o.data, YF_SPLIT_TEST);
+            nt = nt < n ? nt : n;
+            float *t = malloc(nt * dim * sizeof *t + 1);
+            yf_score gen, real;
+            rc = t ? yf_dataset_images(o.data, YF_SPLIT_TEST, 0, nt, t, NULL, err)
+                   : yf__fail(err, YF_ENOMEM, "out of memory");
+            if (!rc)
+                rc = yf_score_images(c.model, x, n, &gen, err);
+            if (!rc)
+                rc = yf_score_images(c.model, t, nt, &real, err);
+            if (!rc) {
+                add_result(r, "samples", (double)n);
+                add_result(r, "samples_top_prob", gen.top_prob);
+                add_result(r, "samples_class_entropy", gen.entropy);
+                add_result(r, "test_images", (double)nt);
+                add_result(r, "test_top_prob", real.top_prob);
+                add_result(r, "test_class_entropy", real.entropy);
+                for (int k = 0; k < 10; k++) {
+                    char nm[32];
+                    snprintf(nm, sizeof nm, "samples_share_%d", k);
+                    add_result(r, nm, gen.share[k]);
+                }
+                say(e, "   samples: top-class probability %.4f, class-mix entropy %.4f nats; "
+                       "test images: %.4f, %.4f\n", gen.top_prob, gen.entropy, real.top_prob,
+                    real.entropy);
+            }
+            free(t);
+        }
+        free(x);
+        if (!rc)
+            say(e, "   %s\n   %s\n", png, npy);
+    }
+    close_run(&c);
+    close_run(&o);
+    if (!rc)
+        rc = write_record(record, r, err);
+    r->done = !rc;
+    return rc;
+}
+
+/* ---- the report ------------------------------------------------------------------------ */
+
+static bool lookup(const run *r, const char *name, double *v)
+{
+    for (int i = 0; i < r->n_res; i++)
+        if (!strcmp(r->res[i].name, name)) {
+            *v = r->res[i].value;
+            return true;
+        }
+    return false;
+}
+
+static void cell(FILE *f, const step *st, const char *metric)
+{
+    double sum = 0, sq = 0, v;
+    int n = 0;
+    for (int k = 0; k < st->repeat; k++)
+        if (st->runs[k].done && lookup(&st->runs[k], metric, &v))
+            sum += v, sq += v * v, n++;
+    if (!n) {
+        fprintf(f, " – |");
+        return;
+    }
+    bool pct = strstr(metric, "accuracy") != NULL;
+    double mean = sum / n, sd = n > 1 ? sqrt(fmax(0, (sq - n * mean * mean) / (n - 1))) : 0;
+    double s = pct ? 100 : 1;
+    if (n > 1)
+        fprintf(f, pct ? " %.2f ± %.2f %% |" : " %.6g ± %.2g |", mean * s, sd * s);
+    else
+        fprintf(f, pct ? " %.2f %% |" : " %.6g |", mean * s);
+}
+
+static int write_report(const experiment *e, int failed, const char *why, yf_error *err)
+{
+    char path[1100], tmp[1200];
+    snprintf(path, sizeof path, "%s/report.md", e->dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return yf__fail(err, YF_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    time_t now = time(NULL);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    fprintf(f, "# %s\n\n", e->name);
+    if (e->description)
+        fprintf(f, "%s\n\n", e->description);
+    fprintf(f, "Written by `yaflow run %s` (yaflow %s) on %s. Each run's folder holds its "
+               "resolved `config.yaml`, `metrics.csv`, `log.txt` and checkpoint.\n\n",
+            e->path, PACKAGE_VERSION, when);
+    if (failed >= 0)
+        fprintf(f, "**Incomplete:** step '%s' failed (%s); the rows below are the steps that "
+                   "finished. Run the same command again to continue.\n\n",
+                e->steps[failed].name, why);
+    /* the results table: one row per train step, the mean ± standard
+     * deviation over its seeds */
+    fprintf(f, "## Results\n\nTest-set figures; with several seeds, mean ± sample standard "
+               "deviation over them.\n\n| run | seeds |");
+    char cols[MAX_METRICS + 1][96];
+    int nc = 0;
+    for (int i = 0; i < e->n_metrics; i++)
+        snprintf(cols[nc++], 96, "%s", e->metrics[i]);
+    if (!nc) /* every test figure of the first run */
+        for (int si = 0; si < e->n_steps && !nc; si++)
+            if (e->steps[si].kind == STEP_TRAIN && e->steps[si].runs[0].done)
+                for (int k = 0; k < e->steps[si].runs[0].n_res && nc < MAX_METRICS; k++)
+                    if (!strncmp(e->steps[si].runs[0].res[k].name, "test_", 5))
+                        snprintf(cols[nc++], 96, "%s", e->steps[si].runs[0].res[k].name);
+    snprintf(cols[nc++], 96, "train_seconds");
+    for (int c = 0; c < nc; c++)
+        fprintf(f, " %s |", cols[c]);
+    fprintf(f, "\n| --- | --- |");
+    for (int c = 0; c < nc; c++)
+        fprintf(f, " ---: |");
+    fprintf(f, "\n");
+    for (int si = 0; si < e->n_steps; si++) {
+        const step *st = &e->steps[si];
+        if (st->kind != STEP_TRAIN)
+            continue;
+        fprintf(f, "| [%s](%s) |", st->name, st->name);
+        int done = 0;
+        double v;
+        for (int k = 0; k < st->repeat; k++)
+            if (st->runs[k].done && lookup(&st->runs[k], "seed", &v))
+                fprintf(f, "%s%.0f", done++ ? ", " : " ", v);
+        fprintf(f, "%s |", done ? "" : " –");
+        for (int c = 0; c < nc; c++)
+            cell(f, st, cols[c]);
+        fprintf(f, "\n");
+    }
+    /* sample quality, scored by a classifier */
+    bool header = false;
+    for (int si = 0; si < e->n_steps; si++) {
+        const step *st = &e->steps[si];
+        double v[6] = {0};
+        const run *r = &st->runs[0];
+        if (st->kind != STEP_SAMPLE || !r->done || !lookup(r, "samples", &v[0]))
+            continue;
+        lookup(r, "samples_top_prob", &v[1]);
+        lookup(r, "samples_class_entropy", &v[2]);
+        lookup(r, "test_images", &v[3]);
+        lookup(r, "test_top_prob", &v[4]);
+        lookup(r, "test_class_entropy", &v[5]);
+        if (!header)
+            fprintf(f, "\n## Sample quality\n\nImages scored by the classifier named in the "
+                       "step: the mean probability of its predicted class (higher: more "
+                       "recognisable), and the entropy of the mix of predicted classes in nats "
+                       "(log 10 = 2.303 when all ten digits are equally common).\n\n| images | "
+                       "count | mean top-class probability | class-mix entropy (nats) |\n| --- "
+                       "| ---: | ---: | ---: |\n");
+        header = true;
+        fprintf(f, "| %s: generated | %.0f | %.4f | %.4f |\n", st->name, v[0], v[1], v[2]);
+        fprintf(f, "| real test images | %.0f | %.4f | %.4f |\n", v[3], v[4], v[5]);
+    }
+    /* the pictures */
+    header = false;
+    for (int si = 0; si < e->n_steps; si++) {
+        const step *st = &e->steps[si];
+        if ((st->kind != STEP_SHOW && st->kind != STEP_SAMPLE) || !st->runs[0].done)
+            continue;
+        if (!header)
+            fprintf(f, "\n## Pictures\n");
+        header = true;
+        for (int i = 0; i < (st->kind == STEP_SHOW ? picture_count(st) : 1); i++) {
+            char p[1200];
+            outputs(e, st, i, p, sizeof p);
+            const char *rel = p + strlen(e->dir) + 1;
+            const char *what = st->kind == STEP_SHOW ? picture(st, i) : "samples";
+            fprintf(f, "\n### %s: %s (%s)\n\n![%s %s](%s)\n", st->name, what,
+                    st->runs[0].dir, st->name, what, rel);
+        }
+    }
+    int bad = ferror(f);
+    if (fclose(f) || bad || rename(tmp, path)) {
+        remove(tmp);
+        return yf__fail(err, YF_EIO, "cannot write %s", path);
+    }
+    say(e, "report: %s\n", path);
+    return 0;
+}
+
+/* ---- running ----------------------------------------------------------------------------- */
+
+static void free_experiment(experiment *e)
+{
+    for (int i = 0; i < e->n_steps; i++)
+        free(e->steps[i].runs);
+    yf__tree_free(e->tree);
+}
+
+int yf_experiment_run(const char *path, const yf_experiment_opts *o, yf_error *err)
+{
+    static const yf_experiment_opts none = {0};
+    experiment *e = calloc(1, sizeof *e);
+    if (!e)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    e->o = o ? o : &none;
+    e->path = path;
+    e->tree = yf__tree_load(path, err);
+    int rc = e->tree ? parse(e, err) : err->code;
+    if (!rc) {
+        if (e->o->out_dir)
+            snprintf(e->dir, sizeof e->dir, "%s", e->o->out_dir);
+        else
+            snprintf(e->dir, sizeof e->dir, "runs/%s", e->name);
+    }
+    /* the folders, and every train step's spec checked before anything
+     * runs: a typo in the last step costs nothing */
+    for (int si = 0; si < e->n_steps && !rc; si++) {
+        step *st = &e->steps[si];
+        for (int k = 0; k < st->repeat && st->kind == STEP_TRAIN && !rc; k++) {
+            if (st->repeat > 1) {
+                uint64_t unused = 0;
+                yf_spec *s0 = train_spec(e, si, 0, &unused, err);
+                if (!s0) {
+                    rc = err->code;
+                    break;
+                }
+                snprintf(st->runs[k].dir, sizeof st->runs[k].dir, "%s/%s/seed-%llu", e->dir,
+                         st->name, (unsigned long long)s0->seed + k);
+                yf_spec_free(s0);
+            } else {
+                snprintf(st->runs[k].dir, sizeof st->runs[k].dir, "%s/%s", e->dir, st->name);
+            }
+        }
+        if (rc)
+            break;
+        for (int k = 0; k < st->repeat && !rc; k++) {
+            uint64_t unused = 0;
+            if (st->kind == STEP_TRAIN) {
+                yf_spec *s = train_spec(e, si, k, &unused, err);
+                yf_model *m = s ? yf_model_new(s, 1, err) : NULL;
+                if (!m)
+                    rc = err->code;
+                yf_model_free(m);
+                yf_spec_free(s);
+            } else {
+                char buf[1024];
+                rc = expand(e, si, 0, st->target, st->target->str, buf, sizeof buf, &unused, err);
+                if (!rc && st->score)
+                    rc = expand(e, si, 0, st->score, st->score->str, buf, sizeof buf, &unused,
+                                err);
+            }
+        }
+    }
+    if (!rc) {
+        char pics[1100];
+        snprintf(pics, sizeof pics, "%s/pictures", e->dir);
+        rc = mkdir_p(pics, err);
+    }
+    int total = 0, at = 0;
+    for (int si = 0; si < e->n_steps; si++)
+        total += e->steps[si].repeat;
+    int failed = -1;
+    for (int si = 0; si < e->n_steps && !rc; si++) {
+        step *st = &e->steps[si];
+        for (int k = 0; k < st->repeat && !rc; k++) {
+            say(e, "[%d/%d] ", ++at, total);
+            rc = st->kind == STEP_TRAIN ? run_train(e, si, k, err) : run_other(e, si, err);
+        }
+        if (rc) {
+            failed = si;
+            /* the step's message, with its name in front */
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            if (strncmp(msg, "step '", 6))
+                snprintf(err->msg, sizeof err->msg, "step '%s' failed: %s", st->name, msg);
+        }
+    }
+    if (e->n_steps && e->dir[0] && (failed >= 0 || !rc)) {
+        yf_error werr = {0};
+        char why[256];
+        snprintf(why, sizeof why, "%s", rc ? err->msg : "");
+        for (char *p = why; *p; p++)
+            if (*p == '\n' || *p == '|')
+                *p = ' ';
+        int wrc = write_report(e, failed, why, rc ? &werr : err);
+        if (!rc)
+            rc = wrc;
+    }
+    free_experiment(e);
+    free(e);
+    return rc;
+}
