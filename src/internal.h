@@ -34,7 +34,8 @@ int yf__fail_file(yf_error *err, yf_status code, const char *path,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* "[784, 300]": dims[0..ndim) in buf. */
 void yf__dims_str(const int *dims, int ndim, char *buf, size_t cap);
-/* Levenshtein distance, for "did you mean" suggestions. */
+/* Edit distance (Levenshtein, a swap of neighbours counting as one edit),
+ * for "did you mean" suggestions. */
 int yf__edit_distance(const char *a, const char *b);
 /* The closest candidate within a small distance, or NULL. */
 const char *yf__closest(const char *word, const char *const *cands, int n);

@@ -664,9 +664,14 @@ static int interpolation(yf_model *m, yf_dataset *d, const char *path, const yf_
     images im;
     if (load_images(d, YF_SPLIT_TEST, 0, &im, err))
         return err->code;
+    int classes = 1;
+    for (size_t i = 0; i < im.n; i++)
+        if (im.y[i] >= classes && im.y[i] < 10)
+            classes = im.y[i] + 1;
     long first[10];
-    first_of_each_class(&im, 10, first);
-    int pairs = o->n > 0 && o->n <= 10 ? o->n : 9, steps = 9, cols = steps + 2;
+    first_of_each_class(&im, classes, first);
+    int pairs = o->n > 0 && o->n <= 10 ? o->n : classes > 2 ? classes - 1 : 1;
+    int steps = 9, cols = steps + 2;
     /* row r walks from the first test image of class r to that of r + 1 */
     float *ends = malloc(2 * (size_t)pairs * im.dim * sizeof *ends);
     float *tiles = malloc((size_t)pairs * cols * im.dim * sizeof *tiles);
@@ -676,13 +681,13 @@ static int interpolation(yf_model *m, yf_dataset *d, const char *path, const yf_
     char labels[10][32];
     const char *lp[10];
     for (int r = 0; r < pairs && !rc; r++) {
-        long a = first[r % 10], b = first[(r + 1) % 10];
+        long a = first[r % classes], b = first[(r + 1) % classes];
         if (a < 0 || b < 0)
             rc = yf__fail(err, YF_EDATA, "the test set lacks a class");
         else {
             memcpy(ends + (2 * r) * im.dim, im.x + a * im.dim, im.dim * sizeof *ends);
             memcpy(ends + (2 * r + 1) * im.dim, im.x + b * im.dim, im.dim * sizeof *ends);
-            snprintf(labels[r], sizeof labels[r], "%d to %d", r % 10, (r + 1) % 10);
+            snprintf(labels[r], sizeof labels[r], "%d to %d", r % classes, (r + 1) % classes);
             lp[r] = labels[r];
         }
     }
