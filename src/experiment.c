@@ -908,7 +908,7 @@ static int write_report(const experiment *e, int failed, const char *why, yf_err
                        "count | mean top-class probability | class-mix entropy (nats) |\n| --- "
                        "| ---: | ---: | ---: |\n");
         header = true;
-        fprintf(f, "| %s: generated | %.0f | %.4f | %.4f |\n", st->name, v[0], v[1], v[2]);
+        fprintf(f, "| generated (step %s) | %.0f | %.4f | %.4f |\n", st->name, v[0], v[1], v[2]);
         fprintf(f, "| real test images | %.0f | %.4f | %.4f |\n", v[3], v[4], v[5]);
     }
     /* the pictures */

@@ -298,7 +298,7 @@ START_TEST(test_chain_and_report)
     ck_assert_msg(strstr(rep, "| [ae](ae) | 42 | – |"), "%s", rep);
     char *row = strstr(rep, "| [clf](clf)");
     ck_assert_msg(row && strstr(row, " ± ") && strstr(row, "%"), "%s", rep);
-    ck_assert_msg(strstr(rep, "| gen: generated | 40 |"), "%s", rep);
+    ck_assert_msg(strstr(rep, "| generated (step gen) | 40 |"), "%s", rep);
     ck_assert_msg(strstr(rep, "| real test images | 40 |"), "%s", rep);
     ck_assert_msg(strstr(rep, "](pictures/vae-pictures-samples.png)"), "%s", rep);
     ck_assert_msg(!strstr(rep, "Incomplete"), "%s", rep);
