@@ -661,6 +661,18 @@ static int compile_layer(yf_model *m, yf__graph *g, const yf__layer_spec *l, con
         memcpy(n->dims, l->shape, sizeof l->shape);
         return out;
     }
+    case YF_LAYER_RANDOM_SHIFT: {
+        if (image_input(g, l, x, src_name, err))
+            return err->code;
+        if (!training || (l->win.ph == 0 && l->win.pw == 0))
+            return x; /* identity outside training */
+        int out = like(g, YF_OP_RANDOM_SHIFT, l, x, &x, 1, err);
+        if (out >= 0) {
+            g->node[out].win = l->win;
+            g->node[out].stream = yf__stream_of(l->name);
+        }
+        return out;
+    }
     case YF_LAYER_UPSAMPLE: {
         if (image_input(g, l, x, src_name, err))
             return err->code;

@@ -126,7 +126,7 @@ typedef enum {
     XX(MAX_POOL, max_pool) XX(AVG_POOL, avg_pool)                           \
     XX(GLOBAL_AVG_POOL, global_avg_pool) XX(FLATTEN, flatten)               \
     XX(RESHAPE, reshape) XX(UPSAMPLE, upsample) XX(BATCH_NORM, batch_norm)   \
-    XX(CONV2D_TRANSPOSE, conv2d_transpose)
+    XX(CONV2D_TRANSPOSE, conv2d_transpose) XX(RANDOM_SHIFT, random_shift)
 
 typedef enum {
 #define XX(e, s) YF_LAYER_##e,
@@ -201,7 +201,8 @@ typedef struct yf__layer_spec {
     bool eval_mean; /* evaluation graph uses the mean, not a sample */
     /* scale */
     float factor;
-    /* conv2d (filters in units), pooling, upsample (factor in win.sh, sw) */
+    /* conv2d (filters in units), pooling, upsample (factor in win.sh, sw),
+     * random_shift (the largest shift in win.ph, pw) */
     yf__window win;
     /* reshape */
     int shape[YF__MAX_DIMS], shape_ndim;

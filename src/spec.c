@@ -565,6 +565,12 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
         l->shape_ndim = sh->n;
         break;
     }
+    case YF_LAYER_RANDOM_SHIFT: {
+        static const char *const keys[] = {"name", "type", "input", "max"};
+        CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
+        CHECK(get_pair(map, "max", "2", 0, 64, &l->win.ph, &l->win.pw, ctx, err));
+        break;
+    }
     case YF_LAYER_UPSAMPLE: {
         static const char *const keys[] = {"name", "type", "input", "factor"};
         CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));

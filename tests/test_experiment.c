@@ -425,6 +425,69 @@ START_TEST(test_forward_from_code)
 }
 END_TEST
 
+/* random_shift moves each training image by at most max pixels, zeros
+ * coming in, the same shift for all channels; different examples and
+ * steps draw different shifts; evaluation leaves images alone. */
+START_TEST(test_random_shift_moves_pixels)
+{
+    yf_spec *s = tu_spec("name: shift\n"
+                         "data: {source: mnist}\n"
+                         "model:\n"
+                         "  input: {name: x, shape: [2, 5, 5]}\n"
+                         "  layers:\n"
+                         "    - {name: shift, type: random_shift, max: 2}\n"
+                         "    - {name: f, type: flatten}\n"
+                         "    - {name: out, type: dense, units: 50}\n"
+                         "  loss:\n"
+                         "    - {type: mse, input: out, target: x}\n"
+                         "train: {optimizer: {type: sgd, learning_rate: 0.1}, batch_size: 16, epochs: 1}\n",
+                         NULL, 0);
+    yf_error err = {0};
+    yf_model *m = yf_model_new(s, 1, &err);
+    ck_assert_msg(m != NULL, "%s", yf_error_format(&err));
+    enum { R = 16, N = 50 };
+    float x[R * N], y[R * N];
+    for (int i = 0; i < R * N; i++)
+        x[i] = 1 + i % N; /* 1 .. 50: every pixel distinct and non-zero */
+    int seen[5][5] = {{0}};
+    for (uint64_t step = 0; step < 3; step++) {
+        ck_assert(yf_model_forward(m, NULL, x, R, "shift", y, 1, step, &err) == 0);
+        for (int r = 0; r < R; r++) {
+            /* find the shift from where pixel (2, 2) of channel 0 went */
+            int found = 0;
+            for (int dy = -2; dy <= 2; dy++)
+                for (int dx = -2; dx <= 2; dx++) {
+                    bool ok = true;
+                    for (int c = 0; c < 2; c++)
+                        for (int i = 0; i < 5; i++)
+                            for (int j = 0; j < 5; j++) {
+                                int si = i + dy, sj = j + dx;
+                                float want = si < 0 || si >= 5 || sj < 0 || sj >= 5
+                                                 ? 0 : x[r * N + c * 25 + si * 5 + sj];
+                                ok &= y[r * N + c * 25 + i * 5 + j] == want;
+                            }
+                    if (ok && !found) {
+                        found = 1;
+                        seen[dy + 2][dx + 2]++;
+                    }
+                }
+            ck_assert_msg(found, "example %d at step %llu is not a shifted copy", r,
+                          (unsigned long long)step);
+        }
+    }
+    int kinds = 0;
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 5; b++)
+            kinds += seen[a][b] > 0;
+    ck_assert_int_ge(kinds, 10); /* 48 draws of 25 shifts */
+    /* evaluation: the identity */
+    ck_assert(yf_model_forward(m, NULL, x, R, "shift", y, 0, 0, &err) == 0);
+    ck_assert(memcmp(x, y, sizeof x) == 0);
+    yf_model_free(m);
+    yf_spec_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("experiment");
@@ -432,6 +495,7 @@ int main(void)
     tcase_add_test(pic, test_grid_pixels);
     tcase_add_test(pic, test_plot_scatter_heatmap);
     tcase_add_test(pic, test_forward_from_code);
+    tcase_add_test(pic, test_random_shift_moves_pixels);
     suite_add_tcase(s, pic);
     TCase *run = tcase_create("runner");
     tcase_set_timeout(run, 120);

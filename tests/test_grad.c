@@ -189,6 +189,13 @@ static void build_cases(void)
              "    - {name: g, type: global_avg_pool}\n"
              "    - {name: out, type: dense, units: 50}\n",
              mse50, "avg_pool-upsample-global_avg_pool");
+    /* the image input is [2, 5, 5]: shifts of up to 2 rows, 1 column move
+     * values out and zeros in; the gradient moves back */
+    add_case("    - {name: c, type: conv2d, filters: 3, kernel: 3, padding: same, activation: tanh}\n"
+             "    - {name: shift, type: random_shift, max: [2, 1]}\n"
+             "    - {name: f, type: flatten}\n"
+             "    - {name: out, type: dense, units: 50}\n",
+             mse50, "random_shift");
     add_case("    - {name: r, type: reshape, shape: [2, 25], input: x}\n"
              "    - {name: f, type: flatten}\n"
              "    - {name: h, type: dense, units: 18, activation: tanh}\n"
@@ -627,6 +634,7 @@ START_TEST(test_eval_matches_train)
     for (int i = 0; i < n_cases; i++) {
         if (cases[i].missing[0] || strstr(cases[i].yaml, "noise") ||
             strstr(cases[i].yaml, "dropout") || strstr(cases[i].yaml, "sample_normal") ||
+            strstr(cases[i].yaml, "random_shift") ||
             strstr(cases[i].yaml, "batch_norm")) /* batch statistics vs running ones */
             continue;
         yf_spec *s;
@@ -653,7 +661,8 @@ START_TEST(test_noise_keyed_by_step)
 {
     build_cases();
     for (int i = 0; i < n_cases; i++) {
-        if (strcmp(cases[i].name, "dropout") && strcmp(cases[i].name, "gaussian_noise"))
+        if (strcmp(cases[i].name, "dropout") && strcmp(cases[i].name, "gaussian_noise") &&
+            strcmp(cases[i].name, "random_shift"))
             continue;
         yf_spec *s;
         yf_model *m = tu_model(cases[i].yaml, &s);

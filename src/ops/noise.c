@@ -92,3 +92,62 @@ int yf__sample_normal_bwd(yf__graph *g, int id, int dy, yf_error *err)
     int d = yf__grad_node(g, YF_OP_SAMPLE_NORMAL_DLV, id, 1, (int[]){dy, id, mu}, 3, err);
     return d < 0 ? d : yf__grad_accum(g, lv, d, err);
 }
+
+/* ---- random shifts (augmentation) --------------------------------------------- */
+
+/* The shift of example r: (dy, dx), each uniform in [-max, max], from one
+ * Philox block keyed by (seed, stream, step, r). */
+static void shift_of(const yf__gnode *n, const yf__exec *ex, int r, int *dy, int *dx)
+{
+    uint32_t w[4];
+    yf__philox(ex->seed, (uint32_t)n->stream, ex->step, (uint32_t)r, w);
+    *dy = (int)(w[0] % (uint32_t)(2 * n->win.ph + 1)) - n->win.ph;
+    *dx = (int)(w[1] % (uint32_t)(2 * n->win.pw + 1)) - n->win.pw;
+}
+
+/* y[c][i][j] = x[c][i + sy·dy][j + sx·dx], 0 outside the image: sign 1
+ * moves the content by (−dy, −dx), sign −1 moves it back (the adjoint). */
+static void shift_apply(const yf__gnode *n, const yf__exec *ex, const float *x, float *y,
+                        int sign)
+{
+    int C = n->dims[0], H = n->dims[1], W = n->dims[2];
+#pragma omp parallel for num_threads(ex->threads) if (ex->threads > 1 && ex->rows > 1)
+    for (int r = 0; r < ex->rows; r++) {
+        int dy, dx;
+        shift_of(n, ex, r, &dy, &dx);
+        dy *= sign, dx *= sign;
+        const float *xr = x + (size_t)r * n->size;
+        float *yr = y + (size_t)r * n->size;
+        int j0 = dx < 0 ? -dx : 0, j1 = dx > 0 ? W - dx : W; /* y columns with a source */
+        if (j1 < j0)
+            j1 = j0;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < H; i++) {
+                float *yrow = yr + ((size_t)c * H + i) * W;
+                int si = i + dy;
+                if (si < 0 || si >= H) {
+                    memset(yrow, 0, W * sizeof *yrow);
+                    continue;
+                }
+                const float *xrow = xr + ((size_t)c * H + si) * W;
+                memset(yrow, 0, j0 * sizeof *yrow);
+                memcpy(yrow + j0, xrow + j0 + dx, (size_t)(j1 - j0) * sizeof *yrow);
+                memset(yrow + j1, 0, (size_t)(W - j1) * sizeof *yrow);
+            }
+    }
+}
+
+void yf__random_shift_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    shift_apply(n, ex, ex->g->node[n->in[0]].buf, n->buf, 1);
+}
+
+void yf__random_shift_grad_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    shift_apply(n, ex, ex->g->node[n->in[0]].buf, n->buf, -1);
+}
+
+int yf__random_shift_bwd(yf__graph *g, int id, int dy, yf_error *err)
+{
+    return yf__input_grad(g, id, YF_OP_RANDOM_SHIFT_GRAD, &dy, 1, err);
+}
