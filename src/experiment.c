@@ -634,6 +634,8 @@ static int open_run(const char *dir, int threads, bool data, opened *o, yf_error
     char cfg[1100], ckpt[1100];
     snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    if (!exists(cfg))
+        return yf__fail(err, YF_EUSAGE, "%s is not a run folder (it has no config.yaml)", dir);
     o->spec = yf_spec_load(cfg, NULL, 0, err);
     o->model = o->spec ? yf_model_new(o->spec, threads, err) : NULL;
     bool ok = o->model && !yf_checkpoint_load(o->model, ckpt, 0, err);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define COMMANDS(XX)                                                               \
     XX(check, "validate a model spec and print its layers, shapes, parameters, FLOPs") \
@@ -175,6 +176,12 @@ int cli_load_run(const char *dir, int threads, int with_data, cli_run *r, yf_err
     char cfg[1100], ckpt[1100];
     snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    if (access(cfg, F_OK) != 0) {
+        err->code = YF_EUSAGE;
+        snprintf(err->msg, sizeof err->msg, "%s is not a run folder (it has no config.yaml): "
+                 "give a folder that yaflow train wrote", dir);
+        return err->code;
+    }
     r->spec = yf_spec_load(cfg, NULL, 0, err);
     r->model = r->spec ? yf_model_new(r->spec, threads, err) : NULL;
     int ok = r->model && !yf_checkpoint_load(r->model, ckpt, 0, err);
