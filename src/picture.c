@@ -258,7 +258,13 @@ static void draw_axes(cairo_t *cr, frame *f, const char *title, const char *xlab
         cairo_restore(cr);
     }
     if (title) {
+        /* shrunk to fit the page when long */
         cairo_set_font_size(cr, 14);
+        double room = 2 * fmin(f->x0 + f->w / 2, cairo_image_surface_get_width(cairo_get_target(cr)) -
+                                                  (f->x0 + f->w / 2)) - 12;
+        double w = text_width(cr, title);
+        if (w > room)
+            cairo_set_font_size(cr, 14 * room / w);
         text_at(cr, f->x0 + f->w / 2, f->y0 - 26, 0.5, 0, title);
     }
 }
