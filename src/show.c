@@ -348,7 +348,7 @@ static int top_activations(yf_model *m, yf_dataset *d, const char *path, const y
         return err->code;
     }
     int k = o->k > 0 ? o->k : 8;
-    int shown = o->n > 0 && (size_t)o->n < units ? o->n : (int)(units < 200 ? units : 200);
+    int shown = o->n > 0 && (size_t)o->n < units ? o->n : (int)(units < 1000 ? units : 1000);
     float *tiles = malloc((size_t)shown * k * im.dim * sizeof *tiles);
     ranked *r = malloc(im.n * sizeof *r);
     char (*labels)[32] = malloc((size_t)shown * sizeof *labels);
