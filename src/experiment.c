@@ -479,9 +479,33 @@ static bool exists(const char *path)
 static yf_spec *train_spec(experiment *e, int si, int rep, uint64_t *h, yf_error *err)
 {
     step *st = &e->steps[si];
-    int n = st->set ? st->set->n : 0;
-    char **ov = calloc(n + 1, sizeof *ov);
-    int rc = ov ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
+    /* the overrides in order; a merge key (<<: *shared) brings in a shared
+     * mapping's entries where it stands, so the keys after it win */
+    enum { MAX_SET = 256 };
+    const char *keys[MAX_SET];
+    const yf__node *vals[MAX_SET];
+    int n = 0, rc = 0;
+    for (int i = 0; st->set && i < st->set->n && !rc; i++) {
+        const yf__node *v = st->set->kid[i];
+        bool merge = !strcmp(st->set->key[i], "<<");
+        if (merge && v->kind != YF__MAP) {
+            rc = yf__fail_at(err, v, YF_ESPEC, "step '%s': '<<' merges a mapping of overrides "
+                             "(<<: *name)", st->name);
+            break;
+        }
+        for (int k = 0; k < (merge ? v->n : 1) && !rc; k++) {
+            if (n == MAX_SET) {
+                rc = yf__fail_at(err, v, YF_ESPEC, "step '%s': more than %d overrides",
+                                 st->name, MAX_SET);
+                break;
+            }
+            keys[n] = merge ? v->key[k] : st->set->key[i];
+            vals[n++] = merge ? v->kid[k] : v;
+        }
+    }
+    char **ov = rc ? NULL : calloc(n + 1, sizeof *ov);
+    if (!rc && !ov)
+        rc = yf__fail(err, YF_ENOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
         char *text = NULL;
         size_t len = 0;
@@ -490,17 +514,17 @@ static yf_spec *train_spec(experiment *e, int si, int rep, uint64_t *h, yf_error
             rc = yf__fail(err, YF_ENOMEM, "out of memory");
             break;
         }
-        yf__tree_emit_flow(st->set->kid[i], f);
+        yf__tree_emit_flow(vals[i], f);
         fclose(f);
-        size_t cap = strlen(st->set->key[i]) + 2 + 4096;
+        size_t cap = strlen(keys[i]) + 2 + 4096;
         ov[i] = malloc(cap);
         if (!ov[i]) {
             free(text);
             rc = yf__fail(err, YF_ENOMEM, "out of memory");
             break;
         }
-        int k = snprintf(ov[i], cap, "%s=", st->set->key[i]);
-        rc = expand(e, si, rep, st->set->kid[i], text, ov[i] + k, cap - k, h, err);
+        int k = snprintf(ov[i], cap, "%s=", keys[i]);
+        rc = expand(e, si, rep, vals[i], text, ov[i] + k, cap - k, h, err);
         free(text);
     }
     yf_spec *spec = NULL;

@@ -364,6 +364,32 @@ START_TEST(test_skip_rerun_fail_continue)
 }
 END_TEST
 
+/* set: shared overrides through an anchor and a merge key; a key after
+ * the merge wins */
+START_TEST(test_merge_key)
+{
+    setup_experiment();
+    const char *text = "name: tiny\n"
+                       "steps:\n"
+                       "  - name: a\n"
+                       "    train: clf.yaml\n"
+                       "    set: &shared {train.epochs: 1, model.layers.hidden.units: 12}\n"
+                       "  - name: b\n"
+                       "    train: clf.yaml\n"
+                       "    set: {<<: *shared, model.layers.hidden.units: 9}\n";
+    tu_write(DIR "/exp/tiny.yaml", text, strlen(text));
+    yf_error err;
+    ck_assert_msg(run_experiment(&err) == 0, "%s", yf_error_format(&err));
+    size_t len;
+    char *cfg = tu_read(DIR "/out/b/config.yaml", &len);
+    ck_assert_msg(strstr(cfg, "epochs: 1") && strstr(cfg, "units: 9,"), "%s", cfg);
+    free(cfg);
+    cfg = tu_read(DIR "/out/a/config.yaml", &len);
+    ck_assert_msg(strstr(cfg, "units: 12,"), "%s", cfg);
+    free(cfg);
+}
+END_TEST
+
 static void expect_bad(const char *text, const char *want, int line)
 {
     tu_write(DIR "/exp/tiny.yaml", text, strlen(text));
@@ -390,6 +416,8 @@ START_TEST(test_bad_experiments)
     expect_bad("name: x\nsteps:\n  - {name: a, train: ae.yaml, repeat: 0}\n",
                "'repeat' must be an integer from 1 to 100", 3);
     expect_bad("name: x\nsteps:\n  - {train: ae.yaml}\n", "a train step needs a 'name'", 3);
+    expect_bad("name: x\nsteps:\n  - {name: a, train: ae.yaml, set: {<<: 3}}\n",
+               "'<<' merges a mapping of overrides", 3);
     expect_bad("name: x\nsteps:\n  - {name: a, train: missing.yaml}\n", "missing.yaml", 3);
     /* nothing ran: no folder for the experiment's runs */
     ck_assert(!tu_exists(DIR "/out/a"));
@@ -502,6 +530,7 @@ int main(void)
     tcase_add_test(run, test_chain_and_report);
     tcase_add_test(run, test_skip_rerun_fail_continue);
     tcase_add_test(run, test_bad_experiments);
+    tcase_add_test(run, test_merge_key);
     suite_add_tcase(s, run);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
