@@ -269,16 +269,36 @@ static void draw_axes(cairo_t *cr, frame *f, const char *title, const char *xlab
     }
 }
 
-/* A legend box in the top right corner of f: a swatch (line or dot) and a
- * label per entry. */
+/* A legend box in the corner of f that covers the fewest of the series'
+ * points (top right when none is given or on ties): a swatch (line or dot)
+ * and a label per entry. */
 static void draw_legend(cairo_t *cr, const frame *f, const char *const *labels, int n,
-                        bool dots)
+                        bool dots, const yf__series *series, int n_series)
 {
     cairo_set_font_size(cr, 11);
     double w = 0;
     for (int i = 0; i < n; i++)
         w = fmax(w, text_width(cr, labels[i]));
     double bw = w + 36, bh = n * 16 + 8, bx = f->x0 + f->w - bw - 8, by = f->y0 + 8;
+    const double cx[4] = {f->x0 + f->w - bw - 8, f->x0 + 8, f->x0 + f->w - bw - 8, f->x0 + 8};
+    const double cy[4] = {f->y0 + 8, f->y0 + 8, f->y0 + f->h - bh - 8, f->y0 + f->h - bh - 8};
+    int best = -1;
+    for (int c = 0; c < 4 && series; c++) {
+        int covered = 0;
+        for (int k = 0; k < n_series; k++)
+            for (int i = 0; i < series[k].n; i++) {
+                double x = series[k].x[i], y = series[k].y[i];
+                if (!isfinite(x) || !isfinite(y) || (f->log_y && y <= 0))
+                    continue;
+                double px = fx(f, x), py = fy(f, y);
+                covered += px >= cx[c] - 4 && px <= cx[c] + bw + 4 && py >= cy[c] - 4 &&
+                           py <= cy[c] + bh + 4;
+            }
+        if (best < 0 || covered < best) {
+            best = covered;
+            bx = cx[c], by = cy[c];
+        }
+    }
     cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
     cairo_rectangle(cr, bx, by, bw, bh);
     cairo_fill_preserve(cr);
@@ -367,7 +387,7 @@ int yf__plot_png(const yf__panel *panels, int n_panels, const char *path, yf_err
         }
         cairo_restore(cr);
         if (nl)
-            draw_legend(cr, &f, labels, nl, false);
+            draw_legend(cr, &f, labels, nl, false, pn->series, pn->n_series);
     }
     return finish(surface, cr, path, err);
 }
@@ -409,7 +429,7 @@ int yf__scatter_png(const float *xy, const int *cls, size_t n, int classes, cons
     frame lf = f;
     lf.w += 70 + 4;
     if (cls && classes > 0)
-        draw_legend(cr, &lf, names, classes < 10 ? classes : 10, true);
+        draw_legend(cr, &lf, names, classes < 10 ? classes : 10, true, NULL, 0);
     return finish(surface, cr, path, err);
 }
 
