@@ -79,16 +79,27 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-static uint64_t fnv_node(uint64_t h, const yf__node *n)
+/* Folds into h the text of a YAML node (flow style) or, when n is NULL, of
+ * a resolved spec without its first line (which names the file, and may
+ * name it by another path). */
+static uint64_t fnv_emitted(uint64_t h, const yf__node *n, const yf_spec *spec)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f)
         return h;
-    yf__tree_emit_flow(n, f);
+    if (n)
+        yf__tree_emit_flow(n, f);
+    else
+        yf_spec_write(spec, f);
     fclose(f);
-    h = fnv(h, text, len);
+    const char *body = text;
+    if (!n && (body = memchr(text, '\n', len)) != NULL)
+        body++;
+    else
+        body = text;
+    h = fnv(h, body, len - (size_t)(body - text));
     free(text);
     return h;
 }
@@ -551,24 +562,6 @@ static yf_spec *train_spec(experiment *e, int si, int rep, uint64_t *h, yf_error
     return spec;
 }
 
-static uint64_t spec_hash(const yf_spec *spec, uint64_t h)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        return h;
-    yf_spec_write(spec, f);
-    fclose(f);
-    /* not the first line: it names the file, which may be given by
-     * another path */
-    const char *body = memchr(text, '\n', len);
-    body = body ? body + 1 : text;
-    h = fnv(h, body, len - (size_t)(body - text));
-    free(text);
-    return h;
-}
-
 static int run_train(experiment *e, int si, int rep, yf_error *err)
 {
     step *st = &e->steps[si];
@@ -577,7 +570,7 @@ static int run_train(experiment *e, int si, int rep, yf_error *err)
     yf_spec *spec = train_spec(e, si, rep, &h, err);
     if (!spec)
         return err->code;
-    r->hash = spec_hash(spec, h);
+    r->hash = fnv_emitted(h, NULL, spec);
     char record[1100], label[160];
     snprintf(record, sizeof record, "%s/done.yaml", r->dir);
     if (st->repeat > 1)
@@ -638,40 +631,6 @@ static int run_train(experiment *e, int si, int rep, yf_error *err)
 
 /* ---- steps on a trained run ---------------------------------------------------------- */
 
-typedef struct {
-    yf_spec *spec;
-    yf_model *model;
-    yf_dataset *data;
-} opened;
-
-static void close_run(opened *o)
-{
-    yf_dataset_free(o->data);
-    yf_model_free(o->model);
-    yf_spec_free(o->spec);
-    memset(o, 0, sizeof *o);
-}
-
-static int open_run(const char *dir, int threads, bool data, opened *o, yf_error *err)
-{
-    memset(o, 0, sizeof *o);
-    char cfg[1100], ckpt[1100];
-    snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
-    if (!exists(cfg))
-        return yf__fail(err, YF_EUSAGE, "%s is not a run folder (it has no config.yaml)", dir);
-    o->spec = yf_spec_load(cfg, NULL, 0, err);
-    o->model = o->spec ? yf_model_new(o->spec, threads, err) : NULL;
-    bool ok = o->model && !yf_checkpoint_load(o->model, ckpt, 0, err);
-    if (ok && data)
-        ok = (o->data = yf_dataset_load(o->spec, err)) != NULL;
-    if (!ok) {
-        close_run(o);
-        return err->code ? err->code : YF_ERUN;
-    }
-    return 0;
-}
-
 static int picture_count(const step *st)
 {
     return st->pictures->kind == YF__SCALAR ? 1 : st->pictures->n;
@@ -701,7 +660,8 @@ static int run_other(experiment *e, int si, yf_error *err)
 {
     step *st = &e->steps[si];
     run *r = &st->runs[0];
-    uint64_t h = fnv_node(fnv(0, kind_names[st->kind], strlen(kind_names[st->kind])), st->at);
+    uint64_t h = fnv_emitted(fnv(0, kind_names[st->kind], strlen(kind_names[st->kind])), st->at,
+                             NULL);
     char src[1024], clf[1024] = "";
     if (expand(e, si, 0, st->target, st->target->str, src, sizeof src, &h, err))
         return err->code;
@@ -724,12 +684,12 @@ static int run_other(experiment *e, int si, yf_error *err)
     }
     say(e, "== '%s': %s %s\n", st->name, kind_names[st->kind], src);
     remove(record);
-    opened o, c = {0};
-    if (open_run(src, e->o->threads, true, &o, err))
+    yf_run o, c = {0};
+    if (yf_run_open(&o, src, e->o->threads, YF_RUN_DATA | (st->mean ? YF_RUN_MEANS : 0), err))
         return err->code;
     int rc = 0;
     if (clf[0])
-        rc = open_run(clf, e->o->threads, false, &c, err);
+        rc = yf_run_open(&c, clf, e->o->threads, 0, err);
     r->n_res = 0;
     yf_show_opts so = {.n = st->n, .k = st->k, .layer = st->layer[0] ? st->layer : NULL,
                        .seed = st->seed};
@@ -744,20 +704,6 @@ static int run_other(experiment *e, int si, yf_error *err)
         char npy[1200], labels[1200];
         outputs(e, st, 0, npy, sizeof npy);
         outputs(e, st, 1, labels, sizeof labels);
-        if (st->mean) {
-            /* the means of a VAE's codes: reload with sample_normal giving
-             * its mean */
-            close_run(&o);
-            char cfg[1100], ckpt[1100];
-            snprintf(cfg, sizeof cfg, "%s/config.yaml", src);
-            snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", src);
-            o.spec = yf_spec_load(cfg, NULL, 0, err);
-            if (o.spec)
-                yf_spec_sample_means(o.spec);
-            o.model = o.spec ? yf_model_new(o.spec, e->o->threads, err) : NULL;
-            rc = !o.model || yf_checkpoint_load(o.model, ckpt, 0, err) ||
-                 !(o.data = yf_dataset_load(o.spec, err)) ? err->code : 0;
-        }
         yf_split sp = !strcmp(st->split, "train") ? YF_SPLIT_TRAIN
                       : !strcmp(st->split, "valid") ? YF_SPLIT_VALID : YF_SPLIT_TEST;
         if (!rc)
@@ -816,8 +762,8 @@ static int run_other(experiment *e, int si, yf_error *err)
         if (!rc)
             say(e, "   %s\n   %s\n", png, npy);
     }
-    close_run(&c);
-    close_run(&o);
+    yf_run_close(&c);
+    yf_run_close(&o);
     if (!rc)
         rc = write_record(record, r, err);
     r->done = !rc;

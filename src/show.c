@@ -331,22 +331,34 @@ static int by_value_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : ((const ranked *)a)->i - ((const ranked *)b)->i;
 }
 
+/* The coding layer's values for the first n test images (0: all): the
+ * images in *im, the layer's name and width; NULL (err set) on failure. */
+static float *test_codes(yf_model *m, yf_dataset *d, const yf_show_opts *o, size_t n,
+                         images *im, const char **layer, size_t *units, yf_error *err)
+{
+    *layer = coding_layer(m->spec, o->layer);
+    if (!*layer) {
+        yf__fail(err, YF_EUSAGE, "model '%s' has no coding layer: give --layer", m->spec->name);
+        return NULL;
+    }
+    if (load_images(d, YF_SPLIT_TEST, n, im, err))
+        return NULL;
+    float *codes = run(m, NULL, im->x, im->n, *layer, units, 0, err);
+    if (!codes)
+        free_images(im);
+    return codes;
+}
+
 static int top_activations(yf_model *m, yf_dataset *d, const char *path, const yf_show_opts *o,
                            yf_error *err)
 {
     const yf_spec *s = m->spec;
-    const char *layer = coding_layer(s, o->layer);
-    if (!layer)
-        return yf__fail(err, YF_EUSAGE, "model '%s' has no coding layer: give --layer", s->name);
     images im;
-    if (load_images(d, YF_SPLIT_TEST, 0, &im, err))
-        return err->code;
+    const char *layer;
     size_t units;
-    float *codes = run(m, NULL, im.x, im.n, layer, &units, 0, err);
-    if (!codes) {
-        free_images(&im);
+    float *codes = test_codes(m, d, o, 0, &im, &layer, &units, err);
+    if (!codes)
         return err->code;
-    }
     int k = o->k > 0 ? o->k : 8;
     int shown = o->n > 0 && (size_t)o->n < units ? o->n : (int)(units < 1000 ? units : 1000);
     float *tiles = malloc((size_t)shown * k * im.dim * sizeof *tiles);
@@ -556,16 +568,14 @@ static int latent(yf_model *m, yf_dataset *d, const char *path, const yf_show_op
                   yf_error *err)
 {
     const yf_spec *s = m->spec;
-    const char *layer = coding_layer(s, o->layer);
-    if (!layer)
-        return yf__fail(err, YF_EUSAGE, "model '%s' has no coding layer: give --layer", s->name);
     images im;
-    if (load_images(d, YF_SPLIT_TEST, o->n > 0 ? (size_t)o->n : 0, &im, err))
-        return err->code;
+    const char *layer;
     size_t units;
-    float *codes = run(m, NULL, im.x, im.n, layer, &units, 0, err);
-    float *xy = codes ? malloc(im.n * 2 * sizeof *xy) : NULL;
-    int rc = codes && xy ? 0 : codes ? yf__fail(err, YF_ENOMEM, "out of memory") : err->code;
+    float *codes = test_codes(m, d, o, o->n > 0 ? (size_t)o->n : 0, &im, &layer, &units, err);
+    if (!codes)
+        return err->code;
+    float *xy = malloc(im.n * 2 * sizeof *xy);
+    int rc = xy ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
     char title[200], xl[64], yl[64];
     if (!rc && units == 2) {
         memcpy(xy, codes, im.n * 2 * sizeof *xy);

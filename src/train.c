@@ -442,3 +442,37 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     fclose(log);
     return rc;
 }
+
+/* ---- run folders, opened again ------------------------------------------------- */
+
+void yf_run_close(yf_run *r)
+{
+    yf_dataset_free(r->data);
+    yf_model_free(r->model);
+    yf_spec_free(r->spec);
+    memset(r, 0, sizeof *r);
+}
+
+int yf_run_open(yf_run *r, const char *dir, int threads, int flags, yf_error *err)
+{
+    memset(r, 0, sizeof *r);
+    char cfg[1100], ckpt[1100];
+    snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    struct stat st;
+    if (stat(cfg, &st) != 0)
+        return yf__fail(err, YF_EUSAGE, "%s is not a run folder (it has no config.yaml): give a "
+                        "folder that yaflow train wrote", dir);
+    r->spec = yf_spec_load(cfg, NULL, 0, err);
+    if (r->spec && (flags & YF_RUN_MEANS))
+        yf_spec_sample_means(r->spec);
+    r->model = r->spec ? yf_model_new(r->spec, threads, err) : NULL;
+    bool ok = r->model && !yf_checkpoint_load(r->model, ckpt, 0, err);
+    if (ok && (flags & YF_RUN_DATA))
+        ok = (r->data = yf_dataset_load(r->spec, err)) != NULL;
+    if (!ok) {
+        yf_run_close(r);
+        return err->code ? err->code : YF_ERUN;
+    }
+    return 0;
+}

@@ -158,6 +158,23 @@ int yf_evaluate(yf_model *m, yf_dataset *d, yf_split split, yf_metric *out,
 int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer,
               const char *path, const char *labels_path, yf_error *err);
 
+/* ---- trained runs ---------------------------------------------------------------- */
+
+/* A run folder written by yf_train, opened again: its resolved config, the
+ * model with the checkpoint's parameters, and its data set. */
+typedef struct yf_run {
+    yf_spec *spec;
+    yf_model *model;
+    yf_dataset *data; /* NULL unless YF_RUN_DATA */
+} yf_run;
+enum { YF_RUN_DATA = 1, /* load the data set too */
+       YF_RUN_MEANS = 2 /* sample_normal layers give their mean (yf_spec_sample_means) */ };
+/* Fills r (zeroed on failure) from dir/config.yaml and
+ * dir/checkpoint.safetensors; a folder without config.yaml is refused as
+ * not a run (YF_EUSAGE). */
+int yf_run_open(yf_run *r, const char *dir, int threads, int flags, yf_error *err);
+void yf_run_close(yf_run *r);
+
 /* ---- running the model on given values, pictures, samples ------------------ */
 
 /* Floats per example of layer `layer` (or of the input: its name or NULL), and

@@ -51,18 +51,8 @@ int cmd_sample(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 
-/* A trained run: its resolved config, the model with the checkpoint's
- * parameters, and (when data is not NULL) its data set. Returns 0, or
- * prints the error and returns the exit code. */
-typedef struct cli_run {
-    yf_spec *spec;
-    yf_model *model;
-    yf_dataset *data;
-} cli_run;
-int cli_open_run(const char *dir, int threads, int with_data, cli_run *r);
-void cli_close_run(cli_run *r);
-/* The same, reporting through err instead of printing. */
-int cli_load_run(const char *dir, int threads, int with_data, cli_run *r, yf_error *err);
+/* yf_run_open, printing the error: returns 0 or the exit code. */
+int cli_open_run(const char *dir, int threads, int flags, yf_run *r);
 
 /* Prints the model's warnings to stderr; with --strict they are errors:
  * returns 2 then, else 0. */

@@ -39,24 +39,17 @@ int cmd_encode(int argc, char **argv)
         fprintf(stderr, "yaflow encode: the output file must end in .npy, not '%s'\n", a.output);
         return 2;
     }
-    char cfg[1100], ckpt[1100], labels[1100];
-    snprintf(cfg, sizeof cfg, "%s/config.yaml", a.positional);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", a.positional);
+    char labels[1100];
     snprintf(labels, sizeof labels, "%.*s.labels.npy", (int)(ol - 4), a.output);
+    yf_run r;
+    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA | (a.mean ? YF_RUN_MEANS : 0),
+                           &r)))
+        return rc;
     yf_error err = {0};
-    yf_spec *spec = yf_spec_load(cfg, NULL, 0, &err);
-    if (spec && a.mean)
-        yf_spec_sample_means(spec);
-    yf_model *m = spec ? yf_model_new(spec, a.threads, &err) : NULL;
-    yf_dataset *d = NULL;
-    if (m && !yf_checkpoint_load(m, ckpt, 0, &err))
-        d = yf_dataset_load(spec, &err);
-    if (!d || yf_encode(m, d, split, a.layer, a.output, labels, &err))
+    if (yf_encode(r.model, r.data, split, a.layer, a.output, labels, &err))
         rc = cli_fail(&err);
     else
         printf("%s\n%s\n", a.output, labels);
-    yf_dataset_free(d);
-    yf_model_free(m);
-    yf_spec_free(spec);
+    yf_run_close(&r);
     return rc;
 }

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define COMMANDS(XX)                                                               \
     XX(check, "validate a model spec and print its layers, shapes, parameters, FLOPs") \
@@ -170,42 +169,10 @@ int cli_warnings(const yf_model *m, const cli_args *a)
     return a->strict && n ? 2 : 0;
 }
 
-int cli_load_run(const char *dir, int threads, int with_data, cli_run *r, yf_error *err)
-{
-    memset(r, 0, sizeof *r);
-    char cfg[1100], ckpt[1100];
-    snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
-    if (access(cfg, F_OK) != 0) {
-        err->code = YF_EUSAGE;
-        snprintf(err->msg, sizeof err->msg, "%s is not a run folder (it has no config.yaml): "
-                 "give a folder that yaflow train wrote", dir);
-        return err->code;
-    }
-    r->spec = yf_spec_load(cfg, NULL, 0, err);
-    r->model = r->spec ? yf_model_new(r->spec, threads, err) : NULL;
-    int ok = r->model && !yf_checkpoint_load(r->model, ckpt, 0, err);
-    if (ok && with_data)
-        ok = (r->data = yf_dataset_load(r->spec, err)) != NULL;
-    if (!ok) {
-        cli_close_run(r);
-        return err->code ? err->code : YF_ERUN;
-    }
-    return 0;
-}
-
-int cli_open_run(const char *dir, int threads, int with_data, cli_run *r)
+int cli_open_run(const char *dir, int threads, int flags, yf_run *r)
 {
     yf_error err = {0};
-    return cli_load_run(dir, threads, with_data, r, &err) ? cli_fail(&err) : 0;
-}
-
-void cli_close_run(cli_run *r)
-{
-    yf_dataset_free(r->data);
-    yf_model_free(r->model);
-    yf_spec_free(r->spec);
-    memset(r, 0, sizeof *r);
+    return yf_run_open(r, dir, threads, flags, &err) ? cli_fail(&err) : 0;
 }
 
 int main(int argc, char **argv)

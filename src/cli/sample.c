@@ -34,11 +34,11 @@ int cmd_sample(int argc, char **argv)
                        CLI_ARG | CLI_THREADS | CLI_OUTPUT | CLI_COUNT | CLI_SEED | CLI_SCORE, &a);
     if (rc || a.help)
         return rc;
-    cli_run r, c = {0};
-    if ((rc = cli_open_run(a.positional, a.threads, 1, &r)))
+    yf_run r, c = {0};
+    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA, &r)))
         return rc;
     if (a.score && (rc = cli_open_run(a.score, a.threads, 0, &c))) {
-        cli_close_run(&r);
+        yf_run_close(&r);
         return rc;
     }
     size_t n = a.count ? (size_t)a.count : 100, dim = yf_model_input_size(r.model);
@@ -84,7 +84,7 @@ int cmd_sample(int argc, char **argv)
         free(t);
     }
     free(x);
-    cli_close_run(&c);
-    cli_close_run(&r);
+    yf_run_close(&c);
+    yf_run_close(&r);
     return rc;
 }

@@ -47,8 +47,8 @@ int cmd_show(int argc, char **argv)
             return cli_fail(&err);
         }
     }
-    cli_run r;
-    if ((rc = cli_open_run(a.positional, a.threads, 1, &r)))
+    yf_run r;
+    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA, &r)))
         return rc;
     char dir[1100];
     int to_dir = !a.output || a.n_more > 1;
@@ -58,7 +58,7 @@ int cmd_show(int argc, char **argv)
         snprintf(dir, sizeof dir, "%s", a.output);
     if (to_dir && mkdir(dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "yaflow show: cannot create %s: %s\n", dir, strerror(errno));
-        cli_close_run(&r);
+        yf_run_close(&r);
         return 1;
     }
     yf_show_opts o = {.n = (int)a.count, .k = (int)a.k, .layer = a.layer, .seed = a.seed};
@@ -73,6 +73,6 @@ int cmd_show(int argc, char **argv)
         else
             printf("%s\n", path);
     }
-    cli_close_run(&r);
+    yf_run_close(&r);
     return rc;
 }
