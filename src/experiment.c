@@ -259,7 +259,7 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
         if (!p)
             return yf__fail_at(err, sn, YF_ESPEC, "%sa show step needs 'pictures', a list of: "
                                "reconstructions, filters, top-activations, curves, latent, "
-                               "samples, interpolation, confusion", ctx);
+                               "samples, interpolation, confusion, buckets", ctx);
         int np = p->kind == YF__SCALAR ? 1 : p->kind == YF__SEQ ? p->n : 0;
         if (np < 1 || np > MAX_PICTURES)
             return yf__fail_at(err, p, YF_ESPEC, "%s'pictures' must list 1 to %d pictures", ctx,
@@ -268,10 +268,10 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
             const yf__node *w = p->kind == YF__SCALAR ? p : p->kid[i];
             if (w->kind != YF__SCALAR || !show_known(w->str)) {
                 const char *near = w->kind == YF__SCALAR
-                                       ? yf__closest(w->str, yf_show_pictures, 8) : NULL;
+                                       ? yf__closest(w->str, yf_show_pictures, 9) : NULL;
                 return yf__fail_at(err, w, YF_ESPEC, "%sno picture '%s'%s%s%s (there are: "
                                    "reconstructions, filters, top-activations, curves, latent, "
-                                   "samples, interpolation, confusion)", ctx,
+                                   "samples, interpolation, confusion, buckets)", ctx,
                                    w->kind == YF__SCALAR ? w->str : "?",
                                    near ? "; did you mean '" : "", near ? near : "",
                                    near ? "'?" : "");

@@ -279,6 +279,7 @@ struct yf_spec {
     yf__init_src *init_src;
     int n_init;
     yf__init_pair *init;
+    char hash_layer[YF__NAME_MAX]; /* hash: {layer}, or "" */
     /* model */
     char input_name[YF__NAME_MAX];
     int input_shape[YF__MAX_DIMS], input_ndim;
@@ -601,6 +602,9 @@ void yf__prefetch(const yf_dataset *d, yf_split split, const size_t *idx, int n)
  * [0, 1] (n, dim) into x, labels into y (either may be NULL). */
 void yf__split_rows(const yf_dataset *d, yf_split split, size_t first, size_t n, float *x,
                     int *y);
+/* The same for rows first .. first + n of the training file (all of it,
+ * validation and unused rows too) or of the test file. */
+void yf__file_rows(const yf_dataset *d, bool test, size_t first, size_t n, float *x, int *y);
 
 /* ---- running part of a graph (forward.c) ----------------------------------- */
 

@@ -15,7 +15,7 @@
 
 const char *const yf_show_pictures[] = {
     "reconstructions", "filters", "top-activations", "curves", "latent",
-    "samples", "interpolation", "confusion", NULL,
+    "samples", "interpolation", "confusion", "buckets", NULL,
 };
 
 /* ---- what the spec says ------------------------------------------------------- */
@@ -834,6 +834,167 @@ static int confusion(yf_model *m, yf_dataset *d, const char *path, yf_error *err
     return rc;
 }
 
+/* ---- hashing pictures -------------------------------------------------------------- */
+
+int yf_show_strip(yf_dataset *d, const yf_show_strip_opts *o, const char *path, yf_error *err)
+{
+    size_t dim = d->dim;
+    if (o->query >= d->test_x.count)
+        return yf__fail(err, YF_EUSAGE, "no test image %zu", o->query);
+    int cols = o->n < 10 ? (int)o->n + 1 : 11;
+    int rows = (int)((o->n + 1 + cols - 1) / cols);
+    float *tiles = malloc((size_t)rows * cols * dim * sizeof *tiles);
+    char (*labels)[32] = malloc((size_t)rows * sizeof *labels);
+    const char **lp = malloc((size_t)rows * sizeof *lp);
+    int rc = tiles && labels && lp ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
+    int qlabel = 0;
+    for (int t = 0; t < rows * cols && !rc; t++) {
+        float *tile = tiles + (size_t)t * dim;
+        if (t == 0)
+            yf__file_rows(d, true, o->query, 1, tile, &qlabel);
+        else if ((size_t)t <= o->n) {
+            if (o->items[t - 1] >= d->train_x.count) {
+                rc = yf__fail(err, YF_EUSAGE, "no training image %u", o->items[t - 1]);
+                break;
+            }
+            yf__file_rows(d, false, o->items[t - 1], 1, tile, NULL);
+        } else
+            tile[0] = NAN;
+    }
+    for (int r = 0; r < rows && !rc; r++) {
+        size_t last = (size_t)(r + 1) * cols - 1 < o->n ? (size_t)(r + 1) * cols - 1 : o->n;
+        if (r)
+            snprintf(labels[r], sizeof labels[r], "%zu to %zu", (size_t)r * cols, last);
+        else
+            snprintf(labels[r], sizeof labels[r], "query, 1 to %zu", last);
+        lp[r] = labels[r];
+    }
+    if (!rc) {
+        char title[160];
+        snprintf(title, sizeof title, "test image %zu (a %d) and its %zu nearest training images "
+                 "by Hamming distance", o->query, qlabel, o->n);
+        yf__grid g = {.rows = rows, .cols = cols, .th = (int)d->test_x.dims[1],
+                      .tw = (int)d->test_x.dims[2], .tiles = tiles, .scale = 2, .gap = 2,
+                      .title = title, .row_labels = lp};
+        rc = yf__grid_png(&g, path, err);
+    }
+    free(tiles), free(labels), free(lp);
+    return rc;
+}
+
+typedef struct {
+    uint64_t code;
+    size_t n;
+} bucket_size;
+
+static int by_size_desc(const void *a, const void *b)
+{
+    const bucket_size *x = a, *y = b;
+    return x->n != y->n ? (x->n < y->n) - (x->n > y->n) : (x->code > y->code) - (x->code < y->code);
+}
+
+static int by_code(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The largest buckets of identical training-image codes, a row each. */
+static int buckets(yf_model *m, yf_dataset *d, const char *path, const yf_show_opts *o,
+                   yf_error *err)
+{
+    yf_hash_index ix;
+    if (yf_hash_build(m, d, o->layer, &ix, err))
+        return err->code;
+    yf_hash_table *t = yf_hash_table_new(ix.db, ix.n_db, err);
+    int rows = o->n > 0 ? o->n : 12, cols = o->k > 0 ? o->k : 12;
+    size_t nd = t ? yf_hash_table_distinct(t) : 0;
+    bucket_size *bs = t ? malloc(nd * sizeof *bs + 1) : NULL;
+    float *tiles = malloc((size_t)rows * cols * d->dim * sizeof *tiles);
+    char (*labels)[96] = malloc((size_t)rows * sizeof *labels);
+    const char **lp = malloc((size_t)rows * sizeof *lp);
+    int rc = !t ? err->code
+             : bs && tiles && labels && lp ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
+    if (!rc) {
+        /* the distinct codes with their sizes, from a sorted copy */
+        uint64_t *sorted = malloc(ix.n_db * sizeof *sorted);
+        if (!sorted)
+            rc = yf__fail(err, YF_ENOMEM, "out of memory");
+        size_t k = 0;
+        for (size_t i = 0; !rc && i < ix.n_db; i++)
+            sorted[i] = ix.db[i];
+        if (!rc) {
+            qsort(sorted, ix.n_db, sizeof *sorted, by_code);
+            for (size_t i = 0; i < ix.n_db; i++)
+                if (i == 0 || sorted[i] != sorted[i - 1])
+                    bs[k].code = sorted[i], bs[k++].n = 1;
+                else
+                    bs[k - 1].n++;
+            qsort(bs, k, sizeof *bs, by_size_desc);
+        }
+        free(sorted);
+        /* the largest bucket of each majority class in turn (the largest
+         * buckets overall are all ones), then the next largest of each */
+        bool *taken = calloc(k + 1, 1);
+        int *pick = malloc((size_t)rows * sizeof *pick), np = 0;
+        for (int round = 0; taken && pick && np < rows && round < rows; round++) {
+            bool seen[256] = {false};
+            for (size_t b = 0; b < k && np < rows; b++) {
+                if (taken[b])
+                    continue;
+                size_t n, count[256] = {0};
+                const uint32_t *items = yf_hash_bucket(t, bs[b].code, &n);
+                for (size_t i = 0; i < n; i++)
+                    count[ix.db_labels[items[i]]]++;
+                int top = 0;
+                for (int c = 1; c < 256; c++)
+                    if (count[c] > count[top])
+                        top = c;
+                if (!seen[top])
+                    seen[top] = true, taken[b] = true, pick[np++] = (int)b;
+            }
+        }
+        rows = np;
+        for (int r = 0; r < rows && !rc; r++) {
+            size_t n;
+            const uint32_t *items = yf_hash_bucket(t, bs[pick[r]].code, &n);
+            size_t count[256] = {0};
+            for (size_t i = 0; i < n; i++)
+                count[ix.db_labels[items[i]]]++;
+            int top = 0;
+            for (int c = 1; c < 256; c++)
+                if (count[c] > count[top])
+                    top = c;
+            for (int c = 0; c < cols; c++) {
+                float *tile = tiles + ((size_t)r * cols + c) * d->dim;
+                if ((size_t)c < n)
+                    yf__file_rows(d, false, items[c], 1, tile, NULL);
+                else
+                    tile[0] = NAN;
+            }
+            snprintf(labels[r], sizeof labels[r], "%0*llx: %zu images, %.0f%% %d",
+                     (ix.bits + 3) / 4, (unsigned long long)bs[pick[r]].code, n,
+                     100.0 * count[top] / n, top);
+            lp[r] = labels[r];
+        }
+        free(taken), free(pick);
+    }
+    if (!rc) {
+        char title[200];
+        snprintf(title, sizeof title, "%s: the largest bucket of each digit among %zu buckets of "
+                 "identical %d-bit codes of '%s' (training images)", m->spec->name, nd, ix.bits,
+                 ix.layer);
+        yf__grid g = {.rows = rows, .cols = cols, .th = (int)d->test_x.dims[1],
+                      .tw = (int)d->test_x.dims[2], .tiles = tiles, .scale = 1, .gap = 1,
+                      .title = title, .row_labels = lp};
+        rc = yf__grid_png(&g, path, err);
+    }
+    yf_hash_table_free(t);
+    yf_hash_index_free(&ix);
+    free(bs), free(tiles), free(labels), free(lp);
+    return rc;
+}
+
 int yf_show(yf_model *m, yf_dataset *d, const char *run_dir, const char *what, const char *path,
             const yf_show_opts *o, yf_error *err)
 {
@@ -856,11 +1017,14 @@ int yf_show(yf_model *m, yf_dataset *d, const char *run_dir, const char *what, c
         return interpolation(m, d, path, o, err);
     if (!strcmp(what, "confusion"))
         return confusion(m, d, path, err);
+    if (!strcmp(what, "buckets"))
+        return buckets(m, d, path, o, err);
     int n = 0;
     while (yf_show_pictures[n])
         n++;
     const char *near = yf__closest(what, yf_show_pictures, n);
     return yf__fail(err, YF_EUSAGE, "no picture '%s'%s%s%s (there are: reconstructions, filters, "
-                    "top-activations, curves, latent, samples, interpolation, confusion)", what,
+                    "top-activations, curves, latent, samples, interpolation, confusion, "
+                    "buckets)", what,
                     near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
 }

@@ -1029,13 +1029,37 @@ static int parse_train(yf_spec *s, yf__node *root, yf_error *err)
     return 0;
 }
 
+/* hash: {layer: NAME}: the layer yaflow hash rounds into binary codes */
+static int parse_hash(yf_spec *s, yf__node *root, yf_error *err)
+{
+    yf__node *n = yf__map_get(root, "hash");
+    if (!n)
+        return 0;
+    CHECK(expect_map(n, "hash", "", err));
+    static const char *const keys[] = {"layer"};
+    CHECK(check_keys(n, keys, YF__ARRAY_LEN(keys), "hash: ", err));
+    CHECK(get_name(n, "layer", NULL, s->hash_layer, "hash: ", err));
+    const char *cands[1024];
+    int nc = 0;
+    for (int i = 0; i < s->n_layers; i++) {
+        if (!strcmp(s->layers[i].name, s->hash_layer))
+            return 0;
+        if (nc < 1024)
+            cands[nc++] = s->layers[i].name;
+    }
+    const char *near = yf__closest(s->hash_layer, cands, nc);
+    return yf__fail_at(err, yf__map_get(n, "layer"), YF_ESPEC, "hash: no layer '%s'%s%s%s",
+                       s->hash_layer, near ? " (did you mean '" : "", near ? near : "",
+                       near ? "'?)" : "");
+}
+
 static int parse_root(yf_spec *s, yf_error *err)
 {
     yf__node *root = s->tree->root;
     if (root->kind != YF__MAP)
         return yf__fail_at(err, root, YF_ESPEC,
                            "a model spec must be a mapping with name, data, model and train");
-    static const char *const keys[] = {"name", "seed", "data", "init", "model", "train"};
+    static const char *const keys[] = {"name", "seed", "data", "init", "model", "train", "hash"};
     CHECK(check_keys(root, keys, YF__ARRAY_LEN(keys), "", err));
     CHECK(get_name(root, "name", NULL, s->name, "", err));
     double seed;
@@ -1045,6 +1069,7 @@ static int parse_root(yf_spec *s, yf_error *err)
     CHECK(parse_model(s, root, err));
     CHECK(parse_init(s, root, err));
     CHECK(parse_train(s, root, err));
+    CHECK(parse_hash(s, root, err));
     return 0;
 }
 

@@ -230,14 +230,84 @@ typedef struct yf_show_opts {
  * evaluation graph; each node with its op and shape. */
 int yf_model_write_dot(const yf_model *m, FILE *out, int training);
 
+/* A strip of test image `query` and training-file images items[0..n). */
+typedef struct yf_show_strip_opts {
+    size_t query;
+    const uint32_t *items;
+    size_t n;
+} yf_show_strip_opts;
+int yf_show_strip(yf_dataset *d, const yf_show_strip_opts *o, const char *path, yf_error *err);
+
 /* The picture names yf_show knows, NULL-terminated. */
 extern const char *const yf_show_pictures[];
 
 /* Draws picture `what` of a trained model as a PNG file: reconstructions,
  * filters, top-activations, curves (from run_dir/metrics.csv), latent,
- * samples, interpolation, confusion. o may be NULL. */
+ * samples, interpolation, confusion, buckets (the largest buckets of
+ * identical hash codes). o may be NULL. */
 int yf_show(yf_model *m, yf_dataset *d, const char *run_dir, const char *what,
             const char *path, const yf_show_opts *o, yf_error *err);
+
+/* ---- semantic hashing ------------------------------------------------------- */
+
+/* Binary codes of 1 to 64 bits (bit b = unit b of the coding layer) for a
+ * database (the training file's images) and queries (the test images). */
+typedef struct yf_hash_index {
+    int bits, classes;
+    size_t n_db, n_query;
+    uint64_t *db, *query;
+    uint8_t *db_labels, *query_labels;
+    double saturation; /* share of the queries' activations within 0.1 of 0 or 1;
+                          NaN when the layer is not logistic */
+    char layer[64], model[64];
+} yf_hash_index;
+
+/* Runs every training-file and test image through the model and rounds
+ * layer `layer` (NULL: the spec's hash: {layer}) into codes: at 0.5 after a
+ * logistic activation, else at 0. */
+int yf_hash_build(yf_model *m, yf_dataset *d, const char *layer, yf_hash_index *ix,
+                  yf_error *err);
+/* The index file (docs/hashing.md): written atomically; a truncated,
+ * corrupt (CRC-32) or inconsistent file is refused (YF_EDATA). */
+int yf_hash_index_save(const yf_hash_index *ix, const char *path, yf_error *err);
+int yf_hash_index_load(yf_hash_index *ix, const char *path, yf_error *err);
+void yf_hash_index_free(yf_hash_index *ix);
+/* codes[i] from acts[i × bits ...]: bit b set when acts > threshold. */
+void yf_hash_pack(const float *acts, size_t n, int bits, float threshold, uint64_t *codes);
+
+/* What the codes are worth as a retrieval index, queries against the
+ * database, "same label" relevant (as ../shared/reference/hash_metrics.py). */
+typedef struct yf_hash_stats {
+    int bits;
+    size_t items, queries, distinct, largest;
+    double saturation;
+    double gini, purity;       /* buckets of identical codes, size-weighted */
+    double gini_r1, purity_r1; /* Hamming balls of radius 1 around each query */
+    double gini_r2, purity_r2; /* ... of radius 2 */
+    double precision_r2;       /* share of same-label items within radius 2 (0 if none) */
+    double map;                /* mean average precision, ranking by (distance, index) */
+} yf_hash_stats;
+int yf_hash_evaluate(const yf_hash_index *ix, size_t max_queries, int threads,
+                     yf_hash_stats *st, yf_error *err);
+
+/* Retrieval: distances of one query to n codes (a popcount scan), the
+ * count within a radius, and a hash table of buckets for Hamming-ball
+ * lookups (every code within the radius probed). */
+void yf_hash_distances(const uint64_t *db, size_t n, uint64_t q, uint8_t *d);
+size_t yf_hash_count_within(const uint64_t *db, size_t n, uint64_t q, int r);
+typedef struct yf_hash_table yf_hash_table;
+yf_hash_table *yf_hash_table_new(const uint64_t *codes, size_t n, yf_error *err);
+void yf_hash_table_free(yf_hash_table *t);
+size_t yf_hash_table_distinct(const yf_hash_table *t);
+size_t yf_hash_table_largest(const yf_hash_table *t);
+const uint32_t *yf_hash_bucket(const yf_hash_table *t, uint64_t code, size_t *n);
+/* Calls visit for each non-empty bucket within radius of q (dist = its
+ * distance); yf_hash_ball_items collects up to cap items and returns how
+ * many there are. */
+void yf_hash_ball(const yf_hash_table *t, uint64_t q, int bits, int radius,
+                  void (*visit)(const uint32_t *items, size_t n, int dist, void *ctx), void *ctx);
+size_t yf_hash_ball_items(const yf_hash_table *t, uint64_t q, int bits, int radius,
+                          uint32_t *out, size_t cap);
 
 /* ---- experiments ------------------------------------------------------------ */
 

@@ -24,6 +24,7 @@ typedef struct cli_args {
     long count, k;        /* -n, -k (0: not given) */
     unsigned long long seed; /* --seed (0: not given) */
     const char *score;    /* --score RUN */
+    long image, radius, top; /* --image, --radius, --top (-1: not given) */
 } cli_args;
 
 /* What a subcommand accepts: a SPEC or RUN (required), key=value overrides,
@@ -32,7 +33,7 @@ enum {
     CLI_ARG = 1, CLI_OVERRIDES = 2, CLI_THREADS = 4, CLI_OUT = 8, CLI_JSON = 16,
     CLI_PROFILE = 32, CLI_OVERWRITE = 64, CLI_STRICT = 128, CLI_LAYER = 256, CLI_SPLIT = 512,
     CLI_OUTPUT = 1024, CLI_MEAN = 2048, CLI_TIMING = 4096, CLI_MORE = 8192, CLI_COUNT = 16384,
-    CLI_K = 32768, CLI_SEED = 65536, CLI_SCORE = 131072
+    CLI_K = 32768, CLI_SEED = 65536, CLI_SCORE = 131072, CLI_QUERY = 262144
 };
 
 /* Parses argv[2..]; prints a message and returns 2 on bad usage. On --help
@@ -50,6 +51,8 @@ int cmd_show(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_hash(int argc, char **argv);
+int cmd_query(int argc, char **argv);
 
 /* yf_run_open, printing the error: returns 0 or the exit code. */
 int cli_open_run(const char *dir, int threads, int flags, yf_run *r);

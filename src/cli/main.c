@@ -16,6 +16,8 @@
     XX(sample, "generate images from a trained generative model (PNG and .npy)")  \
     XX(graph, "write the compiled graph (forward and backward) as Graphviz DOT/SVG") \
     XX(run, "run an experiment: trainings, pictures and a report")                 \
+    XX(hash, "binary codes of a trained run: an index file and retrieval metrics") \
+    XX(query, "the nearest training images of a test image, by Hamming distance")  \
     XX(info, "show BLIS kernels, threads and CPU features")
 
 static const struct {
@@ -39,6 +41,7 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
 {
     int allow_overrides = flags & CLI_OVERRIDES;
     memset(a, 0, sizeof *a);
+    a->image = a->radius = a->top = -1;
     for (int i = 2; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
@@ -93,6 +96,22 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
                 a->k = (long)v;
             else
                 a->seed = v;
+        } else if ((flags & CLI_QUERY) &&
+                   (!strcmp(s, "--image") || !strcmp(s, "--radius") || !strcmp(s, "--top"))) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "yaflow %s: %s needs a value\n%s", argv[1], s, usage_text);
+                return 2;
+            }
+            char *end;
+            errno = 0;
+            long v = strtol(argv[++i], &end, 10);
+            long lo = !strcmp(s, "--top") ? 1 : 0, hi = !strcmp(s, "--radius") ? 64 : 100000000;
+            if (*end || errno || !argv[i][0] || v < lo || v > hi) {
+                fprintf(stderr, "yaflow %s: %s must be an integer from %ld to %ld, not '%s'\n",
+                        argv[1], s, lo, hi, argv[i]);
+                return 2;
+            }
+            *(!strcmp(s, "--image") ? &a->image : !strcmp(s, "--radius") ? &a->radius : &a->top) = v;
         } else if (!strcmp(s, "--score") && (flags & CLI_SCORE)) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "yaflow %s: %s needs a value\n%s", argv[1], s, usage_text);

@@ -23,7 +23,9 @@ static const char usage[] =
     "                   2-unit code, else the first two principal components\n"
     "  samples          -n (100) images generated from the prior (VAE); --seed\n"
     "  interpolation    decoded walks between the codes of two test images (VAE)\n"
-    "  confusion        a classifier's confusion matrix on the test set\n";
+    "  confusion        a classifier's confusion matrix on the test set\n"
+    "  buckets          the -n (12) largest buckets of training images sharing a hash\n"
+    "                   code (--layer, default the spec's hash: {layer}), -k (12) each\n";
 
 int cmd_show(int argc, char **argv)
 {

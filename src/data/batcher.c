@@ -311,3 +311,14 @@ void yf__split_rows(const yf_dataset *d, yf_split split, size_t first, size_t n,
             y[r] = ys->data[row];
     }
 }
+
+void yf__file_rows(const yf_dataset *d, bool test, size_t first, size_t n, float *x, int *y)
+{
+    const yf__idx *xs = test ? &d->test_x : &d->train_x, *ys = test ? &d->test_y : &d->train_y;
+    for (size_t r = 0; r < n; r++) {
+        if (x)
+            bytes_to_unit(xs->data + (first + r) * d->dim, x + r * d->dim, d->dim);
+        if (y)
+            y[r] = ys->data[first + r];
+    }
+}
