@@ -20,8 +20,9 @@
 
 enum { MAX_STEPS = 64, MAX_REPEAT = 100, MAX_METRICS = 32, MAX_PICTURES = 8 };
 
-typedef enum { STEP_TRAIN, STEP_SHOW, STEP_SAMPLE, STEP_ENCODE } step_kind;
-static const char *const kind_names[] = {"train", "show", "sample", "encode"};
+typedef enum { STEP_TRAIN, STEP_SHOW, STEP_SAMPLE, STEP_ENCODE, STEP_HASH } step_kind;
+static const char *const kind_names[] = {"train", "show", "sample", "encode", "hash"};
+enum { N_KINDS = 5 };
 
 /* A named value a run finished with: test metrics, seconds, scores. */
 typedef struct result {
@@ -177,7 +178,7 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
         return yf__fail_at(err, sn, YF_ESPEC, "%sa step is a mapping with one of train, show, "
                            "sample, encode", ctx);
     int kinds = 0;
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < N_KINDS; k++)
         if (yf__map_get(sn, kind_names[k])) {
             st->kind = (step_kind)k;
             st->target = yf__map_get(sn, kind_names[k]);
@@ -185,7 +186,7 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
         }
     if (kinds != 1)
         return yf__fail_at(err, sn, YF_ESPEC, "%sgive exactly one of train (a model file), show, "
-                           "sample or encode (a run, ${name})", ctx);
+                           "sample, encode or hash (a run, ${name})", ctx);
     if (st->target->kind != YF__SCALAR || !*st->target->str)
         return yf__fail_at(err, st->target, YF_ESPEC, "%s'%s' must be a %s", ctx,
                            kind_names[st->kind], st->kind == STEP_TRAIN ? "model file" :
@@ -211,8 +212,9 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
                                             "seed"};
     static const char *const sample_keys[] = {"name", "sample", "n", "seed", "score"};
     static const char *const encode_keys[] = {"name", "encode", "layer", "split", "mean"};
-    const char *const *keys[] = {train_keys, show_keys, sample_keys, encode_keys};
-    const int n_keys[] = {4, 7, 5, 5};
+    static const char *const hash_keys[] = {"name", "hash", "layer", "n"};
+    const char *const *keys[] = {train_keys, show_keys, sample_keys, encode_keys, hash_keys};
+    const int n_keys[] = {4, 7, 5, 5, 4};
     if (check_keys(sn, keys[st->kind], n_keys[st->kind], ctx, err))
         return err->code;
     long v = 0;
@@ -220,7 +222,8 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
         return err->code;
     st->repeat = v ? (int)v : 1;
     v = 0;
-    if (get_int(sn, "n", 1, st->kind == STEP_SAMPLE ? 100000 : 10000, &v, ctx, err))
+    if (get_int(sn, "n", 1, st->kind == STEP_SAMPLE ? 100000 : st->kind == STEP_HASH ? 100000000 : 10000,
+                &v, ctx, err))
         return err->code;
     st->n = (int)v;
     v = 0;
@@ -647,13 +650,14 @@ static void outputs(const experiment *e, const step *st, int i, char *path, size
     case STEP_SHOW: snprintf(path, cap, "%s/pictures/%s-%s.png", e->dir, st->name, picture(st, i)); break;
     case STEP_SAMPLE: snprintf(path, cap, i ? "%s/%s.npy" : "%s/pictures/%s.png", e->dir, st->name); break;
     case STEP_ENCODE: snprintf(path, cap, i ? "%s/%s.labels.npy" : "%s/%s.npy", e->dir, st->name); break;
+    case STEP_HASH: snprintf(path, cap, "%s/%s.index", e->dir, st->name); break;
     default: path[0] = 0;
     }
 }
 
 static int n_outputs(const step *st)
 {
-    return st->kind == STEP_SHOW ? picture_count(st) : 2;
+    return st->kind == STEP_SHOW ? picture_count(st) : st->kind == STEP_HASH ? 1 : 2;
 }
 
 static int run_other(experiment *e, int si, yf_error *err)
@@ -710,6 +714,33 @@ static int run_other(experiment *e, int si, yf_error *err)
             rc = yf_encode(o.model, o.data, sp, st->layer, npy, labels, err);
         if (!rc)
             say(e, "   %s\n", npy);
+    }
+    if (st->kind == STEP_HASH && !rc) {
+        char path[1200];
+        outputs(e, st, 0, path, sizeof path);
+        yf_hash_index ix;
+        yf_hash_stats hs;
+        rc = yf_hash_build(o.model, o.data, st->layer[0] ? st->layer : NULL, &ix, err);
+        if (!rc)
+            rc = yf_hash_index_save(&ix, path, err);
+        if (!rc)
+            rc = yf_hash_evaluate(&ix, (size_t)st->n, e->o->threads > 0 ? e->o->threads : 1, &hs,
+                                  err);
+        if (!rc) {
+            const struct {
+                const char *name;
+                double v;
+            } f[] = {{"bits", hs.bits}, {"distinct", (double)hs.distinct},
+                     {"largest_bucket", (double)hs.largest}, {"saturation", hs.saturation},
+                     {"gini", hs.gini}, {"purity", hs.purity}, {"purity_r1", hs.purity_r1},
+                     {"purity_r2", hs.purity_r2}, {"precision_r2", hs.precision_r2},
+                     {"map", hs.map}, {"queries", (double)hs.queries}};
+            for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+                add_result(r, f[k].name, f[k].v);
+            say(e, "   %s: %d bits, %zu distinct codes, purity %.4f, precision r<=2 %.4f, "
+                   "mAP %.4f\n", path, hs.bits, hs.distinct, hs.purity, hs.precision_r2, hs.map);
+        }
+        yf_hash_index_free(&ix);
     }
     if (st->kind == STEP_SAMPLE && !rc) {
         size_t n = st->n ? (size_t)st->n : 100, dim = yf_model_input_size(o.model);
@@ -882,6 +913,37 @@ static int write_report(const experiment *e, int failed, const char *why, yf_err
         header = true;
         fprintf(f, "| generated (step %s) | %.0f | %.4f | %.4f |\n", st->name, v[0], v[1], v[2]);
         fprintf(f, "| real test images | %.0f | %.4f | %.4f |\n", v[3], v[4], v[5]);
+    }
+    /* hash codes as a retrieval index */
+    header = false;
+    for (int si = 0; si < e->n_steps; si++) {
+        const step *st = &e->steps[si];
+        const run *r = &st->runs[0];
+        double v[11];
+        static const char *const names[11] = {"bits", "distinct", "largest_bucket", "saturation",
+                                              "gini", "purity", "purity_r1", "purity_r2",
+                                              "precision_r2", "map", "queries"};
+        if (st->kind != STEP_HASH || !r->done)
+            continue;
+        for (int k = 0; k < 11; k++)
+            if (!lookup(r, names[k], &v[k]))
+                v[k] = NAN;
+        if (!header)
+            fprintf(f, "\n## Hashing\n\nThe test images as queries against the 60,000 "
+                       "training images, \"same label\" as relevant. Purity is 1 − the "
+                       "size-weighted Gini impurity of the labels: of the buckets of identical "
+                       "codes, and of the Hamming balls of radius 1 and 2 around each query. "
+                       "Saturation: the share of the queries' code activations within 0.1 of 0 "
+                       "or 1 (logistic layers only).\n\n| codes | bits | distinct codes | "
+                       "largest bucket | saturation | bucket purity (Gini) | purity r≤1 | "
+                       "purity r≤2 | precision r≤2 | mAP |\n| --- | ---: | ---: | ---: | ---: | "
+                       "---: | ---: | ---: | ---: | ---: |\n");
+        header = true;
+        char sat[32];
+        snprintf(sat, sizeof sat, isnan(v[3]) ? "–" : "%.3f", v[3]);
+        fprintf(f, "| %s (%s) | %.0f | %.0f | %.0f | %s | %.4f (%.4f) | %.4f | %.4f | %.4f | "
+                   "**%.4f** |\n", st->name, r->dir, v[0], v[1], v[2], sat, v[5], v[4], v[6],
+                v[7], v[8], v[9]);
     }
     /* the pictures */
     header = false;

@@ -50,6 +50,25 @@ COUNT_WITHIN(count_vpopcnt, VPOPCNT)
 COUNT_WITHIN(count_popcnt, __attribute__((target("popcnt"))))
 COUNT_WITHIN(count_plain, )
 
+/* Many queries against one pass over the database: blocks of 32,768 codes
+ * (256 KB, in L2) meet every query in turn, so a database far larger than
+ * the caches is read from memory once per batch, not once per query. */
+#define COUNT_MANY(name, attr, one)                                                       \
+    attr static void name(const uint64_t *restrict db, size_t n, const uint64_t *q,         \
+                          size_t nq, int r, size_t *restrict count)                        \
+    {                                                                                       \
+        for (size_t j = 0; j < nq; j++)                                                     \
+            count[j] = 0;                                                                   \
+        for (size_t b = 0; b < n; b += 32768) {                                             \
+            size_t m = n - b < 32768 ? n - b : 32768;                                       \
+            for (size_t j = 0; j < nq; j++)                                                 \
+                count[j] += one(db + b, m, q[j], r);                                        \
+        }                                                                                   \
+    }
+COUNT_MANY(many_vpopcnt, VPOPCNT, count_vpopcnt)
+COUNT_MANY(many_popcnt, __attribute__((target("popcnt"))), count_popcnt)
+COUNT_MANY(many_plain, , count_plain)
+
 /* 2: VPOPCNTQ, 1: POPCNT, 0: neither (decided once; every thread computes
  * the same answer) */
 static int popcount_level(void)
@@ -594,4 +613,12 @@ int yf_hash_build(yf_model *m, yf_dataset *d, const char *layer, yf_hash_index *
     if (rc)
         yf_hash_index_free(ix);
     return rc;
+}
+
+void yf_hash_count_within_many(const uint64_t *db, size_t n, const uint64_t *q, size_t nq, int r,
+                               size_t *count)
+{
+    static void (*const fn[3])(const uint64_t *, size_t, const uint64_t *, size_t, int,
+                               size_t *) = {many_plain, many_popcnt, many_vpopcnt};
+    fn[popcount_level()](db, n, q, nq, r, count);
 }

@@ -57,11 +57,12 @@ int yf__lint(yf_model *m, yf_error *err)
     const yf__graph *g = &m->train;
     const yf__node *model_at = yf__map_get(s->tree->root, "model");
 
-    /* nothing to train */
+    /* nothing to train (with epochs: 0 nothing is meant to: the run keeps
+     * its initial parameters, as a random projection does) */
     size_t trainable = 0;
     for (int p = 0; p < m->n_params; p++)
         trainable += m->params[p].trainable ? m->params[p].size : 0;
-    if (!trainable)
+    if (!trainable && s->epochs > 0)
         return yf__fail_at(err, key_at(model_at, "layers"), YF_ESPEC,
                            m->n_params ? "model: every layer is frozen (trainable: false), so "
                                          "training changes nothing; make at least one layer "
@@ -78,7 +79,7 @@ int yf__lint(yf_model *m, yf_error *err)
     bool gradient = false;
     for (int i = g->n_fwd; i < g->n && !gradient; i++)
         gradient = g->node[i].grad_of >= 0;
-    if (!gradient)
+    if (!gradient && s->epochs > 0)
         return yf__fail_at(err, key_at(model_at, "loss"), YF_ESPEC,
                            "model: no loss depends on a trainable parameter, so training "
                            "changes nothing; put a loss on a layer above a trainable one");

@@ -295,6 +295,9 @@ int yf_hash_evaluate(const yf_hash_index *ix, size_t max_queries, int threads,
  * lookups (every code within the radius probed). */
 void yf_hash_distances(const uint64_t *db, size_t n, uint64_t q, uint8_t *d);
 size_t yf_hash_count_within(const uint64_t *db, size_t n, uint64_t q, int r);
+/* count[j] = codes within r of q[j], for nq queries in one blocked pass. */
+void yf_hash_count_within_many(const uint64_t *db, size_t n, const uint64_t *q, size_t nq, int r,
+                               size_t *count);
 typedef struct yf_hash_table yf_hash_table;
 yf_hash_table *yf_hash_table_new(const uint64_t *codes, size_t n, yf_error *err);
 void yf_hash_table_free(yf_hash_table *t);
