@@ -20,9 +20,9 @@
 
 enum { MAX_STEPS = 64, MAX_REPEAT = 100, MAX_METRICS = 32, MAX_PICTURES = 8 };
 
-typedef enum { STEP_TRAIN, STEP_SHOW, STEP_SAMPLE, STEP_ENCODE, STEP_HASH } step_kind;
-static const char *const kind_names[] = {"train", "show", "sample", "encode", "hash"};
-enum { N_KINDS = 5 };
+typedef enum { STEP_TRAIN, STEP_SHOW, STEP_SAMPLE, STEP_ENCODE, STEP_HASH, STEP_TUNE } step_kind;
+static const char *const kind_names[] = {"train", "show", "sample", "encode", "hash", "tune"};
+enum { N_KINDS = 6 };
 
 /* A named value a run finished with: test metrics, seconds, scores. */
 typedef struct result {
@@ -52,6 +52,14 @@ typedef struct step {
     char layer[YF__NAME_MAX], split[8];
     bool mean;
     const yf__node *score; /* sample: the classifier's run */
+    /* tune */
+    const yf__node *params; /* grid: or random: mapping of dotted keys to choices */
+    bool random_search;
+    int trials, folds, rungs, eta;
+    uint64_t search_seed;
+    char metric[96];
+    bool maximize;
+    char best_label[512];
     run *runs;             /* repeat of them (1 for steps other than train) */
 } step;
 
@@ -67,6 +75,10 @@ typedef struct experiment {
     int n_metrics;
     const yf_experiment_opts *o;
 } experiment;
+
+static int parse_tune(step *st, const yf__node *sn, const char *ctx, yf_error *err);
+static bool lookup(const run *r, const char *name, double *v);
+static int run_tune(experiment *e, int si, yf_error *err);
 
 /* ---- hashing: FNV-1a, 64 bits -------------------------------------------------- */
 
@@ -195,9 +207,9 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
     if (name && !valid_name(name))
         return yf__fail_at(err, yf__map_get(sn, "name"), YF_ESPEC, "%s'name' must be 1 to %d "
                            "characters from A-Z a-z 0-9 _ -", ctx, YF__NAME_MAX - 1);
-    if (!name && st->kind == STEP_TRAIN)
-        return yf__fail_at(err, sn, YF_ESPEC, "%sa train step needs a 'name' (its folder, and "
-                           "how later steps refer to it: ${name})", ctx);
+    if (!name && (st->kind == STEP_TRAIN || st->kind == STEP_TUNE))
+        return yf__fail_at(err, sn, YF_ESPEC, "%sa %s step needs a 'name' (its folder, and "
+                           "how later steps refer to it: ${name})", ctx, kind_names[st->kind]);
     if (name)
         snprintf(st->name, sizeof st->name, "%s", name);
     else
@@ -213,8 +225,11 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
     static const char *const sample_keys[] = {"name", "sample", "n", "seed", "score"};
     static const char *const encode_keys[] = {"name", "encode", "layer", "split", "mean"};
     static const char *const hash_keys[] = {"name", "hash", "layer", "n"};
-    const char *const *keys[] = {train_keys, show_keys, sample_keys, encode_keys, hash_keys};
-    const int n_keys[] = {4, 7, 5, 5, 4};
+    static const char *const tune_keys[] = {"name", "tune", "set", "grid", "random", "folds",
+                                            "metric", "maximize", "halving", "layer", "n"};
+    const char *const *keys[] = {train_keys, show_keys, sample_keys, encode_keys, hash_keys,
+                                 tune_keys};
+    const int n_keys[] = {4, 7, 5, 5, 4, 11};
     if (check_keys(sn, keys[st->kind], n_keys[st->kind], ctx, err))
         return err->code;
     long v = 0;
@@ -281,7 +296,9 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
             }
         }
     }
-    if (st->kind == STEP_TRAIN) {
+    if (st->kind == STEP_TUNE && parse_tune(st, sn, ctx, err))
+        return err->code;
+    if (st->kind == STEP_TRAIN || st->kind == STEP_TUNE) {
         /* the model file is relative to the experiment file's folder */
         const char *t = st->target->str;
         const char *slash = strrchr(e->path, '/');
@@ -362,11 +379,11 @@ static int expand(experiment *e, int self, int rep, const yf__node *at, const ch
         for (int i = 0; i < self; i++)
             if (!strcmp(e->steps[i].name, ref))
                 found = i;
-        if (found < 0 || e->steps[found].kind != STEP_TRAIN) {
+        if (found < 0 || (e->steps[found].kind != STEP_TRAIN && e->steps[found].kind != STEP_TUNE)) {
             const char *cands[MAX_STEPS];
             int n = 0;
             for (int i = 0; i < self; i++)
-                if (e->steps[i].kind == STEP_TRAIN)
+                if (e->steps[i].kind == STEP_TRAIN || e->steps[i].kind == STEP_TUNE)
                     cands[n++] = e->steps[i].name;
             const char *near = yf__closest(ref, cands, n);
             bool later = false;
@@ -490,7 +507,8 @@ static bool exists(const char *path)
 /* The spec of run `rep` of a train step: the model file, the step's
  * overrides (refs expanded) and, for repeats, seed = the model's + rep.
  * Adds the referenced runs' hashes to *h. */
-static yf_spec *train_spec(experiment *e, int si, int rep, uint64_t *h, yf_error *err)
+static yf_spec *train_spec(experiment *e, int si, int rep, const char *const *extra, int n_extra,
+                           uint64_t *h, yf_error *err)
 {
     step *st = &e->steps[si];
     /* the overrides in order; a merge key (<<: *shared) brings in a shared
@@ -517,7 +535,7 @@ static yf_spec *train_spec(experiment *e, int si, int rep, uint64_t *h, yf_error
             vals[n++] = merge ? v->kid[k] : v;
         }
     }
-    char **ov = rc ? NULL : calloc(n + 1, sizeof *ov);
+    char **ov = rc ? NULL : calloc(n + n_extra + 1, sizeof *ov);
     if (!rc && !ov)
         rc = yf__fail(err, YF_ENOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
@@ -541,6 +559,11 @@ static yf_spec *train_spec(experiment *e, int si, int rep, uint64_t *h, yf_error
         rc = expand(e, si, rep, vals[i], text, ov[i] + k, cap - k, h, err);
         free(text);
     }
+    for (int i = 0; i < n_extra && !rc; i++)
+        if (!(ov[n + i] = strdup(extra[i])))
+            rc = yf__fail(err, YF_ENOMEM, "out of memory");
+    if (!rc)
+        n += n_extra;
     yf_spec *spec = NULL;
     yf_error inner = {0};
     if (!rc) {
@@ -559,18 +582,19 @@ static yf_spec *train_spec(experiment *e, int si, int rep, uint64_t *h, yf_error
                         yf_error_format(&inner));
         }
     }
-    for (int i = 0; i < n && ov; i++)
+    for (int i = 0; ov && ov[i]; i++)
         free(ov[i]);
     free(ov);
     return spec;
 }
 
-static int run_train(experiment *e, int si, int rep, yf_error *err)
+static int run_train(experiment *e, int si, int rep, const char *const *extra, int n_extra,
+                     yf_error *err)
 {
     step *st = &e->steps[si];
     run *r = &st->runs[rep];
     uint64_t h = fnv(0, "train", 5);
-    yf_spec *spec = train_spec(e, si, rep, &h, err);
+    yf_spec *spec = train_spec(e, si, rep, extra, n_extra, &h, err);
     if (!spec)
         return err->code;
     r->hash = fnv_emitted(h, NULL, spec);
@@ -629,6 +653,460 @@ static int run_train(experiment *e, int si, int rep, yf_error *err)
     yf_dataset_free(d);
     yf_model_free(m);
     yf_spec_free(spec);
+    return rc;
+}
+
+
+/* ---- tuning: a search over dotted keys, k-fold cross-validation, successive halving ---- */
+
+static bool hash_metric(const char *m)
+{
+    static const char *const names[] = {"map", "precision_r2", "purity", "purity_r1",
+                                        "purity_r2", "gini", "gini_r1", "gini_r2"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(m, names[i]))
+            return true;
+    return false;
+}
+
+static int parse_tune(step *st, const yf__node *sn, const char *ctx, yf_error *err)
+{
+    const yf__node *grid = yf__map_get(sn, "grid"), *rnd = yf__map_get(sn, "random");
+    if (!!grid == !!rnd)
+        return yf__fail_at(err, sn, YF_ESPEC, "%sgive 'grid' (every combination) or 'random' "
+                           "(trials drawn at random), a mapping of dotted keys to their choices",
+                           ctx);
+    st->random_search = rnd != NULL;
+    st->params = grid ? grid : rnd;
+    if (st->params->kind != YF__MAP || st->params->n < 1 || st->params->n > 16)
+        return yf__fail_at(err, st->params, YF_ESPEC, "%s'%s' must map 1 to 16 dotted keys to "
+                           "their choices", ctx, grid ? "grid" : "random");
+    st->trials = 0;
+    if (grid) {
+        long total = 1;
+        for (int i = 0; i < grid->n; i++) {
+            const yf__node *v = grid->kid[i];
+            if (v->kind != YF__SEQ || v->n < 1)
+                return yf__fail_at(err, v, YF_ESPEC, "%sgrid: '%s' must list its values",
+                                   ctx, grid->key[i]);
+            total *= v->n;
+            if (total > 200)
+                return yf__fail_at(err, v, YF_ESPEC, "%sgrid: more than 200 combinations",
+                                   ctx);
+        }
+        st->trials = (int)total;
+    } else {
+        for (int i = 0; i < rnd->n; i++) {
+            const yf__node *v = rnd->kid[i];
+            if (!strcmp(rnd->key[i], "trials") || !strcmp(rnd->key[i], "seed"))
+                continue;
+            bool ok = v->kind == YF__SEQ && v->n >= 1;
+            if (v->kind == YF__MAP && v->n == 1 && (!strcmp(v->key[0], "uniform") ||
+                                                    !strcmp(v->key[0], "log_uniform"))) {
+                const yf__node *r = v->kid[0];
+                char *e1, *e2;
+                double lo = r->kind == YF__SEQ && r->n == 2 && r->kid[0]->kind == YF__SCALAR
+                                ? strtod(r->kid[0]->str, &e1) : NAN;
+                double hi = r->kind == YF__SEQ && r->n == 2 && r->kid[1]->kind == YF__SCALAR
+                                ? strtod(r->kid[1]->str, &e2) : NAN;
+                ok = isfinite(lo) && isfinite(hi) && lo < hi &&
+                     (strcmp(v->key[0], "log_uniform") || lo > 0);
+            }
+            if (!ok)
+                return yf__fail_at(err, v, YF_ESPEC, "%srandom: '%s' must list its values or "
+                                   "be {uniform: [lo, hi]} or {log_uniform: [lo, hi]} (lo > 0)",
+                                   ctx, rnd->key[i]);
+        }
+        long v = 8, sd = 1;
+        if (get_int(rnd, "trials", 1, 200, &v, ctx, err) || get_int(rnd, "seed", 1, 1L << 30, &sd, ctx, err))
+            return err->code;
+        st->trials = (int)v;
+        st->search_seed = (uint64_t)sd;
+    }
+    long v = 3;
+    if (get_int(sn, "folds", 2, 20, &v, ctx, err))
+        return err->code;
+    st->folds = (int)v;
+    const char *metric = scalar(sn, "metric");
+    if (!metric || strlen(metric) >= sizeof st->metric)
+        return yf__fail_at(err, sn, YF_ESPEC, "%sa tune step needs 'metric': a figure of the "
+                           "held-out fold (valid_loss, valid_accuracy, ...) or of hash codes "
+                           "(map, precision_r2, purity, ...)", ctx);
+    snprintf(st->metric, sizeof st->metric, "%s", metric);
+    st->maximize = !(strstr(metric, "loss") || strstr(metric, "gini") || strstr(metric, "mse") ||
+                     strstr(metric, "entropy"));
+    const char *mx = scalar(sn, "maximize");
+    if (mx && strcmp(mx, "true") && strcmp(mx, "false"))
+        return yf__fail_at(err, yf__map_get(sn, "maximize"), YF_ESPEC, "%s'maximize' must be "
+                           "true or false", ctx);
+    if (mx)
+        st->maximize = !strcmp(mx, "true");
+    st->rungs = 1, st->eta = 3;
+    const yf__node *h = yf__map_get(sn, "halving");
+    if (h) {
+        if (h->kind != YF__MAP)
+            return yf__fail_at(err, h, YF_ESPEC, "%s'halving' is {rungs: R, eta: E}", ctx);
+        static const char *const hk[] = {"rungs", "eta"};
+        long r = 2, et = 3;
+        if (check_keys(h, hk, 2, ctx, err) || get_int(h, "rungs", 1, 6, &r, ctx, err) ||
+            get_int(h, "eta", 2, 10, &et, ctx, err))
+            return err->code;
+        st->rungs = (int)r, st->eta = (int)et;
+    }
+    return 0;
+}
+
+typedef struct trial {
+    char **ov; /* "key=value" overrides */
+    int n_ov;
+    char label[512];
+    double mean[6], sd[6];
+    int epochs[6];
+    int last_rung; /* the last rung it ran */
+} trial;
+
+static void free_trials(trial *t, int n)
+{
+    for (int i = 0; t && i < n; i++) {
+        for (int k = 0; k < t[i].n_ov; k++)
+            free(t[i].ov[k]);
+        free(t[i].ov);
+    }
+    free(t);
+}
+
+static char *flow_text(const yf__node *n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    yf__tree_emit_flow(n, f);
+    fclose(f);
+    return text;
+}
+
+/* Appends key=value (a value that is a mapping: each of its entries). */
+static int add_choice(trial *t, const char *key, const yf__node *v)
+{
+    int more = v->kind == YF__MAP ? v->n : 1;
+    char **ov = realloc(t->ov, (t->n_ov + more) * sizeof *ov);
+    if (!ov)
+        return -1;
+    t->ov = ov;
+    for (int k = 0; k < more; k++) {
+        const char *kk = v->kind == YF__MAP ? v->key[k] : key;
+        char *text = flow_text(v->kind == YF__MAP ? v->kid[k] : v);
+        if (!text || asprintf(&t->ov[t->n_ov], "%s=%s", kk, text) < 0) {
+            free(text);
+            return -1;
+        }
+        t->n_ov++;
+        free(text);
+    }
+    size_t l = strlen(t->label);
+    char *text = flow_text(v);
+    const char *last = strrchr(key, '.');
+    snprintf(t->label + l, sizeof t->label - l, "%s%s=%s", l ? ", " : "", last ? last + 1 : key,
+             text ? text : "?");
+    free(text);
+    return 0;
+}
+
+static trial *make_trials(const step *st, yf_error *err)
+{
+    trial *t = calloc(st->trials, sizeof *t);
+    if (!t) {
+        yf__fail(err, YF_ENOMEM, "out of memory");
+        return NULL;
+    }
+    const yf__node *p = st->params;
+    for (int i = 0; i < st->trials; i++) {
+        long idx = i;
+        for (int k = 0; k < p->n; k++) {
+            const yf__node *v = p->kid[k];
+            if (st->random_search && (!strcmp(p->key[k], "trials") || !strcmp(p->key[k], "seed")))
+                continue;
+            int rc;
+            if (!st->random_search) { /* the last key varies fastest */
+                long stride = 1;
+                for (int j = k + 1; j < p->n; j++)
+                    stride *= p->kid[j]->n;
+                rc = add_choice(&t[i], p->key[k], v->kid[(idx / stride) % v->n]);
+            } else {
+                uint32_t w[4];
+                yf__philox(st->search_seed, 7, (uint64_t)i, (uint32_t)k, w);
+                double u = (w[0] + 0.5) / 4294967296.0;
+                if (v->kind == YF__SEQ) {
+                    rc = add_choice(&t[i], p->key[k], v->kid[w[1] % (uint32_t)v->n]);
+                } else {
+                    double lo = strtod(v->kid[0]->kid[0]->str, NULL);
+                    double hi = strtod(v->kid[0]->kid[1]->str, NULL);
+                    double x = !strcmp(v->key[0], "log_uniform")
+                                   ? exp(log(lo) + u * (log(hi) - log(lo))) : lo + u * (hi - lo);
+                    char num[64];
+                    snprintf(num, sizeof num, "%.3g", x);
+                    yf__node tmp = {.kind = YF__SCALAR, .str = num};
+                    rc = add_choice(&t[i], p->key[k], &tmp);
+                }
+            }
+            if (rc) {
+                free_trials(t, st->trials);
+                yf__fail(err, YF_ENOMEM, "out of memory");
+                return NULL;
+            }
+        }
+    }
+    return t;
+}
+
+static int by_mean(const void *a, const void *b, void *ctx)
+{
+    const int *rung = ctx;
+    const trial *x = *(trial *const *)a, *y = *(trial *const *)b;
+    double u = x->mean[*rung], v = y->mean[*rung];
+    return u < v ? 1 : u > v ? -1 : 0; /* descending; the caller flips for minimising */
+}
+
+/* The final standing: the trials that reached the last rung first, each
+ * rung by its mean, the better first. */
+static int by_standing(const void *a, const void *b, void *ctx)
+{
+    const step *st = ctx;
+    const trial *x = *(trial *const *)a, *y = *(trial *const *)b;
+    if (x->last_rung != y->last_rung)
+        return y->last_rung - x->last_rung;
+    double u = x->mean[x->last_rung], w = y->mean[y->last_rung];
+    if (!st->maximize)
+        u = -u, w = -w;
+    return u < w ? 1 : u > w ? -1 : 0;
+}
+
+/* One training of trial t on fold f for `epochs`, and its metric on the
+ * held-out fold. Recorded in dir/done.yaml; a matching record is reused. */
+static int run_fold(experiment *e, int si, const trial *t, int fold, int epochs, const char *dir,
+                    double *value, yf_error *err)
+{
+    step *st = &e->steps[si];
+    char **ov = malloc((t->n_ov + 4) * sizeof *ov);
+    if (!ov)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    char f1[64], f2[64], f3[64];
+    snprintf(f1, sizeof f1, "data.folds=%d", st->folds);
+    snprintf(f2, sizeof f2, "data.fold=%d", fold);
+    snprintf(f3, sizeof f3, "train.epochs=%d", epochs);
+    for (int k = 0; k < t->n_ov; k++)
+        ov[k] = t->ov[k];
+    ov[t->n_ov] = "data.valid=0", ov[t->n_ov + 1] = f1, ov[t->n_ov + 2] = f2;
+    ov[t->n_ov + 3] = f3;
+    uint64_t h = fnv(fnv(0, "tune", 4), st->metric, strlen(st->metric));
+    yf_spec *spec = train_spec(e, si, 0, (const char *const *)ov, t->n_ov + 4, &h, err);
+    free(ov);
+    if (!spec)
+        return err->code;
+    run r = {.hash = fnv_emitted(h, NULL, spec)};
+    snprintf(r.dir, sizeof r.dir, "%s", dir);
+    char record[1100];
+    snprintf(record, sizeof record, "%s/done.yaml", dir);
+    if (read_record(record, &r) && lookup(&r, "metric", value)) {
+        yf_spec_free(spec);
+        return 0;
+    }
+    remove(record);
+    yf_model *m = yf_model_new(spec, e->o->threads, err);
+    yf_dataset *d = m ? yf_dataset_load(spec, err) : NULL;
+    int rc = d ? 0 : err->code;
+    if (!rc) {
+        yf_train_opts to = {.out_dir = dir, .echo = NULL};
+        rc = yf_train(m, d, &to, err);
+    }
+    if (!rc && hash_metric(st->metric)) {
+        yf_hash_index ix;
+        yf_hash_stats hs;
+        rc = yf_hash_build_splits(m, d, st->layer[0] ? st->layer : NULL, YF_SPLIT_TRAIN,
+                                  YF_SPLIT_VALID, &ix, err);
+        if (!rc)
+            rc = yf_hash_evaluate(&ix, (size_t)st->n, e->o->threads > 0 ? e->o->threads : 1, &hs,
+                                  err);
+        yf_hash_index_free(&ix);
+        const struct {
+            const char *n;
+            double v;
+        } f[] = {{"map", hs.map}, {"precision_r2", hs.precision_r2}, {"purity", hs.purity},
+                 {"purity_r1", hs.purity_r1}, {"purity_r2", hs.purity_r2}, {"gini", hs.gini},
+                 {"gini_r1", hs.gini_r1}, {"gini_r2", hs.gini_r2}};
+        for (size_t k = 0; !rc && k < sizeof f / sizeof f[0]; k++)
+            if (!strcmp(f[k].n, st->metric))
+                *value = f[k].v;
+    } else if (!rc) {
+        yf_metric mt[1 + 3 * YF__MAX_TERMS];
+        int nm = yf_evaluate(m, d, YF_SPLIT_VALID, mt, (int)YF__ARRAY_LEN(mt), err);
+        rc = nm < 0 ? nm : 0;
+        const char *want = strncmp(st->metric, "valid_", 6) ? st->metric : st->metric + 6;
+        bool found = false;
+        for (int k = 0; k < nm; k++)
+            if (!strcmp(mt[k].name, want))
+                *value = mt[k].value, found = true;
+        if (!rc && !found) {
+            char names[512] = "";
+            for (int k = 0; k < nm; k++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%svalid_%s",
+                         k ? ", " : "", mt[k].name);
+            rc = yf__fail_at(err, st->at, YF_ESPEC, "step '%s': the metric '%s' is neither a "
+                             "figure of the held-out fold (%s) nor of hash codes (map, "
+                             "precision_r2, purity, purity_r1, purity_r2, gini, ...)", st->name,
+                             st->metric, names);
+        }
+    }
+    if (!rc) {
+        add_result(&r, "metric", *value);
+        rc = write_record(record, &r, err);
+        /* the folds' checkpoints are not needed again: their record is */
+        char ckpt[1100];
+        snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+        remove(ckpt);
+    }
+    yf_dataset_free(d);
+    yf_model_free(m);
+    yf_spec_free(spec);
+    return rc;
+}
+
+static int run_tune(experiment *e, int si, yf_error *err)
+{
+    step *st = &e->steps[si];
+    trial *t = make_trials(st, err);
+    if (!t)
+        return err->code;
+    trial **alive = malloc(st->trials * sizeof *alive);
+    int n_alive = st->trials, rc = alive ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
+    for (int i = 0; i < st->trials && alive; i++)
+        alive[i] = &t[i], t[i].last_rung = -1;
+    /* the full budget: the model's epochs after `set` */
+    uint64_t unused = 0;
+    yf_spec *base = rc ? NULL : train_spec(e, si, 0, NULL, 0, &unused, err);
+    int full = base ? base->epochs : 1;
+    yf_spec_free(base);
+    if (!rc && !base)
+        rc = err->code;
+    char tdir[1100];
+    snprintf(tdir, sizeof tdir, "%s/%s", e->dir, st->name);
+    for (int rung = 0; rung < st->rungs && !rc; rung++) {
+        /* rung r trains for full / eta^(rungs − 1 − r) epochs (at least 1) */
+        double div = pow(st->eta, st->rungs - 1 - rung);
+        int epochs = (int)fmax(1, floor(full / div + 0.5));
+        say(e, "== '%s': rung %d of %d, %d trials x %d folds, %d epochs each\n", st->name,
+            rung + 1, st->rungs, n_alive, st->folds, epochs);
+        for (int a = 0; a < n_alive && !rc; a++) {
+            trial *tr = alive[a];
+            double v[20], sum = 0, sq = 0;
+            for (int f = 0; f < st->folds && !rc; f++) {
+                char dir[1200];
+                snprintf(dir, sizeof dir, "%s/trial-%d/rung-%d/fold-%d", tdir, (int)(tr - t), rung,
+                         f);
+                rc = mkdir_p(dir, err);
+                if (!rc)
+                    rc = run_fold(e, si, tr, f, epochs, dir, &v[f], err);
+                if (!rc)
+                    sum += v[f], sq += v[f] * v[f];
+            }
+            if (rc)
+                break;
+            int n = st->folds;
+            tr->mean[rung] = sum / n;
+            tr->sd[rung] = sqrt(fmax(0, (sq - n * tr->mean[rung] * tr->mean[rung]) / (n - 1)));
+            tr->epochs[rung] = epochs;
+            tr->last_rung = rung;
+            say(e, "   trial %d (%s): %s %.4f ± %.4f\n", (int)(tr - t), tr->label, st->metric,
+                tr->mean[rung], tr->sd[rung]);
+        }
+        if (rc)
+            break;
+        int r = rung;
+        qsort_r(alive, n_alive, sizeof *alive, by_mean, &r);
+        if (!st->maximize) /* ascending */
+            for (int i = 0; i < n_alive / 2; i++) {
+                trial *x = alive[i];
+                alive[i] = alive[n_alive - 1 - i], alive[n_alive - 1 - i] = x;
+            }
+        if (rung + 1 < st->rungs)
+            n_alive = (n_alive + st->eta - 1) / st->eta;
+    }
+    if (!rc) {
+        /* tune.md: every trial, the best first, with its last rung */
+        trial **all = malloc(st->trials * sizeof *all);
+        for (int i = 0; all && i < st->trials; i++)
+            all[i] = &t[i];
+        if (all)
+            qsort_r(all, st->trials, sizeof *all, by_standing, st);
+        char path[1200];
+        snprintf(path, sizeof path, "%s/tune.md", tdir);
+        FILE *f = all ? fopen(path, "w") : NULL;
+        if (!f)
+            rc = yf__fail(err, YF_EIO, "cannot write %s", path);
+        else {
+            fprintf(f, "# Tuning '%s'\n\n%s search over %d trials of `%s`, %d-fold "
+                       "cross-validation on the training images (the test images are never "
+                       "used), %s %s; successive halving over %d rung%s (eta %d): each rung "
+                       "retrains the best 1/%d of the previous one from scratch with %d times "
+                       "the epochs.\n\n| rank | trial | settings |",
+                    st->name, st->random_search ? "Random" : "Grid", st->trials, st->model,
+                    st->folds, st->maximize ? "maximising" : "minimising", st->metric, st->rungs,
+                    st->rungs > 1 ? "s" : "", st->eta, st->eta, st->eta);
+            for (int r = 0; r < st->rungs; r++)
+                fprintf(f, " rung %d: %s (epochs) |", r + 1, st->metric);
+            fprintf(f, "\n| ---: | ---: | --- |");
+            for (int r = 0; r < st->rungs; r++)
+                fprintf(f, " ---: |");
+            fprintf(f, "\n");
+            for (int i = 0; i < st->trials; i++) {
+                const trial *tr = all[i];
+                fprintf(f, "| %d | %d | %s |", i + 1, (int)(tr - t), tr->label);
+                for (int r = 0; r < st->rungs; r++)
+                    if (r <= tr->last_rung)
+                        fprintf(f, " %.4f ± %.4f (%d) |", tr->mean[r], tr->sd[r], tr->epochs[r]);
+                    else
+                        fprintf(f, " stopped |");
+                fprintf(f, "\n");
+            }
+            fclose(f);
+            say(e, "   %s\n   best: %s (%s %.4f ± %.4f)\n", path, all[0]->label, st->metric,
+                all[0]->mean[all[0]->last_rung], all[0]->sd[all[0]->last_rung]);
+        }
+        if (!rc) {
+            /* the best config as a spec, and trained on all the training data */
+            const trial *best = all[0];
+            uint64_t h0 = 0;
+            yf_spec *bs = train_spec(e, si, 0, (const char *const *)best->ov, best->n_ov, &h0,
+                                     err);
+            snprintf(path, sizeof path, "%s/best.yaml", tdir);
+            FILE *bf = bs ? fopen(path, "w") : NULL;
+            if (!bs)
+                rc = err->code;
+            else if (!bf)
+                rc = yf__fail(err, YF_EIO, "cannot write %s", path);
+            else {
+                fprintf(bf, "# the best of %d trials (%s), %s %.4f ± %.4f over %d folds: %s\n",
+                        st->trials, st->name, st->metric, best->mean[best->last_rung],
+                        best->sd[best->last_rung], st->folds, best->label);
+                yf_spec_write(bs, bf);
+                fclose(bf);
+            }
+            yf_spec_free(bs);
+            run *r0 = &st->runs[0];
+            if (!rc)
+                rc = run_train(e, si, 0, (const char *const *)best->ov, best->n_ov, err);
+            if (!rc) {
+                add_result(r0, "cv_metric", best->mean[best->last_rung]);
+                add_result(r0, "cv_sd", best->sd[best->last_rung]);
+                snprintf(st->best_label, sizeof st->best_label, "%s", best->label);
+            }
+        }
+        free(all);
+    }
+    free(alive);
+    free_trials(t, st->trials);
     return rc;
 }
 
@@ -877,9 +1355,12 @@ static int write_report(const experiment *e, int failed, const char *why, yf_err
     fprintf(f, "\n");
     for (int si = 0; si < e->n_steps; si++) {
         const step *st = &e->steps[si];
-        if (st->kind != STEP_TRAIN)
+        if (st->kind != STEP_TRAIN && st->kind != STEP_TUNE)
             continue;
-        fprintf(f, "| [%s](%s) |", st->name, st->name);
+        if (st->kind == STEP_TUNE)
+            fprintf(f, "| [%s](%s/best) (tuned) |", st->name, st->name);
+        else
+            fprintf(f, "| [%s](%s) |", st->name, st->name);
         int done = 0;
         double v;
         for (int k = 0; k < st->repeat; k++)
@@ -889,6 +1370,24 @@ static int write_report(const experiment *e, int failed, const char *why, yf_err
         for (int c = 0; c < nc; c++)
             cell(f, st, cols[c]);
         fprintf(f, "\n");
+    }
+    /* tuning */
+    bool tuned = false;
+    for (int si = 0; si < e->n_steps; si++) {
+        const step *st = &e->steps[si];
+        double cv, sd;
+        if (st->kind != STEP_TUNE || !st->runs[0].done || !lookup(&st->runs[0], "cv_metric", &cv))
+            continue;
+        lookup(&st->runs[0], "cv_sd", &sd);
+        if (!tuned)
+            fprintf(f, "\n## Tuning\n");
+        tuned = true;
+        fprintf(f, "\n**%s**: %d trials, %d-fold cross-validation on the training images; the "
+                   "best, %s, scored %s %.4f ± %.4f. Every trial: [tune.md](%s/tune.md); the best "
+                   "config as a spec: [best.yaml](%s/best.yaml), trained on all the training "
+                   "images as [%s/best](%s/best).\n", st->name, st->trials, st->folds,
+                st->best_label[0] ? st->best_label : "(see tune.md)", st->metric, cv, sd,
+                st->name, st->name, st->name, st->name);
     }
     /* sample quality, scored by a classifier */
     bool header = false;
@@ -1004,7 +1503,7 @@ int yf_experiment_run(const char *path, const yf_experiment_opts *o, yf_error *e
         for (int k = 0; k < st->repeat && st->kind == STEP_TRAIN && !rc; k++) {
             if (st->repeat > 1) {
                 uint64_t unused = 0;
-                yf_spec *s0 = train_spec(e, si, 0, &unused, err);
+                yf_spec *s0 = train_spec(e, si, 0, NULL, 0, &unused, err);
                 if (!s0) {
                     rc = err->code;
                     break;
@@ -1018,10 +1517,32 @@ int yf_experiment_run(const char *path, const yf_experiment_opts *o, yf_error *e
         }
         if (rc)
             break;
+        if (st->kind == STEP_TUNE) {
+            /* the best trial's run; every trial's spec is checked now */
+            snprintf(st->runs[0].dir, sizeof st->runs[0].dir, "%s/%s/best", e->dir, st->name);
+            trial *t = make_trials(st, err);
+            rc = t ? 0 : err->code;
+            for (int i = 0; t && i < st->trials && !rc; i++) {
+                uint64_t unused = 0;
+                yf_spec *sp = train_spec(e, si, 0, (const char *const *)t[i].ov, t[i].n_ov,
+                                         &unused, err);
+                yf_model *m = sp ? yf_model_new(sp, 1, err) : NULL;
+                if (!m)
+                    rc = err->code;
+                else if (hash_metric(st->metric) && !st->layer[0] && !sp->hash_layer[0])
+                    rc = yf__fail_at(err, st->at, YF_ESPEC, "step '%s': the metric '%s' needs "
+                                     "hash codes: give 'layer', or hash: {layer} in the model",
+                                     st->name, st->metric);
+                yf_model_free(m);
+                yf_spec_free(sp);
+            }
+            free_trials(t, st->trials);
+            continue;
+        }
         for (int k = 0; k < st->repeat && !rc; k++) {
             uint64_t unused = 0;
             if (st->kind == STEP_TRAIN) {
-                yf_spec *s = train_spec(e, si, k, &unused, err);
+                yf_spec *s = train_spec(e, si, k, NULL, 0, &unused, err);
                 yf_model *m = s ? yf_model_new(s, 1, err) : NULL;
                 if (!m)
                     rc = err->code;
@@ -1049,7 +1570,8 @@ int yf_experiment_run(const char *path, const yf_experiment_opts *o, yf_error *e
         step *st = &e->steps[si];
         for (int k = 0; k < st->repeat && !rc; k++) {
             say(e, "[%d/%d] ", ++at, total);
-            rc = st->kind == STEP_TRAIN ? run_train(e, si, k, err) : run_other(e, si, err);
+            rc = st->kind == STEP_TRAIN ? run_train(e, si, k, NULL, 0, err)
+                 : st->kind == STEP_TUNE ? run_tune(e, si, err) : run_other(e, si, err);
         }
         if (rc) {
             failed = si;

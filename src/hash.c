@@ -560,8 +560,18 @@ static float threshold_of(const yf_spec *s, const char *layer, bool *logistic)
     return *logistic ? 0.5f : 0.0f;
 }
 
-int yf_hash_build(yf_model *m, yf_dataset *d, const char *layer, yf_hash_index *ix,
-                  yf_error *err)
+/* db_split, q_split: a yf_split, or FILE_TRAIN / FILE_TEST for every row
+ * of the training or test file */
+enum { FILE_TRAIN = 100, FILE_TEST = 101 };
+
+static size_t rows_in(const yf_dataset *d, int split)
+{
+    return split == FILE_TRAIN ? d->train_x.count
+           : split == FILE_TEST ? d->test_x.count : yf_dataset_count(d, (yf_split)split);
+}
+
+static int build(yf_model *m, yf_dataset *d, const char *layer, int db_split, int q_split,
+                 yf_hash_index *ix, yf_error *err)
 {
     memset(ix, 0, sizeof *ix);
     const yf_spec *s = m->spec;
@@ -578,7 +588,7 @@ int yf_hash_build(yf_model *m, yf_dataset *d, const char *layer, yf_hash_index *
                         bits);
     bool logistic;
     float thr = threshold_of(s, layer, &logistic);
-    size_t n_db = d->train_x.count, n_q = d->test_x.count, chunk = 4096;
+    size_t n_db = rows_in(d, db_split), n_q = rows_in(d, q_split), chunk = 4096;
     ix->bits = (int)bits;
     ix->classes = 10;
     ix->n_db = n_db, ix->n_query = n_q;
@@ -596,7 +606,11 @@ int yf_hash_build(yf_model *m, yf_dataset *d, const char *layer, yf_hash_index *
         size_t n = part ? n_q : n_db;
         for (size_t b = 0; b < n && !rc; b += chunk) {
             size_t k = n - b < chunk ? n - b : chunk;
-            yf__file_rows(d, part == 1, b, k, x, y);
+            int split = part ? q_split : db_split;
+            if (split >= FILE_TRAIN)
+                yf__file_rows(d, split == FILE_TEST, b, k, x, y);
+            else
+                yf__split_rows(d, (yf_split)split, b, k, x, y);
             rc = yf_model_forward(m, NULL, x, k, layer, a, 0, UINT64_C(1) << 62, err);
             if (rc)
                 break;
@@ -621,4 +635,16 @@ void yf_hash_count_within_many(const uint64_t *db, size_t n, const uint64_t *q, 
     static void (*const fn[3])(const uint64_t *, size_t, const uint64_t *, size_t, int,
                                size_t *) = {many_plain, many_popcnt, many_vpopcnt};
     fn[popcount_level()](db, n, q, nq, r, count);
+}
+
+int yf_hash_build(yf_model *m, yf_dataset *d, const char *layer, yf_hash_index *ix,
+                  yf_error *err)
+{
+    return build(m, d, layer, FILE_TRAIN, FILE_TEST, ix, err);
+}
+
+int yf_hash_build_splits(yf_model *m, yf_dataset *d, const char *layer, yf_split db,
+                         yf_split queries, yf_hash_index *ix, yf_error *err)
+{
+    return build(m, d, layer, db, queries, ix, err);
 }

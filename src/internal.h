@@ -273,6 +273,7 @@ struct yf_spec {
     long valid;
     double train_fraction;
     long train_count; /* 0: not set */
+    int folds, fold;  /* k-fold cross-validation (folds 0: none) */
     const yf__node *data_at;
     /* init */
     int n_init_src;
@@ -556,6 +557,7 @@ void yf__rand_uniform(uint64_t seed, uint32_t stream, uint64_t step,
                       float *out, size_t n, float lo, float hi);
 /* Random streams used outside graphs. */
 enum { YF__STREAM_INIT = 1, YF__STREAM_SHUFFLE = 2, YF__STREAM_SUBSET = 3, YF__STREAM_SAMPLE = 4,
+       YF__STREAM_FOLDS = 5,
        YF__STREAM_NODE0 = 100 };
 
 /* ---- optimisers (optim.c) ------------------------------------------------------ */
@@ -584,6 +586,8 @@ void yf__idx_free(yf__idx *idx);
 struct yf_dataset {
     yf__idx train_x, train_y, test_x, test_y;
     size_t n_train, n_valid; /* valid = last n_valid of the training file */
+    size_t *valid_rows; /* with data.folds: the validation fold's rows; else
+                           NULL (the last n_valid rows of the file) */
     size_t *train_rows; /* the training examples used: rows of the training
                            file, a seeded class-stratified subset when
                            data.train_fraction or data.train_count is set */
@@ -598,6 +602,9 @@ size_t yf__row_of(const yf_dataset *d, yf_split split, size_t i);
 void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx, int n,
                 yf__graph *g);
 void yf__prefetch(const yf_dataset *d, yf_split split, const size_t *idx, int n);
+/* The fold (0 .. spec->folds − 1) of every row of the training file, as
+ * data.folds assigns them: stratified by class, seeded, disjoint. */
+int yf__fold_of_rows(const yf_dataset *d, const yf_spec *spec, int *fold, yf_error *err);
 /* Copies examples first .. first + n of a split: images as floats in
  * [0, 1] (n, dim) into x, labels into y (either may be NULL). */
 void yf__split_rows(const yf_dataset *d, yf_split split, size_t first, size_t n, float *x,

@@ -243,7 +243,7 @@ static int parse_data(yf_spec *s, yf__node *root, yf_error *err)
     if (!d)
         d = yf__map_set_node(root, "data", yf__node_new(YF__MAP, root->file, root->line, root->col));
     static const char *const keys[] = {"source", "dir", "valid", "train_fraction",
-                                       "train_count"};
+                                       "train_count", "folds", "fold"};
     const char *ctx = "data: ";
     CHECK(expect_map(d, "data", "", err));
     CHECK(check_keys(d, keys, YF__ARRAY_LEN(keys), ctx, err));
@@ -264,9 +264,25 @@ static int parse_data(yf_spec *s, yf__node *root, yf_error *err)
         CHECK(get_num(d, "train_count", NULL, 1, 60000, true, &v, ctx, err));
         s->train_count = (long)v;
         s->train_fraction = 1.0;
-        return 0;
+    } else {
+        CHECK(get_num(d, "train_fraction", "1.0", 1e-6, 1.0, false, &s->train_fraction, ctx,
+                      err));
     }
-    CHECK(get_num(d, "train_fraction", "1.0", 1e-6, 1.0, false, &s->train_fraction, ctx, err));
+    /* k-fold cross-validation: fold `fold` of `folds` is the validation
+     * split, the others the training split */
+    if (yf__map_get(d, "folds") || yf__map_get(d, "fold")) {
+        CHECK(get_num(d, "folds", NULL, 2, 20, true, &v, ctx, err));
+        s->folds = (int)v;
+        CHECK(get_num(d, "fold", NULL, 0, s->folds - 1, true, &v, ctx, err));
+        s->fold = (int)v;
+        if (s->valid)
+            return yf__fail_at(err, yf__map_get(d, "folds"), YF_ESPEC,
+                               "data: with 'folds' the validation split is a fold: set valid: 0");
+        if (s->train_count || s->train_fraction < 1.0)
+            return yf__fail_at(err, yf__map_get(d, "folds"), YF_ESPEC,
+                               "data: 'folds' trains on every other fold: it does not combine "
+                               "with 'train_fraction' or 'train_count'");
+    }
     return 0;
 }
 

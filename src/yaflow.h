@@ -267,6 +267,10 @@ typedef struct yf_hash_index {
  * logistic activation, else at 0. */
 int yf_hash_build(yf_model *m, yf_dataset *d, const char *layer, yf_hash_index *ix,
                   yf_error *err);
+/* The same with the database and queries from two splits of the spec's
+ * data (cross-validation: the training folds against the held-out fold). */
+int yf_hash_build_splits(yf_model *m, yf_dataset *d, const char *layer, yf_split db,
+                         yf_split queries, yf_hash_index *ix, yf_error *err);
 /* The index file (docs/hashing.md): written atomically; a truncated,
  * corrupt (CRC-32) or inconsistent file is refused (YF_EDATA). */
 int yf_hash_index_save(const yf_hash_index *ix, const char *path, yf_error *err);

@@ -87,6 +87,64 @@ static void apportion(const size_t cnt[CLASSES], size_t n, size_t k, size_t take
     }
 }
 
+/* k-fold cross-validation: within each class, the training file's rows in
+ * a Fisher–Yates order keyed by (seed, YF__STREAM_FOLDS, class, position)
+ * are dealt to folds 0, 1, ..., k − 1, 0, ... in turn, so every fold gets
+ * the floor or the ceiling of each class's share; the rows are disjoint
+ * and cover the file. Fold spec->fold is the validation split, the others
+ * the training split, each in file order. */
+int yf__fold_of_rows(const yf_dataset *d, const yf_spec *spec, int *fold, yf_error *err)
+{
+    size_t n = d->train_x.count;
+    size_t *by_class = malloc((n ? n : 1) * sizeof *by_class);
+    if (!by_class)
+        return yf__fail(err, YF_ENOMEM, "out of memory assigning %zu examples to folds", n);
+    size_t cnt[CLASSES] = {0}, start[CLASSES], fill[CLASSES];
+    const uint8_t *label = d->train_y.data;
+    for (size_t i = 0; i < n; i++)
+        cnt[label[i]]++;
+    for (int c = 0; c < CLASSES; c++)
+        start[c] = fill[c] = c ? start[c - 1] + cnt[c - 1] : 0;
+    for (size_t i = 0; i < n; i++)
+        by_class[fill[label[i]]++] = i;
+    for (int c = 0; c < CLASSES; c++) {
+        size_t *rows = by_class + start[c];
+        for (size_t i = cnt[c]; i-- > 1;) {
+            uint32_t w[4];
+            yf__philox(spec->seed, YF__STREAM_FOLDS, (uint64_t)c, (uint32_t)i, w);
+            size_t j = (size_t)((((uint64_t)w[0] << 32) | w[1]) % (i + 1));
+            size_t t = rows[i];
+            rows[i] = rows[j], rows[j] = t;
+        }
+        for (size_t i = 0; i < cnt[c]; i++)
+            fold[rows[i]] = (int)(i % (size_t)spec->folds);
+    }
+    free(by_class);
+    return 0;
+}
+
+static int assign_folds(yf_dataset *d, const yf_spec *spec, yf_error *err)
+{
+    size_t n = d->train_x.count;
+    int *fold = malloc((n ? n : 1) * sizeof *fold);
+    d->train_rows = malloc((n ? n : 1) * sizeof *d->train_rows);
+    d->valid_rows = malloc((n ? n : 1) * sizeof *d->valid_rows);
+    if (!fold || !d->train_rows || !d->valid_rows) {
+        free(fold);
+        return yf__fail(err, YF_ENOMEM, "out of memory assigning %zu examples to folds", n);
+    }
+    int rc = yf__fold_of_rows(d, spec, fold, err);
+    d->n_train = d->n_valid = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (fold[i] == spec->fold)
+            d->valid_rows[d->n_valid++] = i;
+        else
+            d->train_rows[d->n_train++] = i;
+    }
+    free(fold);
+    return rc;
+}
+
 /* Fills d->train_rows and d->n_train from the training part, rows
  * [0, n) of the training file: all of them in order, or, with
  * data.train_fraction or data.train_count, K rows spread over the classes
@@ -212,7 +270,10 @@ yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
         goto fail;
     }
     d->n_valid = (size_t)spec->valid;
-    if (choose_train_rows(d, spec, d->train_x.count - d->n_valid, err))
+    if (spec->folds) {
+        if (assign_folds(d, spec, err))
+            goto fail;
+    } else if (choose_train_rows(d, spec, d->train_x.count - d->n_valid, err))
         goto fail;
     if (spec->labels_name[0]) { /* labels index the model's classes */
         int top = 0;
@@ -242,6 +303,7 @@ void yf_dataset_free(yf_dataset *d)
     yf__idx_free(&d->test_x);
     yf__idx_free(&d->test_y);
     free(d->train_rows);
+    free(d->valid_rows);
     free(d);
 }
 
@@ -266,7 +328,7 @@ size_t yf__row_of(const yf_dataset *d, yf_split split, size_t i)
 {
     switch (split) {
     case YF_SPLIT_TRAIN: return d->train_rows[i];
-    case YF_SPLIT_VALID: return d->train_x.count - d->n_valid + i;
+    case YF_SPLIT_VALID: return d->valid_rows ? d->valid_rows[i] : d->train_x.count - d->n_valid + i;
     case YF_SPLIT_TEST: return i;
     }
     return i;
