@@ -390,6 +390,58 @@ START_TEST(test_merge_key)
 }
 END_TEST
 
+/* tune: a grid searched by 2-fold cross-validation on a hash metric, with
+ * successive halving; the best config written as a spec and trained as the
+ * step's run, which a hash step then indexes */
+START_TEST(test_tune)
+{
+    setup_experiment();
+    const char *text = "name: tiny\n"
+                       "steps:\n"
+                       "  - name: tuned\n"
+                       "    tune: ae.yaml\n"
+                       "    set: {train.epochs: 2}\n"
+                       "    grid: {model.layers.hidden.units: [8, 16], model.layers.noisy.stddev: [0.1]}\n"
+                       "    folds: 2\n"
+                       "    metric: map\n"
+                       "    layer: coding\n"
+                       "    halving: {rungs: 2, eta: 2}\n"
+                       "  - {name: codes, hash: \"${tuned}\", layer: coding}\n";
+    tu_write(DIR "/exp/tiny.yaml", text, strlen(text));
+    yf_error err;
+    ck_assert_msg(run_experiment(&err) == 0, "%s", yf_error_format(&err));
+    size_t len;
+    char *md = tu_read(DIR "/out/tuned/tune.md", &len);
+    ck_assert_msg(strstr(md, "2-fold cross-validation") && strstr(md, "| 1 |") &&
+                  strstr(md, "| 2 |") && strstr(md, "stopped"), "%s", md);
+    free(md);
+    /* rung 1 trains each fold for 1 epoch (2 / 2), rung 2 for 2 */
+    ck_assert(tu_exists(DIR "/out/tuned/trial-0/rung-0/fold-1/done.yaml"));
+    ck_assert(tu_exists(DIR "/out/tuned/trial-1/rung-0/fold-0/done.yaml"));
+    char *cfg = tu_read(DIR "/out/tuned/trial-0/rung-0/fold-1/config.yaml", &len);
+    ck_assert_msg(strstr(cfg, "folds: 3") == NULL && strstr(cfg, "fold: 1") &&
+                  strstr(cfg, "epochs: 1"), "%s", cfg);
+    free(cfg);
+    /* the best config loads as a spec, without the folds */
+    yf_spec *best = yf_spec_load(DIR "/out/tuned/best.yaml", NULL, 0, &err);
+    ck_assert_msg(best != NULL, "%s", yf_error_format(&err));
+    yf_spec_free(best);
+    cfg = tu_read(DIR "/out/tuned/best.yaml", &len);
+    ck_assert_msg(!strstr(cfg, "folds:") && !strstr(cfg, "fold:"), "%s", cfg);
+    free(cfg);
+    ck_assert(tu_exists(DIR "/out/tuned/best/checkpoint.safetensors"));
+    ck_assert(tu_exists(DIR "/out/codes.index"));
+    char *rep = tu_read(DIR "/out/report.md", &len);
+    ck_assert_msg(strstr(rep, "## Tuning") && strstr(rep, "## Hashing") &&
+                  strstr(rep, "[tuned](tuned/best) (tuned)"), "%s", rep);
+    free(rep);
+    /* again: every fold's record is reused, nothing retrained */
+    struct timespec t = mtime(DIR "/out/tuned/best/checkpoint.safetensors");
+    ck_assert_msg(run_experiment(&err) == 0, "%s", yf_error_format(&err));
+    ck_assert(same_time(t, mtime(DIR "/out/tuned/best/checkpoint.safetensors")));
+}
+END_TEST
+
 static void expect_bad(const char *text, const char *want, int line)
 {
     tu_write(DIR "/exp/tiny.yaml", text, strlen(text));
@@ -416,6 +468,10 @@ START_TEST(test_bad_experiments)
     expect_bad("name: x\nsteps:\n  - {name: a, train: ae.yaml, repeat: 0}\n",
                "'repeat' must be an integer from 1 to 100", 3);
     expect_bad("name: x\nsteps:\n  - {train: ae.yaml}\n", "a train step needs a 'name'", 3);
+    expect_bad("name: x\nsteps:\n  - {name: a, tune: ae.yaml, metric: map, grid: {train.epochs: [1]}}\n",
+               "the metric 'map' needs hash codes", 3);
+    expect_bad("name: x\nsteps:\n  - {name: a, tune: ae.yaml, metric: map}\n",
+               "give 'grid' (every combination) or 'random'", 3);
     expect_bad("name: x\nsteps:\n  - {name: a, train: ae.yaml, set: {<<: 3}}\n",
                "'<<' merges a mapping of overrides", 3);
     expect_bad("name: x\nsteps:\n  - {name: a, train: missing.yaml}\n", "missing.yaml", 3);
@@ -531,6 +587,7 @@ int main(void)
     tcase_add_test(run, test_skip_rerun_fail_continue);
     tcase_add_test(run, test_bad_experiments);
     tcase_add_test(run, test_merge_key);
+    tcase_add_test(run, test_tune);
     suite_add_tcase(s, run);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -185,6 +185,87 @@ START_TEST(test_index_file)
 }
 END_TEST
 
+/* data.folds: every training-file row in exactly one validation fold,
+ * the training split its complement, each class spread evenly, the same
+ * folds for the same seed */
+START_TEST(test_folds)
+{
+    tu_workdir(DIR "/folds");
+    tu_write_dataset(DIR "/folds/data", 203, 8, 4, false); /* 4 classes, 51/51/51/50 */
+    enum { K = 3, N = 203 };
+    int seen[N] = {0}, per_class[K][4] = {{0}};
+    size_t first_valid[N];
+    size_t n_first = 0;
+    for (int f = 0; f < K; f++) {
+        char fold[32];
+        snprintf(fold, sizeof fold, "data.fold=%d", f);
+        const char *ov[] = {fold};
+        yf_spec *s = tu_spec("name: folds\n"
+                             "seed: 5\n"
+                             "data: {source: mnist, dir: " DIR "/folds/data, valid: 0, folds: 3, fold: 0}\n"
+                             "model:\n"
+                             "  input: {name: x, shape: [16]}\n"
+                             "  layers:\n"
+                             "    - {name: out, type: dense, units: 16}\n"
+                             "  loss:\n"
+                             "    - {type: mse, input: out, target: x}\n"
+                             "train: {optimizer: {type: sgd, learning_rate: 0.1}, batch_size: 8, epochs: 1}\n",
+                             ov, 1);
+        yf_error err = {0};
+        yf_dataset *d = yf_dataset_load(s, &err);
+        ck_assert_msg(d != NULL, "%s", yf_error_format(&err));
+        size_t nv = yf_dataset_count(d, YF_SPLIT_VALID), nt = yf_dataset_count(d, YF_SPLIT_TRAIN);
+        ck_assert_uint_eq(nv + nt, N);
+        bool in_valid[N] = {false};
+        for (size_t i = 0; i < nv; i++) {
+            size_t row = yf__row_of(d, YF_SPLIT_VALID, i);
+            in_valid[row] = true;
+            seen[row]++;
+            per_class[f][d->train_y.data[row]]++;
+            if (f == 0)
+                first_valid[n_first++] = row;
+        }
+        for (size_t i = 0; i < nt; i++) /* the training split: the other folds */
+            ck_assert(!in_valid[yf__row_of(d, YF_SPLIT_TRAIN, i)]);
+        yf_dataset_free(d);
+        yf_spec_free(s);
+    }
+    for (int i = 0; i < N; i++) /* disjoint and covering */
+        ck_assert_msg(seen[i] == 1, "row %d is in %d validation folds", i, seen[i]);
+    for (int c = 0; c < 4; c++) /* stratified: each class's share within one */
+        for (int f = 0; f < K; f++) {
+            int total = c < 3 ? 51 : 50;
+            ck_assert_int_ge(per_class[f][c], total / K);
+            ck_assert_int_le(per_class[f][c], (total + K - 1) / K);
+        }
+    /* seeded: the same seed gives the same fold 0, another seed another */
+    for (int seed = 5; seed <= 6; seed++) {
+        char sd[32];
+        snprintf(sd, sizeof sd, "seed=%d", seed);
+        const char *ov[] = {sd};
+        yf_spec *s = tu_spec("name: folds\n"
+                             "data: {source: mnist, dir: " DIR "/folds/data, valid: 0, folds: 3, fold: 0}\n"
+                             "model:\n"
+                             "  input: {name: x, shape: [16]}\n"
+                             "  layers:\n"
+                             "    - {name: out, type: dense, units: 16}\n"
+                             "  loss:\n"
+                             "    - {type: mse, input: out, target: x}\n"
+                             "train: {optimizer: {type: sgd, learning_rate: 0.1}, batch_size: 8, epochs: 1}\n",
+                             ov, 1);
+        yf_error err = {0};
+        yf_dataset *d = yf_dataset_load(s, &err);
+        ck_assert_ptr_nonnull(d);
+        bool same = yf_dataset_count(d, YF_SPLIT_VALID) == n_first;
+        for (size_t i = 0; same && i < n_first; i++)
+            same = yf__row_of(d, YF_SPLIT_VALID, i) == first_valid[i];
+        ck_assert_msg(same == (seed == 5), "seed %d: fold 0 %s", seed, same ? "unchanged" : "changed");
+        yf_dataset_free(d);
+        yf_spec_free(s);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hash");
@@ -193,6 +274,7 @@ int main(void)
     tcase_add_test(tc, test_distances_and_balls);
     tcase_add_test(tc, test_metrics_by_hand);
     tcase_add_test(tc, test_index_file);
+    tcase_add_test(tc, test_folds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
