@@ -1087,7 +1087,7 @@ static int run_tune(experiment *e, int si, yf_error *err)
             else if (!bf)
                 rc = yf__fail(err, YF_EIO, "cannot write %s", path);
             else {
-                fprintf(bf, "# the best of %d trials (%s), %s %.4f ± %.4f over %d folds: %s\n",
+                fprintf(bf, "# the best of %d trials (%s), %s %.4f ± %.4f in %d-fold cross-validation, with %s\n",
                         st->trials, st->name, st->metric, best->mean[best->last_rung],
                         best->sd[best->last_rung], st->folds, best->label);
                 yf_spec_write(bs, bf);
