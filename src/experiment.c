@@ -763,6 +763,7 @@ typedef struct trial {
     double mean[6], sd[6];
     int epochs[6];
     int last_rung; /* the last rung it ran */
+    int full_epochs;
 } trial;
 
 static void free_trials(trial *t, int n)
@@ -983,23 +984,27 @@ static int run_tune(experiment *e, int si, yf_error *err)
     int n_alive = st->trials, rc = alive ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
     for (int i = 0; i < st->trials && alive; i++)
         alive[i] = &t[i], t[i].last_rung = -1;
-    /* the full budget: the model's epochs after `set` */
-    uint64_t unused = 0;
-    yf_spec *base = rc ? NULL : train_spec(e, si, 0, NULL, 0, &unused, err);
-    int full = base ? base->epochs : 1;
-    yf_spec_free(base);
-    if (!rc && !base)
-        rc = err->code;
+    /* each trial's full budget: its epochs (after `set` and its choices) */
+    for (int i = 0; i < st->trials && !rc; i++) {
+        uint64_t unused = 0;
+        yf_spec *sp = train_spec(e, si, 0, (const char *const *)t[i].ov, t[i].n_ov, &unused, err);
+        if (!sp)
+            rc = err->code;
+        else
+            t[i].full_epochs = sp->epochs > 0 ? sp->epochs : 1;
+        yf_spec_free(sp);
+    }
     char tdir[1100];
     snprintf(tdir, sizeof tdir, "%s/%s", e->dir, st->name);
     for (int rung = 0; rung < st->rungs && !rc; rung++) {
-        /* rung r trains for full / eta^(rungs − 1 − r) epochs (at least 1) */
+        /* rung r trains each trial for its epochs / eta^(rungs − 1 − r) (at
+         * least 1) */
         double div = pow(st->eta, st->rungs - 1 - rung);
-        int epochs = (int)fmax(1, floor(full / div + 0.5));
-        say(e, "== '%s': rung %d of %d, %d trials x %d folds, %d epochs each\n", st->name,
-            rung + 1, st->rungs, n_alive, st->folds, epochs);
+        say(e, "== '%s': rung %d of %d, %d trials x %d folds, 1/%.0f of their epochs\n",
+            st->name, rung + 1, st->rungs, n_alive, st->folds, div);
         for (int a = 0; a < n_alive && !rc; a++) {
             trial *tr = alive[a];
+            int epochs = (int)fmax(1, floor(tr->full_epochs / div + 0.5));
             double v[20], sum = 0, sq = 0;
             for (int f = 0; f < st->folds && !rc; f++) {
                 char dir[1200];
@@ -1050,7 +1055,7 @@ static int run_tune(experiment *e, int si, yf_error *err)
                        "cross-validation on the training images (the test images are never "
                        "used), %s %s; successive halving over %d rung%s (eta %d): each rung "
                        "retrains the best 1/%d of the previous one from scratch with %d times "
-                       "the epochs.\n\n| rank | trial | settings |",
+                       "the epochs (the last rung: each trial's own epochs).\n\n| rank | trial | settings |",
                     st->name, st->random_search ? "Random" : "Grid", st->trials, st->model,
                     st->folds, st->maximize ? "maximising" : "minimising", st->metric, st->rungs,
                     st->rungs > 1 ? "s" : "", st->eta, st->eta, st->eta);
