@@ -97,7 +97,8 @@ START_TEST(test_every_model_trains)
             int n_ov = 0;
             snprintf(ov[n_ov++], 1200, "data.dir=" WORK "/data");
             snprintf(ov[n_ov++], 1200, "data.valid=64");
-            snprintf(ov[n_ov++], 1200, "train.epochs=1");
+            if (probe->epochs > 0) /* epochs: 0 (a random projection) stays untrained */
+                snprintf(ov[n_ov++], 1200, "train.epochs=1");
             const yf__node *init = yf__map_get(probe->tree->root, "init");
             for (int k = 0; k < probe->n_init_src; k++) {
                 const char *from = probe->init_src[k].from;
