@@ -87,6 +87,34 @@ static void apportion(const size_t cnt[CLASSES], size_t n, size_t k, size_t take
     }
 }
 
+/* Rows [0, n) of the training file grouped by class, each class in a
+ * Fisher–Yates order keyed by (seed, stream, class, position): class c is
+ * by_class[start[c] .. start[c] + cnt[c]). */
+static void shuffle_by_class(const yf_dataset *d, size_t n, uint64_t seed, uint32_t stream,
+                             size_t *by_class, size_t *cnt, size_t *start)
+{
+    size_t fill[CLASSES];
+    const uint8_t *label = d->train_y.data;
+    for (int c = 0; c < CLASSES; c++)
+        cnt[c] = 0;
+    for (size_t i = 0; i < n; i++)
+        cnt[label[i]]++;
+    for (int c = 0; c < CLASSES; c++)
+        start[c] = fill[c] = c ? start[c - 1] + cnt[c - 1] : 0;
+    for (size_t i = 0; i < n; i++)
+        by_class[fill[label[i]]++] = i;
+    for (int c = 0; c < CLASSES; c++) {
+        size_t *rows = by_class + start[c];
+        for (size_t i = cnt[c]; i-- > 1;) { /* one Philox block per draw */
+            uint32_t w[4];
+            yf__philox(seed, stream, (uint64_t)c, (uint32_t)i, w);
+            size_t j = (size_t)((((uint64_t)w[0] << 32) | w[1]) % (i + 1));
+            size_t t = rows[i];
+            rows[i] = rows[j], rows[j] = t;
+        }
+    }
+}
+
 /* k-fold cross-validation: within each class, the training file's rows in
  * a Fisher–Yates order keyed by (seed, YF__STREAM_FOLDS, class, position)
  * are dealt to folds 0, 1, ..., k − 1, 0, ... in turn, so every fold gets
@@ -99,26 +127,11 @@ int yf__fold_of_rows(const yf_dataset *d, const yf_spec *spec, int *fold, yf_err
     size_t *by_class = malloc((n ? n : 1) * sizeof *by_class);
     if (!by_class)
         return yf__fail(err, YF_ENOMEM, "out of memory assigning %zu examples to folds", n);
-    size_t cnt[CLASSES] = {0}, start[CLASSES], fill[CLASSES];
-    const uint8_t *label = d->train_y.data;
-    for (size_t i = 0; i < n; i++)
-        cnt[label[i]]++;
+    size_t cnt[CLASSES], start[CLASSES];
+    shuffle_by_class(d, n, spec->seed, YF__STREAM_FOLDS, by_class, cnt, start);
     for (int c = 0; c < CLASSES; c++)
-        start[c] = fill[c] = c ? start[c - 1] + cnt[c - 1] : 0;
-    for (size_t i = 0; i < n; i++)
-        by_class[fill[label[i]]++] = i;
-    for (int c = 0; c < CLASSES; c++) {
-        size_t *rows = by_class + start[c];
-        for (size_t i = cnt[c]; i-- > 1;) {
-            uint32_t w[4];
-            yf__philox(spec->seed, YF__STREAM_FOLDS, (uint64_t)c, (uint32_t)i, w);
-            size_t j = (size_t)((((uint64_t)w[0] << 32) | w[1]) % (i + 1));
-            size_t t = rows[i];
-            rows[i] = rows[j], rows[j] = t;
-        }
         for (size_t i = 0; i < cnt[c]; i++)
-            fold[rows[i]] = (int)(i % (size_t)spec->folds);
-    }
+            fold[by_class[start[c] + i]] = (int)(i % (size_t)spec->folds);
     free(by_class);
     return 0;
 }
@@ -178,26 +191,12 @@ static int choose_train_rows(yf_dataset *d, const yf_spec *spec, size_t n, yf_er
     size_t *by_class = malloc(n * sizeof *by_class);
     if (!by_class)
         return yf__fail(err, YF_ENOMEM, "out of memory choosing %zu training examples", k);
-    size_t cnt[CLASSES] = {0}, start[CLASSES], fill[CLASSES], take[CLASSES];
-    const uint8_t *label = d->train_y.data;
-    for (size_t i = 0; i < n; i++)
-        cnt[label[i]]++;
-    for (int c = 0; c < CLASSES; c++)
-        start[c] = fill[c] = c ? start[c - 1] + cnt[c - 1] : 0;
-    for (size_t i = 0; i < n; i++)
-        by_class[fill[label[i]]++] = i;
+    size_t cnt[CLASSES], start[CLASSES], take[CLASSES];
+    shuffle_by_class(d, n, spec->seed, YF__STREAM_SUBSET, by_class, cnt, start);
     apportion(cnt, n, k, take);
     size_t got = 0;
     for (int c = 0; c < CLASSES; c++) {
         size_t *rows = by_class + start[c];
-        /* Fisher–Yates, one Philox block per draw */
-        for (size_t i = cnt[c]; i-- > 1;) {
-            uint32_t w[4];
-            yf__philox(spec->seed, YF__STREAM_SUBSET, (uint64_t)c, (uint32_t)i, w);
-            size_t j = (size_t)((((uint64_t)w[0] << 32) | w[1]) % (i + 1));
-            size_t t = rows[i];
-            rows[i] = rows[j], rows[j] = t;
-        }
         memcpy(d->train_rows + got, rows, take[c] * sizeof *rows);
         got += take[c];
     }
