@@ -71,6 +71,44 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
                            "data set", total);
         goto done;
     }
+    /* the file must hold what the header promises before anything is
+     * allocated: a plain file by its length, a gzip one by its trailer's
+     * uncompressed size (ISIZE, the size modulo 2^32) */
+    size_t header = 4 + 4 * (size_t)out->ndim;
+    {
+        FILE *raw = fopen(path, "rb");
+        long len = -1;
+        unsigned char tail[4];
+        if (raw && fseek(raw, 0, SEEK_END) == 0)
+            len = ftell(raw);
+        if (gzdirect(f)) {
+            if (len >= 0 && (size_t)len < header + total) {
+                rc = yf__fail_file(err, YF_EDATA, path, "truncated: the IDX header promises %zu "
+                                   "examples of %zu bytes (%zu bytes) but only %ld bytes follow "
+                                   "it", out->count, out->item, total,
+                                   len > (long)header ? len - (long)header : 0L);
+            }
+        } else if (len < 18 || fseek(raw, len - 4, SEEK_SET) != 0 || fread(tail, 1, 4, raw) != 4) {
+            rc = yf__fail_file(err, YF_EDATA, path, "truncated: %ld bytes is too short for a "
+                               "gzip file holding %zu bytes of data", len, total);
+        } else {
+            uint32_t isize = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 |
+                             (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
+            /* deflate expands at most about 1032:1 */
+            if ((double)(header + total) > (double)len * 1100)
+                rc = yf__fail_file(err, YF_EDATA, path, "truncated: a gzip file of %ld bytes "
+                                   "cannot hold the %zu bytes the IDX header promises", len,
+                                   header + total);
+            else if (header + total < ((size_t)1 << 32) && isize < header + total)
+                rc = yf__fail_file(err, YF_EDATA, path, "truncated or corrupt: the IDX header "
+                                   "promises %zu bytes but the gzip trailer records %u "
+                                   "uncompressed bytes", header + total, isize);
+        }
+        if (raw)
+            fclose(raw);
+        if (rc)
+            goto done;
+    }
     out->data = malloc(total ? total : 1);
     if (!out->data) {
         rc = yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);
