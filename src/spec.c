@@ -252,8 +252,12 @@ static int parse_data(yf_spec *s, yf__node *root, yf_error *err)
     int src;
     CHECK(get_enum(d, "source", NULL, sources, 2, &src, ctx, err));
     strcpy(s->source, sources[src]);
-    if (yf__map_get(d, "dir"))
+    if (yf__map_get(d, "dir")) {
         CHECK(get_str(d, "dir", NULL, s->data_dir, sizeof s->data_dir, ctx, err));
+        if (!s->data_dir[0])
+            return yf__fail_at(err, yf__map_get(d, "dir"), YF_ESPEC,
+                               "data: 'dir' is empty; remove it to read $YAFLOW_DATA or ./data");
+    }
     double v;
     CHECK(get_num(d, "valid", "5000", 0, 59000, true, &v, ctx, err));
     s->valid = (long)v;

@@ -136,6 +136,15 @@ static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file
         err->line = line, err->col = col;
         return NULL;
     }
+    /* YAML's own tags (!!str, !!int, ... and the implicit ones) only: an
+     * application tag such as !secret means nothing here */
+    const char *tag = (const char *)yn->tag;
+    if (tag && strncmp(tag, "tag:yaml.org,2002:", 18)) {
+        yf__fail(err, YF_ESPEC, "unknown YAML tag '%s': a spec uses plain values", tag);
+        snprintf(err->file, sizeof err->file, "%s", file);
+        err->line = line, err->col = col;
+        return NULL;
+    }
     yf__node *n;
     switch (yn->type) {
     case YAML_SCALAR_NODE:
