@@ -1,6 +1,8 @@
 /* yaflow eval RUN [--json] [--threads N] */
 #include "cli.h"
 
+#include <math.h>
+
 #include <stdio.h>
 #include <time.h>
 
@@ -17,15 +19,12 @@ int cmd_eval(int argc, char **argv)
     int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_THREADS | CLI_JSON | CLI_TIMING, &a);
     if (rc || a.help)
         return rc;
-    char cfg[1100], ckpt[1100];
-    snprintf(cfg, sizeof cfg, "%s/config.yaml", a.positional);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", a.positional);
+    yf_run r;
+    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA, &r)))
+        return rc;
     yf_error err = {0};
-    yf_spec *spec = yf_spec_load(cfg, NULL, 0, &err);
-    yf_model *m = spec ? yf_model_new(spec, a.threads, &err) : NULL;
-    yf_dataset *d = NULL;
-    if (m && !yf_checkpoint_load(m, ckpt, 0, &err))
-        d = yf_dataset_load(spec, &err);
+    yf_model *m = r.model;
+    yf_dataset *d = r.data;
     yf_metric met[65];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -38,17 +37,21 @@ int cmd_eval(int argc, char **argv)
     }
     if (n < 0)
         rc = cli_fail(&err);
-    else if (a.json) {
+    else if (a.json) { /* JSON has no NaN or infinity: null */
         printf("{");
         for (int i = 0; i < n; i++)
-            printf("%s\"test_%s\": %.9g", i ? ", " : "", met[i].name, met[i].value);
+            printf(isfinite(met[i].value) ? "%s\"test_%s\": %.9g" : "%s\"test_%s\": null",
+                   i ? ", " : "", met[i].name, met[i].value);
         printf("}\n");
     } else {
         for (int i = 0; i < n; i++)
             printf("test_%s=%.6g\n", met[i].name, met[i].value);
     }
-    yf_dataset_free(d);
-    yf_model_free(m);
-    yf_spec_free(spec);
+    if (n > 0 && !isfinite(met[0].value)) {
+        fprintf(stderr, "yaflow eval: the test loss of %s is %g: the checkpoint's parameters "
+                        "do not give a finite loss\n", a.positional, met[0].value);
+        rc = 1;
+    }
+    yf_run_close(&r);
     return rc;
 }
