@@ -1,7 +1,9 @@
 /* yaflow train SPEC [key=value ...] [--out DIR] [--threads N] */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,10 +28,47 @@ int cmd_train(int argc, char **argv)
     if (!spec)
         return cli_fail(&err);
     char out[1024], earlier[1100];
+    if (a.out && (!a.out[0] || strlen(a.out) >= sizeof out)) {
+        fprintf(stderr, "yaflow train: --out must name a folder of 1 to %zu characters, not "
+                        "%s%.40s%s\n", sizeof out - 1, a.out[0] ? "'" : "an empty string",
+                a.out, a.out[0] ? "...'" : "");
+        yf_spec_free(spec);
+        return 2;
+    }
     if (a.out)
         snprintf(out, sizeof out, "%s", a.out);
     else
         snprintf(out, sizeof out, "runs/%s", yf_spec_name(spec));
+    /* the folder's problems are found before the model is built */
+    struct stat ost;
+    if (stat(out, &ost) == 0 && !S_ISDIR(ost.st_mode)) {
+        fprintf(stderr, "yaflow train: %s exists and is not a folder\n", out);
+        yf_spec_free(spec);
+        return 2;
+    }
+    {
+        /* the nearest existing ancestor must be writable */
+        char up[1024];
+        snprintf(up, sizeof up, "%s", out);
+        while (stat(up, &ost) != 0) {
+            char *slash = strrchr(up, '/');
+            if (!slash) {
+                snprintf(up, sizeof up, ".");
+                break;
+            }
+            if (slash == up) {
+                up[1] = 0;
+                break;
+            }
+            *slash = 0;
+        }
+        if (access(up, W_OK) != 0) {
+            fprintf(stderr, "yaflow train: cannot write the run folder %s: %s is not writable "
+                            "(%s)\n", out, up, strerror(errno));
+            yf_spec_free(spec);
+            return 2;
+        }
+    }
     /* an earlier run's results are never replaced by accident */
     snprintf(earlier, sizeof earlier, "%s/checkpoint.safetensors", out);
     struct stat st;
