@@ -276,8 +276,7 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
         const yf__node *p = st->pictures;
         if (!p)
             return yf__fail_at(err, sn, YF_ESPEC, "%sa show step needs 'pictures', a list of: "
-                               "reconstructions, filters, top-activations, curves, latent, "
-                               "samples, interpolation, confusion, buckets", ctx);
+                               "%s", ctx, yf__picture_names());
         int np = p->kind == YF__SCALAR ? 1 : p->kind == YF__SEQ ? p->n : 0;
         if (np < 1 || np > MAX_PICTURES)
             return yf__fail_at(err, p, YF_ESPEC, "%s'pictures' must list 1 to %d pictures", ctx,
@@ -285,14 +284,15 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
         for (int i = 0; i < np; i++) {
             const yf__node *w = p->kind == YF__SCALAR ? p : p->kid[i];
             if (w->kind != YF__SCALAR || !show_known(w->str)) {
+                int all = 0;
+                while (yf_show_pictures[all])
+                    all++;
                 const char *near = w->kind == YF__SCALAR
-                                       ? yf__closest(w->str, yf_show_pictures, 9) : NULL;
-                return yf__fail_at(err, w, YF_ESPEC, "%sno picture '%s'%s%s%s (there are: "
-                                   "reconstructions, filters, top-activations, curves, latent, "
-                                   "samples, interpolation, confusion, buckets)", ctx,
+                                       ? yf__closest(w->str, yf_show_pictures, all) : NULL;
+                return yf__fail_at(err, w, YF_ESPEC, "%sno picture '%s'%s%s%s (there are: %s)", ctx,
                                    w->kind == YF__SCALAR ? w->str : "?",
                                    near ? "; did you mean '" : "", near ? near : "",
-                                   near ? "'?" : "");
+                                   near ? "'?" : "", yf__picture_names());
             }
         }
     }
@@ -1380,7 +1380,7 @@ static int write_report(const experiment *e, int failed, const char *why, yf_err
     bool tuned = false;
     for (int si = 0; si < e->n_steps; si++) {
         const step *st = &e->steps[si];
-        double cv, sd;
+        double cv, sd = 0;
         if (st->kind != STEP_TUNE || !st->runs[0].done || !lookup(&st->runs[0], "cv_metric", &cv))
             continue;
         lookup(&st->runs[0], "cv_sd", &sd);

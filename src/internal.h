@@ -613,6 +613,9 @@ void yf__split_rows(const yf_dataset *d, yf_split split, size_t first, size_t n,
  * validation and unused rows too) or of the test file. */
 void yf__file_rows(const yf_dataset *d, bool test, size_t first, size_t n, float *x, int *y);
 
+/* "reconstructions, filters, ...": the pictures yf_show draws (show.c). */
+const char *yf__picture_names(void);
+
 /* ---- running part of a graph (forward.c) ----------------------------------- */
 
 /* The node of g holding layer `name`'s output (or the input's), or -1. */

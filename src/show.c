@@ -13,10 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const yf_show_pictures[] = {
-    "reconstructions", "filters", "top-activations", "curves", "latent",
-    "samples", "interpolation", "confusion", "buckets", NULL,
-};
 
 /* ---- what the spec says ------------------------------------------------------- */
 
@@ -159,9 +155,11 @@ static float *run(yf_model *m, const char *from, const float *in, size_t rows, c
 
 /* ---- pictures ------------------------------------------------------------------ */
 
-static int reconstructions(yf_model *m, yf_dataset *d, const char *path, const yf_show_opts *o,
+static int reconstructions(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
+                           const yf_show_opts *o,
                            yf_error *err)
 {
+    (void)run_dir;
     const yf_spec *s = m->spec;
     const yf__loss_spec *rt = reconstruction_term(s);
     if (!rt)
@@ -213,9 +211,11 @@ static int reconstructions(yf_model *m, yf_dataset *d, const char *path, const y
     return rc;
 }
 
-static int filters(yf_model *m, yf_dataset *d, const char *path, const yf_show_opts *o,
+static int filters(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
+                           const yf_show_opts *o,
                    yf_error *err)
 {
+    (void)run_dir;
     const yf_spec *s = m->spec;
     const yf__layer_spec *first = NULL;
     for (int i = 0; i < s->n_layers && !first; i++)
@@ -349,9 +349,11 @@ static float *test_codes(yf_model *m, yf_dataset *d, const yf_show_opts *o, size
     return codes;
 }
 
-static int top_activations(yf_model *m, yf_dataset *d, const char *path, const yf_show_opts *o,
+static int top_activations(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
+                           const yf_show_opts *o,
                            yf_error *err)
 {
+    (void)run_dir;
     const yf_spec *s = m->spec;
     images im;
     const char *layer;
@@ -446,8 +448,10 @@ static int read_csv(const char *path, table *t, yf_error *err)
     return rc;
 }
 
-static int curves(yf_model *m, const char *run_dir, const char *path, yf_error *err)
+static int curves(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
+                  const yf_show_opts *o, yf_error *err)
 {
+    (void)d, (void)o;
     const yf_spec *s = m->spec;
     char csv[1100];
     snprintf(csv, sizeof csv, "%s/metrics.csv", run_dir);
@@ -564,9 +568,11 @@ static int project2(const float *x, size_t n, size_t dim, float *xy, double *exp
     return 0;
 }
 
-static int latent(yf_model *m, yf_dataset *d, const char *path, const yf_show_opts *o,
+static int latent(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
+                           const yf_show_opts *o,
                   yf_error *err)
 {
+    (void)run_dir;
     const yf_spec *s = m->spec;
     images im;
     const char *layer;
@@ -638,9 +644,11 @@ size_t yf_model_input_size(const yf_model *m)
     return m->eval.node[m->eval.input_node].size;
 }
 
-static int samples(yf_model *m, yf_dataset *d, const char *path, const yf_show_opts *o,
+static int samples(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
+                           const yf_show_opts *o,
                    yf_error *err)
 {
+    (void)run_dir;
     int n = o->n > 0 ? o->n : 100, cols = n < 10 ? n : 10;
     int rows = (n + cols - 1) / cols;
     size_t dim = yf_model_input_size(m);
@@ -663,9 +671,11 @@ static int samples(yf_model *m, yf_dataset *d, const char *path, const yf_show_o
     return rc;
 }
 
-static int interpolation(yf_model *m, yf_dataset *d, const char *path, const yf_show_opts *o,
+static int interpolation(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
+                           const yf_show_opts *o,
                          yf_error *err)
 {
+    (void)run_dir;
     const yf_spec *s = m->spec;
     const yf__layer_spec *z;
     const yf__loss_spec *rt;
@@ -800,8 +810,10 @@ int yf_score_images(yf_model *clf, const float *x, size_t n, yf_score *out, yf_e
     return rc;
 }
 
-static int confusion(yf_model *m, yf_dataset *d, const char *path, yf_error *err)
+static int confusion(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
+                     const yf_show_opts *o, yf_error *err)
 {
+    (void)run_dir, (void)o;
     const yf_spec *s = m->spec;
     if (!logits_layer(s) || s->classes < 2)
         return yf__fail(err, YF_EUSAGE, "model '%s' is not a classifier: it has no "
@@ -900,9 +912,11 @@ static int by_code(const void *a, const void *b)
 }
 
 /* The largest buckets of identical training-image codes, a row each. */
-static int buckets(yf_model *m, yf_dataset *d, const char *path, const yf_show_opts *o,
+static int buckets(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
+                           const yf_show_opts *o,
                    yf_error *err)
 {
+    (void)run_dir;
     yf_hash_index ix;
     if (yf_hash_build(m, d, o->layer, &ix, err))
         return err->code;
@@ -995,36 +1009,48 @@ static int buckets(yf_model *m, yf_dataset *d, const char *path, const yf_show_o
     return rc;
 }
 
+/* The pictures: their names (yf_show_pictures) and their drawers, one list. */
+#define PICTURES(XX)                                                                   \
+    XX("reconstructions", reconstructions) XX("filters", filters)                      \
+    XX("top-activations", top_activations) XX("curves", curves) XX("latent", latent)  \
+    XX("samples", samples) XX("interpolation", interpolation)                          \
+    XX("confusion", confusion) XX("buckets", buckets)
+
+const char *const yf_show_pictures[] = {
+#define XX(name, fn) name,
+    PICTURES(XX)
+#undef XX
+    NULL,
+};
+
+const char *yf__picture_names(void)
+{
+    static char list[256];
+    if (!list[0])
+        for (int k = 0; yf_show_pictures[k]; k++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k ? ", " : "",
+                     yf_show_pictures[k]);
+    return list;
+}
+
 int yf_show(yf_model *m, yf_dataset *d, const char *run_dir, const char *what, const char *path,
             const yf_show_opts *o, yf_error *err)
 {
     static const yf_show_opts none = {0};
-    if (!o)
-        o = &none;
-    if (!strcmp(what, "reconstructions"))
-        return reconstructions(m, d, path, o, err);
-    if (!strcmp(what, "filters"))
-        return filters(m, d, path, o, err);
-    if (!strcmp(what, "top-activations"))
-        return top_activations(m, d, path, o, err);
-    if (!strcmp(what, "curves"))
-        return curves(m, run_dir, path, err);
-    if (!strcmp(what, "latent"))
-        return latent(m, d, path, o, err);
-    if (!strcmp(what, "samples"))
-        return samples(m, d, path, o, err);
-    if (!strcmp(what, "interpolation"))
-        return interpolation(m, d, path, o, err);
-    if (!strcmp(what, "confusion"))
-        return confusion(m, d, path, err);
-    if (!strcmp(what, "buckets"))
-        return buckets(m, d, path, o, err);
+    static int (*const draw[])(yf_model *, yf_dataset *, const char *, const char *,
+                               const yf_show_opts *, yf_error *) = {
+#define XX(name, fn) fn,
+        PICTURES(XX)
+#undef XX
+    };
+    for (int k = 0; yf_show_pictures[k]; k++)
+        if (!strcmp(what, yf_show_pictures[k]))
+            return draw[k](m, d, run_dir, path, o ? o : &none, err);
     int n = 0;
     while (yf_show_pictures[n])
         n++;
     const char *near = yf__closest(what, yf_show_pictures, n);
-    return yf__fail(err, YF_EUSAGE, "no picture '%s'%s%s%s (there are: reconstructions, filters, "
-                    "top-activations, curves, latent, samples, interpolation, confusion, "
-                    "buckets)", what,
-                    near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    return yf__fail(err, YF_EUSAGE, "no picture '%s'%s%s%s (there are: %s)", what,
+                    near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "",
+                    yf__picture_names());
 }
