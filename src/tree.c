@@ -430,6 +430,21 @@ int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err)
     }
     memcpy(path, assignment, plen);
     path[plen] = 0;
+    /* every step names something: no empty step ("a..b", ".a", "a."), no
+     * blanks around one */
+    for (size_t i = 0; i <= plen; i++) {
+        bool edge = i == 0 || i == plen || path[i] == '.' || path[i - 1] == '.';
+        bool empty = (i == 0 && (plen == 0 || path[0] == '.')) ||
+                     (i > 0 && path[i - 1] == '.' && (i == plen || path[i] == '.'));
+        bool blank = edge && ((i < plen && isspace((unsigned char)path[i])) ||
+                              (i > 0 && isspace((unsigned char)path[i - 1]) &&
+                               (i == plen || path[i] == '.')));
+        if (empty || blank) {
+            yf__node_free(val);
+            return yf__fail(err, YF_EUSAGE, "override '%s': the key '%s' has %s step", assignment,
+                            path, empty ? "an empty" : "a padded");
+        }
+    }
     yf__node *cur = t->root;
     char *save = NULL;
     char *seg = strtok_r(path, ".", &save);

@@ -230,6 +230,11 @@ START_TEST(test_bad_overrides)
 {
     override_fails("a.b", YF_EUSAGE, "override 'a.b' is not of the form dotted.key=value");
     override_fails("=1", YF_EUSAGE, "override '=1' is not of the form dotted.key=value");
+    override_fails("train..epochs=1", YF_EUSAGE, "override 'train..epochs=1': the key 'train..epochs' has an empty step");
+    override_fails(".train=1", YF_EUSAGE, "override '.train=1': the key '.train' has an empty step");
+    override_fails("train.=1", YF_EUSAGE, "override 'train.=1': the key 'train.' has an empty step");
+    override_fails("train. epochs=1", YF_EUSAGE, "override 'train. epochs=1': the key 'train. epochs' has a padded step");
+    override_fails("train.epochs =1", YF_EUSAGE, "override 'train.epochs =1': the key 'train.epochs ' has a padded step");
     override_fails("list.z.k=1", YF_EUSAGE, "override 'list.z.k=1': no element 'z' in the list");
     override_fails("list.5=1", YF_EUSAGE, "override 'list.5=1': no element '5' in the list");
     override_fails("a.b.c=1", YF_EUSAGE, "override 'a.b.c=1': 'c' is inside a scalar value");
