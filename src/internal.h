@@ -470,6 +470,8 @@ int yf__grad_accum(yf__graph *g, int id, int contrib, yf_error *err);
 int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err);
 int yf__autodiff(yf_model *m, yf__graph *g, yf_error *err);
 int yf__plan(yf_model *m, yf__graph *g, yf_error *err);
+/* This machine's memory in bytes (0 when unknown). */
+double yf__physical_memory(void);
 void yf__graph_free(yf__graph *g);
 /* Runs every node; rows ≤ g->max_rows; step keys the random numbers. */
 void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step);

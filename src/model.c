@@ -2,6 +2,8 @@
  * backward) and an evaluation graph (forward only, no noise or dropout). */
 #include "internal.h"
 
+#include <unistd.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,16 @@ yf_model *yf_model_new(const yf_spec *spec, int threads, yf_error *err)
     m->eval.max_rows = YF__EVAL_ROWS;
     if (yf__compile(m, &m->train, true, err))
         goto fail;
+    /* refused, not allocated, when the machine cannot hold it: values,
+     * gradients and two optimizer moments */
+    double need = 4.0 * (double)m->param_floats * sizeof(float), have = yf__physical_memory();
+    if (have > 0 && need > 0.75 * have) { /* the activations, the data and the rest need room */
+        yf__fail_at(err, yf__map_get(yf__map_get(spec->tree->root, "model"), "layers"), YF_ESPEC,
+                    "model: %zu parameters need %.1f GB (values, gradients and two optimizer "
+                    "moments), more than 3/4 of this machine's memory", m->param_floats,
+                    need / 1e9);
+        goto fail;
+    }
     m->param_block = block(m->param_floats);
     m->grad_block = block(m->param_floats);
     m->m_block = block(m->param_floats);
@@ -206,4 +218,10 @@ void yf_model_summary(const yf_model *m, FILE *out)
             fprintf(out, " %s", m->eval.metric[i].name);
         fprintf(out, "\n");
     }
+}
+
+double yf__physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : 0;
 }

@@ -132,6 +132,14 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     free(placed);
     free(live);
     g->arena_floats = top;
+    double have = yf__physical_memory();
+    if (have > 0 &&
+        (double)top * sizeof(float) + 4.0 * m->param_floats * sizeof(float) > 0.75 * have)
+        return yf__fail_at(err, yf__map_get(m->spec->tree->root, "train"), YF_ESPEC,
+                           "the %s graph's activations need %.1f GB for %d examples at once, "
+                           "more than 3/4 of this machine's memory with the parameters; lower "
+                           "train.batch_size", g->training ? "training" : "evaluation",
+                           (double)top * sizeof(float) / 1e9, g->max_rows);
     g->arena = aligned_alloc(64, (top + YF__SLACK) * sizeof(float));
     if (!g->arena)
         return yf__fail(err, YF_ENOMEM, "out of memory: the graph needs %zu MB",
