@@ -6,6 +6,8 @@
  * to a temporary name and renamed, so an old checkpoint survives a failure. */
 #include "internal.h"
 
+#include <zlib.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +52,22 @@ int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
     int n = collect(m, e);
     size_t cap = 256 + (size_t)n * 256, len = 0;
     char *hdr = malloc(cap);
+    /* the data's CRC-32 and the optimizer go in the metadata: a damaged
+     * file or another optimizer's state is refused when read */
+    uLong crc = crc32(0, NULL, 0);
+    for (int i = 0; i < n; i++)
+        crc = crc32(crc, (const Bytef *)(block_of(m, e[i].kind) + e[i].p->offset),
+                    (uInt)(e[i].p->size * sizeof(float)));
+    static const char *const optim_names[] = {
+#define XX(e, s) #s,
+        YF_OPTIMIZERS(XX)
+#undef XX
+    };
     len += snprintf(hdr + len, cap - len,
-                    "{\"__metadata__\":{\"format\":\"yaflow\",\"model\":\"%s\",\"step\":\"%llu\"}",
-                    m->spec->name, (unsigned long long)m->step);
+                    "{\"__metadata__\":{\"format\":\"yaflow\",\"model\":\"%s\",\"step\":\"%llu\","
+                    "\"optimizer\":\"%s\",\"crc32\":\"%08lx\"}",
+                    m->spec->name, (unsigned long long)m->step, optim_names[m->spec->optim.type],
+                    (unsigned long)crc);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         const yf__param *p = e[i].p;
@@ -232,6 +247,28 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
         goto done;
     }
     int n = collect(m, e);
+    const yf__json *meta = yf__json_get(&st.j, "__metadata__");
+    const yf__json *crc_s = meta ? yf__json_get(meta, "crc32") : NULL;
+    const yf__json *opt = meta ? yf__json_get(meta, "optimizer") : NULL;
+    if (crc_s && crc_s->t == YF__J_STR) { /* files written before it have none */
+        unsigned long want = strtoul(crc_s->str, NULL, 16);
+        if (crc32(crc32(0, NULL, 0), (const Bytef *)st.data, (uInt)st.dlen) != want) {
+            rc = yf__fail_file(err, YF_ECKPT, path, "checksum mismatch: the tensors' CRC-32 is not "
+                               "the %s the file records; the checkpoint is corrupt", crc_s->str);
+            goto done;
+        }
+    }
+    static const char *const optim_names[] = {
+#define XX(e, s) #s,
+        YF_OPTIMIZERS(XX)
+#undef XX
+    };
+    if (with_optim && opt && opt->t == YF__J_STR &&
+        strcmp(opt->str, optim_names[m->spec->optim.type])) {
+        rc = yf__fail_file(err, YF_ECKPT, path, "it holds the state of optimizer '%s', but the "
+                           "model trains with '%s'", opt->str, optim_names[m->spec->optim.type]);
+        goto done;
+    }
     for (int i = 0; i < n; i++) {
         if (e[i].kind && !with_optim)
             continue;
@@ -242,7 +279,6 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
         }
         memcpy(stage + e[i].kind * m->param_floats + e[i].p->offset, src, e[i].p->size * 4);
     }
-    const yf__json *meta = yf__json_get(&st.j, "__metadata__");
     const yf__json *step = meta ? yf__json_get(meta, "step") : NULL;
     for (int i = 0; i < n; i++)
         if (!e[i].kind || with_optim)
