@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* One tensor of a checkpoint: a parameter (kind 0) or its first or second
  * optimizer moment (kinds 1, 2), in the block of that kind. */
@@ -97,9 +98,18 @@ int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
     fwrite(hdr, 1, len, f);
     for (int i = 0; i < n; i++)
         fwrite(block_of(m, e[i].kind) + e[i].p->offset, sizeof(float), e[i].p->size, f);
-    if (ferror(f) | fclose(f)) {
+    /* on the disk before it replaces the previous checkpoint */
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        int e = errno;
+        fclose(f);
         remove(tmp);
-        rc = yf__fail(err, YF_EIO, "cannot write checkpoint %s", tmp);
+        rc = yf__fail(err, YF_EIO, "cannot write checkpoint %s: %s", tmp, strerror(e));
+        goto done;
+    }
+    if (ferror(f) | fclose(f)) {
+        int e = errno;
+        remove(tmp);
+        rc = yf__fail(err, YF_EIO, "cannot write checkpoint %s: %s", tmp, strerror(e));
         goto done;
     }
     if (rename(tmp, path)) {

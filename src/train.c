@@ -291,6 +291,9 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
     if (remove(ckpt) != 0 && errno != ENOENT)
         return yf__fail(err, YF_EIO, "cannot replace %s: %s", ckpt, strerror(errno));
+    char stale[1200]; /* a write that was killed half-way */
+    snprintf(stale, sizeof stale, "%s.tmp", ckpt);
+    remove(stale);
     FILE *cfg = open_in(dir, "config.yaml", "w", err);
     if (!cfg)
         return err->code;
@@ -321,6 +324,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     if (s->stop.on && !strcmp(s->stop.metric, "valid_loss"))
         stop_col = 0;
     fprintf(csv, ",learning_rate,seconds,examples_per_s\n");
+    fflush(csv);
     yf_runtime_info info;
     yf_runtime_info_get(&info);
     fprintf(log, "yaflow: model %s, %zu parameters, %d threads, BLIS %s kernels (%s)\n",
@@ -331,6 +335,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         fprintf(log, "init: layers from %s\n", s->init_src[i].from);
     for (int i = 0; i < m->n_warn; i++)
         fprintf(log, "%s\n", m->warn[i].text);
+    fflush(log);
 
     yf__graph *g = &m->train;
     if (opts->profile && !g->prof_seconds)
@@ -385,6 +390,19 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             rc = nv;
             break;
         }
+        /* the checkpoint first, then the records that describe it: a run
+         * killed between the two has metrics one epoch behind its
+         * checkpoint, never ahead of it */
+        bool better = false;
+        if (stop_col >= 0) { /* early stopping: the checkpoint is the best epoch's */
+            double v = vm[stop_col].value;
+            better = isnan(best) || (s->stop.maximize ? v > best + s->stop.min_delta
+                                                      : v < best - s->stop.min_delta);
+            if (better)
+                best = v, best_epoch = epoch;
+        }
+        if ((stop_col < 0 || better) && (rc = yf_checkpoint_save(m, ckpt, err)))
+            break;
         fprintf(csv, "%d,%.6g", epoch, loss_sum / seen);
         for (int c = 0; c < n_cols; c++)
             fprintf(csv, ",%.6g", nv ? vm[c].value : NAN);
@@ -408,23 +426,13 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             fprintf(opts->echo, "%s\n", plain);
             fflush(opts->echo);
         }
-        if (stop_col < 0) {
-            rc = yf_checkpoint_save(m, ckpt, err);
-            continue;
-        }
-        /* early stopping: the checkpoint is the best epoch's */
-        double v = vm[stop_col].value;
-        bool better = isnan(best) || (s->stop.maximize ? v > best + s->stop.min_delta
-                                                       : v < best - s->stop.min_delta);
-        if (better) {
-            best = v, best_epoch = epoch;
-            rc = yf_checkpoint_save(m, ckpt, err);
-        } else if (epoch - best_epoch >= s->stop.patience) {
+        if (stop_col >= 0 && !better && epoch - best_epoch >= s->stop.patience) {
             snprintf(plain, sizeof plain,
                      "early stopping: %s has not improved for %d epochs; the checkpoint is "
                      "epoch %d's (%s=%.6g)", s->stop.metric, s->stop.patience, best_epoch,
                      s->stop.metric, best);
             fprintf(log, "%s\n", plain);
+            fflush(log);
             if (opts->echo)
                 fprintf(opts->echo, "%s\n", plain);
             break;
