@@ -135,6 +135,34 @@ START_TEST(test_loss_falls)
 END_TEST
 
 /* plain SGD and momentum also learn */
+/* Early stopping that cannot improve after epoch 1 (min_delta huge): the
+ * run stops at epoch 1 + patience with epoch 1's checkpoint, its metrics
+ * have a row per epoch run, and a stale .tmp of a killed write is gone. */
+START_TEST(test_early_stopping_records)
+{
+    write_data();
+    tu_mkdirs(DIR "/stop");
+    tu_write(DIR "/stop/checkpoint.safetensors.tmp", "half", 4);
+    const char *ov[] = {"train.early_stopping={metric: valid_loss, patience: 2, min_delta: 1.0e9}"};
+    run r = setup("adam", "0.01", 8, 1, ov, 1);
+    train(&r, DIR "/stop");
+    ck_assert(!tu_exists(DIR "/stop/checkpoint.safetensors.tmp"));
+    size_t len;
+    char *csv = tu_read(DIR "/stop/metrics.csv", &len);
+    int rows = 0;
+    for (size_t i = 0; i < len; i++)
+        rows += csv[i] == '\n';
+    ck_assert_msg(rows == 1 + 3, "%s", csv); /* the header and epochs 1 to 3 */
+    free(csv);
+    char *log = tu_read(DIR "/stop/log.txt", &len);
+    ck_assert_msg(strstr(log, "the checkpoint is epoch 1's"), "%s", log);
+    free(log);
+    /* the model ends as its checkpoint: epoch 1's step count */
+    ck_assert_int_eq(r.m->step, 192 / 32);
+    teardown(&r);
+}
+END_TEST
+
 START_TEST(test_other_optimizers)
 {
     write_data();
@@ -317,6 +345,7 @@ int main(void)
     tcase_add_test(tc, test_other_optimizers);
     tcase_add_test(tc, test_optim_steps);
     tcase_add_test(tc, test_divergence_reported);
+    tcase_add_test(tc, test_early_stopping_records);
     suite_add_tcase(s, tc);
     TCase *tc2 = tcase_create("reproducibility");
     tcase_set_timeout(tc2, 60);
