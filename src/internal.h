@@ -80,7 +80,8 @@ yf__node *yf__map_set_scalar(yf__node *map, const char *key, const char *val);
 yf__node *yf__map_set_node(yf__node *map, const char *key, yf__node *val);
 yf__node *yf__node_new(yf__kind kind, const char *file, int line, int col);
 void yf__node_free(yf__node *n);
-void yf__seq_push(yf__node *seq, yf__node *kid);
+/* 0, or -1 when out of memory (kid is then freed). */
+int yf__seq_push(yf__node *seq, yf__node *kid);
 /* "model.layers[2].units" */
 void yf__node_path(const yf__node *n, char *buf, size_t cap);
 void yf__tree_emit(const yf__node *n, FILE *out);

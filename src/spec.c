@@ -66,7 +66,10 @@ static const yf__node *scalar(yf__node *map, const char *key, const char *def,
             yf__fail_at(err, map, YF_ESPEC, "%smissing required key '%s'", ctx, key);
             return NULL;
         }
-        return yf__map_set_scalar(map, key, def);
+        const yf__node *d = yf__map_set_scalar(map, key, def);
+        if (!d)
+            yf__fail(err, YF_ENOMEM, "out of memory");
+        return d;
     }
     if (n->kind != YF__SCALAR) {
         yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be a single value, not a %s", ctx,
@@ -240,8 +243,9 @@ static int get_name(yf__node *map, const char *key, const char *def, char *out,
 static int parse_data(yf_spec *s, yf__node *root, yf_error *err)
 {
     yf__node *d = yf__map_get(root, "data");
-    if (!d)
-        d = yf__map_set_node(root, "data", yf__node_new(YF__MAP, root->file, root->line, root->col));
+    if (!d && !(d = yf__map_set_node(root, "data",
+                                     yf__node_new(YF__MAP, root->file, root->line, root->col))))
+        return yf__fail(err, YF_ENOMEM, "out of memory");
     static const char *const keys[] = {"source", "dir", "valid", "train_fraction",
                                        "train_count", "folds", "fold"};
     const char *ctx = "data: ";
@@ -396,8 +400,8 @@ static int get_pair(yf__node *map, const char *key, const char *def, int lo, int
 static int get_padding(yf__layer_spec *l, yf__node *map, const char *ctx, yf_error *err)
 {
     yf__node *n = yf__map_get(map, "padding");
-    if (!n)
-        n = yf__map_set_scalar(map, "padding", "valid");
+    if (!n && !(n = yf__map_set_scalar(map, "padding", "valid")))
+        return yf__fail(err, YF_ENOMEM, "out of memory");
     if (n->kind == YF__SCALAR && (!strcmp(n->str, "same") || !strcmp(n->str, "valid"))) {
         l->win.same = !strcmp(n->str, "same");
         return 0;
@@ -544,14 +548,21 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
             char list[64];
             snprintf(list, sizeof list, "[%d, %d]", w->kh, w->kw);
             yf__node *st = yf__node_new(YF__SEQ, map->file, map->line, map->col);
-            for (int k = 0; k < 2; k++) {
+            for (int k = 0; k < 2 && st; k++) {
                 yf__node *v = yf__node_new(YF__SCALAR, map->file, map->line, map->col);
                 char num[16];
                 snprintf(num, sizeof num, "%d", k ? w->kw : w->kh);
-                v->str = strdup(num);
-                yf__seq_push(st, v);
+                if (v && !(v->str = strdup(num))) {
+                    yf__node_free(v);
+                    v = NULL;
+                }
+                if (yf__seq_push(st, v)) {
+                    yf__node_free(st);
+                    st = NULL;
+                }
             }
-            yf__map_set_node(map, "stride", st);
+            if (!yf__map_set_node(map, "stride", st))
+                return yf__fail(err, YF_ENOMEM, "out of memory");
         }
         CHECK(get_pair(map, "stride", def, 1, 1 << 10, &w->sh, &w->sw, ctx, err));
         CHECK(get_padding(l, map, ctx, err));
@@ -724,7 +735,10 @@ static int parse_metric(yf_spec *s, yf__node *seq, int idx, yf_error *err)
         yf__node *m = yf__node_new(YF__MAP, map->file, map->line, map->col);
         if (!m)
             return yf__fail(err, YF_ENOMEM, "out of memory");
-        yf__map_set_scalar(m, "type", map->str);
+        if (!yf__map_set_scalar(m, "type", map->str)) {
+            yf__node_free(m);
+            return yf__fail(err, YF_ENOMEM, "out of memory");
+        }
         m->parent = seq;
         yf__node_free(map);
         seq->kid[idx] = map = m;
@@ -1001,8 +1015,9 @@ static int parse_init(yf_spec *s, yf__node *root, yf_error *err)
 static int parse_train(yf_spec *s, yf__node *root, yf_error *err)
 {
     yf__node *t = yf__map_get(root, "train");
-    if (!t)
-        t = yf__map_set_node(root, "train", yf__node_new(YF__MAP, root->file, root->line, root->col));
+    if (!t && !(t = yf__map_set_node(root, "train",
+                                     yf__node_new(YF__MAP, root->file, root->line, root->col))))
+        return yf__fail(err, YF_ENOMEM, "out of memory");
     CHECK(expect_map(t, "train", "", err));
     static const char *const keys[] = {"optimizer", "batch_size", "epochs", "schedule",
                                        "early_stopping"};
@@ -1013,8 +1028,9 @@ static int parse_train(yf_spec *s, yf__node *root, yf_error *err)
     CHECK(parse_schedule(s, t, err));
     CHECK(parse_stop(s, t, err));
     yf__node *o = yf__map_get(t, "optimizer");
-    if (!o)
-        o = yf__map_set_node(t, "optimizer", yf__node_new(YF__MAP, t->file, t->line, t->col));
+    if (!o && !(o = yf__map_set_node(t, "optimizer",
+                                     yf__node_new(YF__MAP, t->file, t->line, t->col))))
+        return yf__fail(err, YF_ENOMEM, "out of memory");
     CHECK(expect_map(o, "optimizer", "train: ", err));
     const char *ctx = "optimizer: ";
     int type = 0;

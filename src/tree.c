@@ -36,25 +36,39 @@ void yf__node_free(yf__node *n)
     free(n);
 }
 
-static void grow(yf__node *n)
+/* Room for one more child: 0, or -1 (out of memory; n unchanged). */
+static int grow(yf__node *n)
 {
     if (n->n < n->cap)
-        return;
-    n->cap = n->cap ? 2 * n->cap : 4;
-    n->kid = realloc(n->kid, n->cap * sizeof *n->kid);
+        return 0;
+    int cap = n->cap ? 2 * n->cap : 4;
+    yf__node **kid = realloc(n->kid, cap * sizeof *kid);
+    if (!kid)
+        return -1;
+    n->kid = kid;
     if (n->kind == YF__MAP) {
-        n->key = realloc(n->key, n->cap * sizeof *n->key);
-        n->kpos = realloc(n->kpos, 2 * n->cap * sizeof *n->kpos);
+        char **key = realloc(n->key, cap * sizeof *key);
+        if (!key)
+            return -1;
+        n->key = key;
+        int *kpos = realloc(n->kpos, 2 * cap * sizeof *kpos);
+        if (!kpos)
+            return -1;
+        n->kpos = kpos;
     }
-    if (!n->kid || (n->kind == YF__MAP && (!n->key || !n->kpos)))
-        abort(); /* out of memory while building a small tree */
+    n->cap = cap;
+    return 0;
 }
 
-void yf__seq_push(yf__node *seq, yf__node *kid)
+int yf__seq_push(yf__node *seq, yf__node *kid)
 {
-    grow(seq);
+    if (!kid || grow(seq)) {
+        yf__node_free(kid);
+        return -1;
+    }
     kid->parent = seq;
     seq->kid[seq->n++] = kid;
+    return 0;
 }
 
 yf__node *yf__map_get(const yf__node *map, const char *key)
@@ -69,6 +83,8 @@ yf__node *yf__map_get(const yf__node *map, const char *key)
 
 yf__node *yf__map_set_node(yf__node *map, const char *key, yf__node *val)
 {
+    if (!val)
+        return NULL;
     val->parent = map;
     for (int i = 0; i < map->n; i++)
         if (strcmp(map->key[i], key) == 0) {
@@ -79,10 +95,15 @@ yf__node *yf__map_set_node(yf__node *map, const char *key, yf__node *val)
             map->kpos[2 * i + 1] = val->col;
             return val;
         }
-    grow(map);
+    char *k = strdup(key);
+    if (!k || grow(map)) { /* the value is the map's or freed: never leaked */
+        free(k);
+        yf__node_free(val);
+        return NULL;
+    }
     map->kpos[2 * map->n] = val->line;
     map->kpos[2 * map->n + 1] = val->col;
-    map->key[map->n] = strdup(key);
+    map->key[map->n] = k;
     map->kid[map->n++] = val;
     return val;
 }
@@ -90,7 +111,10 @@ yf__node *yf__map_set_node(yf__node *map, const char *key, yf__node *val)
 yf__node *yf__map_set_scalar(yf__node *map, const char *key, const char *val)
 {
     yf__node *s = yf__node_new(YF__SCALAR, map->file, map->line, map->col);
-    s->str = strdup(val);
+    if (s && !(s->str = strdup(val))) {
+        yf__node_free(s);
+        return NULL;
+    }
     return yf__map_set_node(map, key, s);
 }
 
@@ -149,24 +173,41 @@ static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file
     switch (yn->type) {
     case YAML_SCALAR_NODE:
         n = yf__node_new(YF__SCALAR, file, line, col);
-        n->str = strndup((const char *)yn->data.scalar.value, yn->data.scalar.length);
+        if (n && !(n->str = strndup((const char *)yn->data.scalar.value,
+                                    yn->data.scalar.length))) {
+            yf__node_free(n);
+            n = NULL;
+        }
+        if (!n) {
+            yf__fail(err, YF_ENOMEM, "out of memory reading %s", file);
+            return NULL;
+        }
         n->quoted = yn->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
         return n;
     case YAML_SEQUENCE_NODE:
         n = yf__node_new(YF__SEQ, file, line, col);
+        if (!n) {
+            yf__fail(err, YF_ENOMEM, "out of memory reading %s", file);
+            return NULL;
+        }
         for (yaml_node_item_t *it = yn->data.sequence.items.start;
              it < yn->data.sequence.items.top; it++) {
             yf__node *k = convert(doc, yaml_document_get_node(doc, *it), file,
                                   depth + 1, budget, err);
-            if (!k) {
+            if (!k || yf__seq_push(n, k)) {
+                if (k)
+                    yf__fail(err, YF_ENOMEM, "out of memory reading %s", file);
                 yf__node_free(n);
                 return NULL;
             }
-            yf__seq_push(n, k);
         }
         return n;
     case YAML_MAPPING_NODE:
         n = yf__node_new(YF__MAP, file, line, col);
+        if (!n) {
+            yf__fail(err, YF_ENOMEM, "out of memory reading %s", file);
+            return NULL;
+        }
         for (yaml_node_pair_t *p = yn->data.mapping.pairs.start;
              p < yn->data.mapping.pairs.top; p++) {
             yaml_node_t *kn = yaml_document_get_node(doc, p->key);
@@ -189,7 +230,11 @@ static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file
                 yf__node_free(n);
                 return NULL;
             }
-            yf__map_set_node(n, key, v);
+            if (!yf__map_set_node(n, key, v)) {
+                yf__fail(err, YF_ENOMEM, "out of memory reading %s", file);
+                yf__node_free(n);
+                return NULL;
+            }
             n->kpos[2 * (n->n - 1)] = tmp.line;
             n->kpos[2 * (n->n - 1) + 1] = tmp.col;
         }
@@ -401,8 +446,13 @@ int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err)
                         "override '%s' is not of the form dotted.key=value",
                         assignment);
     char *src = malloc(strlen(assignment) + 32);
+    char **extra = src ? realloc(t->extra, (t->n_extra + 1) * sizeof *t->extra) : NULL;
+    if (!extra) {
+        free(src);
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    }
     sprintf(src, "override '%s'", assignment);
-    t->extra = realloc(t->extra, (t->n_extra + 1) * sizeof *t->extra);
+    t->extra = extra;
     t->extra[t->n_extra++] = src;
 
     const char *value = eq + 1;
@@ -417,7 +467,12 @@ int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err)
         yf__tree_free(vt);
     } else {
         val = yf__node_new(YF__SCALAR, src, 1, 1);
-        val->str = strdup("");
+        if (val && !(val->str = strdup(""))) {
+            yf__node_free(val);
+            val = NULL;
+        }
+        if (!val)
+            return yf__fail(err, YF_ENOMEM, "out of memory");
     }
     /* the value's nodes point at vt's file name: re-point them at src */
     repoint(val, src, (int)(value - assignment));
@@ -479,13 +534,14 @@ int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err)
             }
             cur = hit;
         } else if (cur->kind == YF__MAP) {
-            if (!next) {
-                yf__map_set_node(cur, seg, val);
-                return 0;
-            }
+            if (!next) /* the map owns val, or it was freed */
+                return yf__map_set_node(cur, seg, val) ? 0 : yf__fail(err, YF_ENOMEM,
+                                                                       "out of memory");
             yf__node *kid = yf__map_get(cur, seg);
-            if (!kid)
-                kid = yf__map_set_node(cur, seg, yf__node_new(YF__MAP, src, 1, 1));
+            if (!kid && !(kid = yf__map_set_node(cur, seg, yf__node_new(YF__MAP, src, 1, 1)))) {
+                yf__node_free(val);
+                return yf__fail(err, YF_ENOMEM, "out of memory");
+            }
             cur = kid;
         } else {
             yf__node_free(val);
