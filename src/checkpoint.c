@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* open_memstream */
 /* Checkpoints in the safetensors format: an 8-byte little-endian header
  * length, a JSON header naming each tensor's dtype, shape and byte range,
  * then the raw little-endian data. Parameters keep their names
@@ -47,6 +48,27 @@ static int collect(yf_model *m, entry *e)
     return n;
 }
 
+/* FNV-1a of the resolved config (as config.yaml holds it, without its
+ * first line, which names the file it came from): which config a
+ * checkpoint's parameters belong to. */
+static uint64_t config_hash(const yf_spec *spec)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return 0;
+    yf_spec_write(spec, f);
+    fclose(f);
+    const char *body = text ? memchr(text, '\n', len) : NULL;
+    body = body ? body + 1 : text;
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = (size_t)(body - text); text && i < len; i++)
+        h = (h ^ (unsigned char)text[i]) * UINT64_C(1099511628211);
+    free(text);
+    return h;
+}
+
 int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
 {
     entry *e = calloc(3 * m->n_params + 1, sizeof *e);
@@ -66,9 +88,9 @@ int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
     };
     len += snprintf(hdr + len, cap - len,
                     "{\"__metadata__\":{\"format\":\"yaflow\",\"model\":\"%s\",\"step\":\"%llu\","
-                    "\"optimizer\":\"%s\",\"crc32\":\"%08lx\"}",
+                    "\"optimizer\":\"%s\",\"crc32\":\"%08lx\",\"config\":\"%016llx\"}",
                     m->spec->name, (unsigned long long)m->step, optim_names[m->spec->optim.type],
-                    (unsigned long)crc);
+                    (unsigned long)crc, (unsigned long long)config_hash(m->spec));
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         const yf__param *p = e[i].p;
@@ -245,6 +267,12 @@ static const char *st_tensor(const stfile *st, const char *path, const char *nam
 
 int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *err)
 {
+    return yf__checkpoint_load(m, path, with_optim, false, err);
+}
+
+int yf__checkpoint_load(yf_model *m, const char *path, int with_optim, bool same_config,
+                        yf_error *err)
+{
     stfile st;
     if (st_read(path, &st, err))
         return err->code;
@@ -260,6 +288,20 @@ int yf_checkpoint_load(yf_model *m, const char *path, int with_optim, yf_error *
     const yf__json *meta = yf__json_get(&st.j, "__metadata__");
     const yf__json *crc_s = meta ? yf__json_get(meta, "crc32") : NULL;
     const yf__json *opt = meta ? yf__json_get(meta, "optimizer") : NULL;
+    const yf__json *cfg = meta ? yf__json_get(meta, "config") : NULL;
+    const yf__json *name = meta ? yf__json_get(meta, "model") : NULL;
+    if (same_config && cfg && cfg->t == YF__J_STR) {
+        char want[32];
+        snprintf(want, sizeof want, "%016llx", (unsigned long long)config_hash(m->spec));
+        if (strcmp(cfg->str, want)) {
+            rc = yf__fail_file(err, YF_ECKPT, path, "it was written for another config (model "
+                               "'%s', config hash %s) than this one ('%s', %s): the folder's "
+                               "config.yaml and checkpoint do not belong together",
+                               name && name->t == YF__J_STR ? name->str : "?", cfg->str,
+                               m->spec->name, want);
+            goto done;
+        }
+    }
     if (crc_s && crc_s->t == YF__J_STR) { /* files written before it have none */
         unsigned long want = strtoul(crc_s->str, NULL, 16);
         if (crc32(crc32(0, NULL, 0), (const Bytef *)st.data, (uInt)st.dlen) != want) {

@@ -471,6 +471,11 @@ int yf__grad_accum(yf__graph *g, int id, int contrib, yf_error *err);
 int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err);
 int yf__autodiff(yf_model *m, yf__graph *g, yf_error *err);
 int yf__plan(yf_model *m, yf__graph *g, yf_error *err);
+/* yf_checkpoint_load; with same_config, a checkpoint that records the hash
+ * of another resolved config is refused (a run folder's config.yaml and
+ * checkpoint must belong together). */
+int yf__checkpoint_load(yf_model *m, const char *path, int with_optim, bool same_config,
+                        yf_error *err);
 /* This machine's memory in bytes (0 when unknown). */
 double yf__physical_memory(void);
 void yf__graph_free(yf__graph *g);

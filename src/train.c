@@ -475,7 +475,7 @@ int yf_run_open(yf_run *r, const char *dir, int threads, int flags, yf_error *er
     if (r->spec && (flags & YF_RUN_MEANS))
         yf_spec_sample_means(r->spec);
     r->model = r->spec ? yf_model_new(r->spec, threads, err) : NULL;
-    bool ok = r->model && !yf_checkpoint_load(r->model, ckpt, 0, err);
+    bool ok = r->model && !yf__checkpoint_load(r->model, ckpt, 0, true, err);
     if (ok && (flags & YF_RUN_DATA))
         ok = (r->data = yf_dataset_load(r->spec, err)) != NULL;
     if (!ok) {

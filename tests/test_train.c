@@ -147,7 +147,7 @@ START_TEST(test_early_stopping_records)
     run r = setup("adam", "0.01", 8, 1, ov, 1);
     train(&r, DIR "/stop");
     ck_assert(!tu_exists(DIR "/stop/checkpoint.safetensors.tmp"));
-    size_t len;
+    size_t len = 0;
     char *csv = tu_read(DIR "/stop/metrics.csv", &len);
     int rows = 0;
     for (size_t i = 0; i < len; i++)
@@ -160,6 +160,33 @@ START_TEST(test_early_stopping_records)
     /* the model ends as its checkpoint: epoch 1's step count */
     ck_assert_int_eq(r.m->step, 192 / 32);
     teardown(&r);
+}
+END_TEST
+
+/* A run folder's config.yaml and checkpoint belong together: a checkpoint
+ * records its config's hash, and opening the run with another config is
+ * refused. */
+START_TEST(test_checkpoint_matches_config)
+{
+    write_data();
+    run r = setup("adam", "0.01", 1, 1, NULL, 0);
+    train(&r, DIR "/cfg");
+    teardown(&r);
+    yf_run o;
+    yf_error err = {0};
+    ck_assert_msg(yf_run_open(&o, DIR "/cfg", 1, 0, &err) == 0, "%s", yf_error_format(&err));
+    yf_run_close(&o);
+    size_t len = 0;
+    char *cfg = tu_read(DIR "/cfg/config.yaml", &len);
+    char *at = strstr(cfg, "epochs: 1");
+    ck_assert_ptr_nonnull(at);
+    at[8] = '2';
+    tu_write(DIR "/cfg/config.yaml", cfg, len);
+    free(cfg);
+    ck_assert_int_eq(yf_run_open(&o, DIR "/cfg", 1, 0, &err), YF_ECKPT);
+    ck_assert_msg(strstr(yf_error_format(&err), "written for another config"), "%s",
+                  yf_error_format(&err));
+    ck_assert_ptr_null(o.model);
 }
 END_TEST
 
@@ -346,6 +373,7 @@ int main(void)
     tcase_add_test(tc, test_optim_steps);
     tcase_add_test(tc, test_divergence_reported);
     tcase_add_test(tc, test_early_stopping_records);
+    tcase_add_test(tc, test_checkpoint_matches_config);
     suite_add_tcase(s, tc);
     TCase *tc2 = tcase_create("reproducibility");
     tcase_set_timeout(tc2, 60);
