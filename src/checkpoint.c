@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -157,6 +158,63 @@ static void st_free(stfile *st)
     free(st->data);
 }
 
+/* The tensors' byte ranges, as the safetensors format requires: whole
+ * numbers, within the data, not overlapping, and together the whole data
+ * section (no gaps, no trailing bytes). */
+typedef struct {
+    double begin, end;
+    const char *name;
+} range;
+
+static int by_begin(const void *a, const void *b)
+{
+    double x = ((const range *)a)->begin, y = ((const range *)b)->begin;
+    return x < y ? -1 : x > y;
+}
+
+static int check_layout(const stfile *st, const char *path, yf_error *err)
+{
+    const yf__json *j = &st->j;
+    range *r = malloc((j->n + 1) * sizeof *r);
+    if (!r)
+        return yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);
+    int n = 0, rc = 0;
+    for (int i = 0; i < j->n && !rc; i++) {
+        if (!strcmp(j->keys[i], "__metadata__"))
+            continue;
+        const yf__json *off = yf__json_get(&j->items[i], "data_offsets");
+        if (!off || off->t != YF__J_ARR || off->n != 2 || off->items[0].t != YF__J_NUM ||
+            off->items[1].t != YF__J_NUM) {
+            rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has no data_offsets [begin, end]",
+                               j->keys[i]);
+            break;
+        }
+        double b = off->items[0].num, e = off->items[1].num;
+        if (b != floor(b) || e != floor(e) || b < 0 || e < b || e > (double)st->dlen)
+            rc = yf__fail_file(err, YF_ECKPT, path, "tensor '%s' has data_offsets [%g, %g]: not "
+                               "whole bytes within the %zu bytes of data", j->keys[i], b, e,
+                               st->dlen);
+        r[n].begin = b, r[n].end = e, r[n++].name = j->keys[i];
+    }
+    if (!rc)
+        qsort(r, n, sizeof *r, by_begin);
+    double at = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        if (r[i].begin < at)
+            rc = yf__fail_file(err, YF_ECKPT, path, "tensors '%s' and '%s' overlap",
+                               r[i - 1].name, r[i].name);
+        else if (r[i].begin > at)
+            rc = yf__fail_file(err, YF_ECKPT, path, "%g bytes before tensor '%s' belong to no "
+                               "tensor", r[i].begin - at, r[i].name);
+        at = r[i].end;
+    }
+    if (!rc && at != (double)st->dlen)
+        rc = yf__fail_file(err, YF_ECKPT, path, "%g bytes after the last tensor belong to no "
+                           "tensor (trailing bytes)", (double)st->dlen - at);
+    free(r);
+    return rc;
+}
+
 static int st_read(const char *path, stfile *st, yf_error *err)
 {
     memset(st, 0, sizeof *st);
@@ -193,6 +251,8 @@ static int st_read(const char *path, stfile *st, yf_error *err)
     if (!parsed || st->j.t != YF__J_OBJ)
         rc = yf__fail_file(err, YF_ECKPT, path, "corrupt safetensors header: %s",
                            parsed ? "not a JSON object" : msg);
+    if (!rc)
+        rc = check_layout(st, path, err);
 done:
     fclose(f);
     free(hdr);

@@ -289,7 +289,21 @@ START_TEST(test_bad_files)
     ck_assert(off != NULL);
     memcpy(off + 16, "9", 1); /* [0,96] becomes [9,96]: the wrong length */
     tu_write(DIR "/offsets.safetensors", bad, len);
-    refused(m, DIR "/offsets.safetensors", "bad data_offsets");
+    refused(m, DIR "/offsets.safetensors", "9 bytes before tensor 'enc.W' belong to no tensor");
+    /* bytes after the last tensor */
+    char *longer = malloc(len + 4);
+    memcpy(longer, good, len);
+    memcpy(longer + len, "junk", 4);
+    tu_write(DIR "/trailing.safetensors", longer, len + 4);
+    refused(m, DIR "/trailing.safetensors", "4 bytes after the last tensor belong to no tensor");
+    free(longer);
+    /* a tensor starting inside the one before it */
+    memcpy(bad, good, len);
+    off = strstr(bad + 8, "\"data_offsets\":[96,");
+    ck_assert(off != NULL);
+    memcpy(off + 16, "92", 2); /* [96, ...] becomes [92, ...] */
+    tu_write(DIR "/overlap.safetensors", bad, len);
+    refused(m, DIR "/overlap.safetensors", "overlap");
     free(bad);
 
     /* a missing file, a folder */
