@@ -252,6 +252,16 @@ static void syntax_error(const yaml_parser_t *p, const char *text, size_t len,
 {
     yf__node at = {.file = file, .line = (int)p->problem_mark.line + 1,
                    .col = (int)p->problem_mark.column + 1};
+    if (p->error == YAML_READER_ERROR && p->problem_offset <= len) {
+        /* the reader (bad UTF-8, control bytes) gives only a byte offset:
+         * place it at its line and column (columns counted in bytes) */
+        at.line = 1, at.col = 1;
+        for (size_t i = 0; i < p->problem_offset; i++)
+            if (text[i] == '\n')
+                at.line++, at.col = 1;
+            else
+                at.col++;
+    }
     char where[160] = "";
     int cl = (int)p->context_mark.line + 1, cc = (int)p->context_mark.column + 1;
     if (p->problem_mark.index < len && text[p->problem_mark.index] == '\t')
