@@ -106,6 +106,15 @@ static int get_num(yf__node *map, const char *key, const char *def, double lo,
     bool decimal = strspn(n->str, "+-.0123456789eE") == strlen(n->str);
     bool bad = n->quoted || !decimal || end == n->str || *end || errno || !isfinite(v) ||
                (integer && v != floor(v));
+    if (!bad && integer && fabs(v) >= 9007199254740992.0) {
+        /* beyond 2^53 a double rounds: the integer must be exactly what was
+         * written, or it is refused below as out of range */
+        char *e2;
+        errno = 0;
+        long long exact = strtoll(n->str, &e2, 10);
+        if (errno || *e2 || (double)exact != v || (long long)v != exact)
+            v = v > 0 ? INFINITY : -INFINITY;
+    }
     if (bad && n->quoted)
         return yf__fail_at(err, n, YF_ESPEC, "%s'%s' must be %s, not the quoted string \"%s\"",
                            ctx, key, integer ? "an integer" : "a number", n->str);
