@@ -1,13 +1,15 @@
 /* BLIS set-up and the one GEMM entry point.
  *
  * Debian's BLIS 0.9.0 does not know recent CPUs and falls back to its slow
- * `generic` kernels (43 GFLOP/s here, where `skx` gives 240). Before BLIS
- * initialises we ask it, in a throw-away child process, which kernel set it
- * would pick; when that is `generic` and the CPU has AVX-512 or AVX2 we
- * select skx or zen3/haswell through BLIS_ARCH_TYPE (its numeric arch_t id).
- * A BLIS_ARCH_TYPE the user set always wins. The child is needed because
- * BLIS caches its choice on first query, and querying with the variable set
- * before bli_init() aborts. */
+ * `generic` kernels (43 GFLOP/s here, where `skx` gives 240). When the
+ * program asks for it, first thing, with yf_runtime_choose_kernels (the
+ * command line does), we ask BLIS, in a throw-away child process, which
+ * kernel set it would pick; when that is `generic` and the CPU has AVX-512
+ * or AVX2 we select skx or zen3/haswell through BLIS_ARCH_TYPE (its numeric
+ * arch_t id). A BLIS_ARCH_TYPE the user set always wins. The child is
+ * needed because BLIS caches its choice on first query, and querying with
+ * the variable set before bli_init() aborts. Without that call the library
+ * neither forks nor touches the environment: BLIS chooses by itself. */
 #include "internal.h"
 
 #include <blis.h>
@@ -23,6 +25,7 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static yf_runtime_info info;
+static bool may_choose, initialised; /* yf_runtime_choose_kernels was called; BLIS is up */
 
 /* BLIS's own choice, from a child process; -1 if it cannot be learnt. */
 static int blis_own_choice(void)
@@ -52,7 +55,11 @@ static void choose(void)
              __builtin_cpu_supports("avx") ? "avx " : "", avx2 ? "avx2 fma " : "",
              avx512 ? "avx512f/dq/bw/vl" : "");
     const char *user = getenv("BLIS_ARCH_TYPE");
-    if (user && *user) {
+    if (!may_choose && !(user && *user)) {
+        snprintf(info.arch_source, sizeof info.arch_source,
+                 "chosen by BLIS (yf_runtime_choose_kernels was not called)");
+        snprintf(info.blis_arch_detected, sizeof info.blis_arch_detected, "not asked");
+    } else if (user && *user) {
         snprintf(info.arch_source, sizeof info.arch_source,
                  "BLIS_ARCH_TYPE=%s from the environment", user);
         snprintf(info.blis_arch_detected, sizeof info.blis_arch_detected, "not asked");
@@ -94,6 +101,17 @@ static void choose(void)
     snprintf(info.blis_version, sizeof info.blis_version, "%s", bli_info_get_version_str());
     info.cores = omp_get_num_procs();
     info.omp_threads = omp_get_max_threads();
+    initialised = true;
+}
+
+int yf_runtime_choose_kernels(yf_error *err)
+{
+    if (initialised)
+        return yf__fail(err, YF_EUSAGE, "yf_runtime_choose_kernels must come before the first "
+                        "model: BLIS has already chosen its kernels");
+    may_choose = true;
+    pthread_once(&once, choose);
+    return 0;
 }
 
 int yf_runtime_init(yf_error *err)

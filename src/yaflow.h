@@ -353,7 +353,16 @@ typedef struct yf_runtime_info {
     int cores, omp_threads;
 } yf_runtime_info;
 
-/* Chooses BLIS's kernel set (once per process) and initialises BLIS. */
+/* Lets yaflow choose BLIS's kernel set, which matters on CPUs Debian's BLIS
+ * does not know (it falls back to its generic kernels, 5x slower): asks BLIS
+ * for its own choice in a short-lived child process (fork) and, when that
+ * is `generic` on an AVX-512 or AVX2 CPU, sets BLIS_ARCH_TYPE in this
+ * process's environment. A BLIS_ARCH_TYPE already set wins. Call it first,
+ * from the main thread, before any model exists (the yaflow command does);
+ * later it fails (YF_EUSAGE) and changes nothing. Without it the library
+ * neither forks nor changes the environment, and BLIS chooses by itself. */
+int yf_runtime_choose_kernels(yf_error *err);
+/* Initialises BLIS (once per process); yf_model_new calls it. */
 int yf_runtime_init(yf_error *err);
 void yf_runtime_info_get(yf_runtime_info *info);
 

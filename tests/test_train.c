@@ -348,6 +348,12 @@ START_TEST(test_blis_kernels)
                       "BLIS runs its generic kernels on a CPU with %s",
                       info.cpu_features);
 
+    /* the choice comes first or not at all: once BLIS is up, asking again
+     * is refused and changes nothing */
+    yf_error err = {0};
+    ck_assert_int_eq(yf_runtime_choose_kernels(&err), YF_EUSAGE);
+    ck_assert_msg(strstr(err.msg, "before the first model"), "%s", err.msg);
+
     /* through the command line, in a process of its own */
     char cmd[1400], line[256], want[64];
     snprintf(want, sizeof want, "blis_kernels=%s", bli_arch_string(BLIS_ARCH_PENRYN));

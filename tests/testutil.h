@@ -33,6 +33,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+/* The suites run with the kernels the command line would choose. */
+__attribute__((constructor)) static void tu_choose_kernels(void)
+{
+    yf_error err = {0};
+    yf_runtime_choose_kernels(&err);
+}
+
 /* $top_srcdir / $top_builddir from make check, "." when run by hand. */
 static inline const char *tu_srcdir(void)
 {

@@ -205,6 +205,9 @@ int main(int argc, char **argv)
         printf("yaflow %s\n", PACKAGE_VERSION);
         return 0;
     }
+    /* the kernels BLIS would not pick on its own, before any model exists */
+    yf_error err = {0};
+    yf_runtime_choose_kernels(&err);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc, argv);
