@@ -133,6 +133,26 @@ void yf__flush_denormals(int threads)
 #endif
 }
 
+unsigned yf__ftz_enter(void)
+{
+#ifdef __SSE__
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040);
+    return saved;
+#else
+    return 0;
+#endif
+}
+
+void yf__ftz_leave(unsigned *saved)
+{
+#ifdef __SSE__
+    _mm_setcsr(*saved);
+#else
+    (void)saved;
+#endif
+}
+
 void yf_runtime_info_get(yf_runtime_info *out)
 {
     pthread_once(&once, choose);

@@ -111,6 +111,7 @@ int yf__forward(yf_model *m, yf__graph *g, int from, const float *in, size_t row
 int yf_model_forward(yf_model *m, const char *from, const float *in, size_t rows, const char *to,
                      float *out, int training, uint64_t step, yf_error *err)
 {
+    YF__FTZ_SCOPE;
     yf__graph *g = training ? &m->train : &m->eval;
     const char *fname = from ? from : m->spec->input_name;
     int a = yf__layer_node(m, g, fname), b = yf__layer_node(m, g, to);

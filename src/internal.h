@@ -547,6 +547,13 @@ void yf__sgemm(bool ta, bool tb, int m, int n, int k, float alpha,
                float *c, int ldc, int threads);
 /* FTZ/DAZ in the calling thread and `threads` OpenMP workers. */
 void yf__flush_denormals(int threads);
+/* Flush-to-zero for the duration of a library call, in the calling thread:
+ * YF__FTZ_SCOPE at the top of an entry point sets FTZ and DAZ and puts the
+ * caller's floating-point mode back when the function returns. */
+unsigned yf__ftz_enter(void);
+void yf__ftz_leave(unsigned *saved);
+#define YF__FTZ_SCOPE                                                                    \
+    unsigned yf__saved_csr __attribute__((cleanup(yf__ftz_leave), unused)) = yf__ftz_enter()
 void yf__act_forward(int act, float alpha, const float *x, float *y,
                      size_t rows, size_t cols);
 void yf__act_backward(int act, float alpha, const float *y, const float *dy,

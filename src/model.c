@@ -66,7 +66,11 @@ yf_model *yf_model_new(const yf_spec *spec, int threads, yf_error *err)
     yf_runtime_info info;
     yf_runtime_info_get(&info);
     m->threads = threads > 0 ? threads : info.cores;
+    /* FTZ stays set in the OpenMP workers that run the kernels; the
+     * calling thread gets its own mode back (entry points set it anew) */
+    unsigned saved = yf__ftz_enter();
     yf__flush_denormals(m->threads);
+    yf__ftz_leave(&saved);
     m->train.max_rows = spec->batch_size;
     m->eval.max_rows = YF__EVAL_ROWS;
     if (yf__compile(m, &m->train, true, err))

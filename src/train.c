@@ -81,6 +81,7 @@ static void add_up(yf_model *m, size_t first, int rows, void *ctx)
 int yf_evaluate(yf_model *m, yf_dataset *d, yf_split split, yf_metric *out, int cap,
                 yf_error *err)
 {
+    YF__FTZ_SCOPE;
     const yf_spec *s = m->spec;
     sums sm = {0};
     if (sweep(m, d, split, add_up, &sm, err))
@@ -125,6 +126,7 @@ static void copy_codes(yf_model *m, size_t first, int rows, void *ctx)
 int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, const char *path,
               const char *labels_path, yf_error *err)
 {
+    YF__FTZ_SCOPE;
     const yf_spec *s = m->spec;
     int node = -1;
     for (int i = 0; i < s->n_layers; i++)
@@ -176,6 +178,7 @@ int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, con
 int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, double *loss,
                   yf_error *err)
 {
+    YF__FTZ_SCOPE;
     yf__graph *g = &m->train;
     if (rows < 1 || rows > g->max_rows)
         return yf__fail(err, YF_EUSAGE, "a step takes 1 to %d examples, not %d", g->max_rows,
@@ -277,6 +280,7 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
 
 int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *err)
 {
+    YF__FTZ_SCOPE;
     const yf_spec *s = m->spec;
     const char *dir = opts->out_dir;
     /* parameters copied from another run come first: a missing or

@@ -5,6 +5,9 @@
 #include "testutil.h"
 
 #include <blis.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 #define DIR "test_train.tmp"
 
@@ -187,6 +190,30 @@ START_TEST(test_checkpoint_matches_config)
     ck_assert_msg(strstr(yf_error_format(&err), "written for another config"), "%s",
                   yf_error_format(&err));
     ck_assert_ptr_null(o.model);
+}
+END_TEST
+
+/* The caller's floating-point mode is the caller's: building, training
+ * and evaluating leave its flush-to-zero bits as they were. */
+START_TEST(test_caller_fp_mode_kept)
+{
+#ifdef __SSE__
+    write_data();
+    unsigned before = _mm_getcsr() & 0x8040;
+    ck_assert_uint_eq(before, 0); /* a fresh process: no FTZ, no DAZ */
+    run r = setup("adam", "0.01", 1, 2, NULL, 0);
+    ck_assert_uint_eq(_mm_getcsr() & 0x8040, before);
+    size_t idx[32];
+    for (int i = 0; i < 32; i++)
+        idx[i] = (size_t)i;
+    double loss;
+    yf_error err = {0};
+    ck_assert(yf_train_step(r.m, r.d, idx, 32, &loss, &err) == 0);
+    ck_assert_uint_eq(_mm_getcsr() & 0x8040, before);
+    valid_loss(&r);
+    ck_assert_uint_eq(_mm_getcsr() & 0x8040, before);
+    teardown(&r);
+#endif
 }
 END_TEST
 
@@ -380,6 +407,7 @@ int main(void)
     tcase_add_test(tc, test_divergence_reported);
     tcase_add_test(tc, test_early_stopping_records);
     tcase_add_test(tc, test_checkpoint_matches_config);
+    tcase_add_test(tc, test_caller_fp_mode_kept);
     suite_add_tcase(s, tc);
     TCase *tc2 = tcase_create("reproducibility");
     tcase_set_timeout(tc2, 60);
