@@ -196,6 +196,19 @@ START_TEST(test_cli_keeps_earlier_run)
     f = fopen("earlier-run.tmp/config.yaml", "r");
     ck_assert_msg(f == NULL, "train wrote config.yaml into the earlier run's folder");
     remove("earlier-run.tmp/checkpoint.safetensors");
+    /* an unfinished run (a config, no checkpoint) is not taken over either */
+    f = fopen("earlier-run.tmp/config.yaml", "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("# unfinished\n", f);
+    fclose(f);
+    ck_assert_int_eq(run_cli(train, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "earlier-run.tmp holds an unfinished run"), "%s", out);
+    f = fopen("earlier-run.tmp/config.yaml", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+    fclose(f);
+    ck_assert_str_eq(buf, "# unfinished\n");
+    remove("earlier-run.tmp/config.yaml");
     rmdir("earlier-run.tmp");
 }
 END_TEST

@@ -13,9 +13,9 @@ static const char usage[] =
     "Trains SPEC (overrides as on `yaflow train models/x.yaml train.epochs=3`) and\n"
     "writes DIR (default runs/<name>): config.yaml (resolved), metrics.csv, log.txt,\n"
     "checkpoint.safetensors. --threads defaults to all cores. --profile times every\n"
-    "graph node and writes DIR/profile.txt. A folder that already holds a run is\n"
-    "left alone (exit 2) unless --overwrite is given. Warnings about the spec go to\n"
-    "stderr; --strict makes them errors.\n";
+    "graph node and writes DIR/profile.txt. A folder that already holds a run, even\n"
+    "an unfinished one, is left alone (exit 2) unless --overwrite is given. Warnings\n"
+    "about the spec go to stderr; --strict makes them errors.\n";
 
 int cmd_train(int argc, char **argv)
 {
@@ -75,6 +75,15 @@ int cmd_train(int argc, char **argv)
     if (!a.overwrite && stat(earlier, &st) == 0) {
         fprintf(stderr, "yaflow: %s already holds a run (checkpoint.safetensors): give --out "
                         "DIR for a new folder, or --overwrite to replace it\n", out);
+        yf_spec_free(spec);
+        return 2;
+    }
+    /* nor is an unfinished one (a config, no checkpoint yet) taken over */
+    snprintf(earlier, sizeof earlier, "%s/config.yaml", out);
+    if (!a.overwrite && stat(earlier, &st) == 0) {
+        fprintf(stderr, "yaflow: %s holds an unfinished run (config.yaml but no checkpoint: it "
+                        "stopped before its first epoch ended): give --out DIR for a new "
+                        "folder, or --overwrite to replace it\n", out);
         yf_spec_free(spec);
         return 2;
     }
