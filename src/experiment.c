@@ -437,13 +437,34 @@ static int read_record(const char *path, run *r)
     return have_hash && h == r->hash;
 }
 
+/* Files written whole: to PATH.tmp, then renamed over PATH, so that a
+ * failure never leaves a half-written record or report. */
+static FILE *open_tmp(const char *path, char *tmp, size_t cap, yf_error *err)
+{
+    snprintf(tmp, cap, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        yf__fail(err, YF_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    return f;
+}
+
+static int commit_tmp(FILE *f, const char *tmp, const char *path, yf_error *err)
+{
+    int bad = ferror(f);
+    if (fclose(f) || bad || rename(tmp, path)) {
+        int e = errno;
+        remove(tmp);
+        return yf__fail(err, YF_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
 static int write_record(const char *path, const run *r, yf_error *err)
 {
     char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = open_tmp(path, tmp, sizeof tmp, err);
     if (!f)
-        return yf__fail(err, YF_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        return err->code;
     time_t now = time(NULL);
     char when[64];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -452,12 +473,7 @@ static int write_record(const char *path, const run *r, yf_error *err)
             (unsigned long long)r->hash, when);
     for (int i = 0; i < r->n_res; i++)
         fprintf(f, "%s: %.9g\n", r->res[i].name, r->res[i].value);
-    int bad = ferror(f);
-    if (fclose(f) || bad || rename(tmp, path)) {
-        remove(tmp);
-        return yf__fail(err, YF_EIO, "cannot write %s", path);
-    }
-    return 0;
+    return commit_tmp(f, tmp, path, err);
 }
 
 static void add_result(run *r, const char *name, double v)
@@ -1320,10 +1336,9 @@ static int write_report(const experiment *e, int failed, const char *why, yf_err
 {
     char path[1100], tmp[1200];
     snprintf(path, sizeof path, "%s/report.md", e->dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = open_tmp(path, tmp, sizeof tmp, err);
     if (!f)
-        return yf__fail(err, YF_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        return err->code;
     time_t now = time(NULL);
     char when[64];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
@@ -1467,11 +1482,8 @@ static int write_report(const experiment *e, int failed, const char *why, yf_err
                     st->runs[0].dir, st->name, what, rel);
         }
     }
-    int bad = ferror(f);
-    if (fclose(f) || bad || rename(tmp, path)) {
-        remove(tmp);
-        return yf__fail(err, YF_EIO, "cannot write %s", path);
-    }
+    if (commit_tmp(f, tmp, path, err))
+        return err->code;
     say(e, "report: %s\n", path);
     return 0;
 }

@@ -156,8 +156,7 @@ static float *run(yf_model *m, const char *from, const float *in, size_t rows, c
 /* ---- pictures ------------------------------------------------------------------ */
 
 static int reconstructions(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
-                           const yf_show_opts *o,
-                           yf_error *err)
+                           const yf_show_opts *o, yf_error *err)
 {
     (void)run_dir;
     const yf_spec *s = m->spec;
@@ -212,8 +211,7 @@ static int reconstructions(yf_model *m, yf_dataset *d, const char *run_dir, cons
 }
 
 static int filters(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
-                           const yf_show_opts *o,
-                   yf_error *err)
+                   const yf_show_opts *o, yf_error *err)
 {
     (void)run_dir;
     const yf_spec *s = m->spec;
@@ -350,8 +348,7 @@ static float *test_codes(yf_model *m, yf_dataset *d, const yf_show_opts *o, size
 }
 
 static int top_activations(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
-                           const yf_show_opts *o,
-                           yf_error *err)
+                           const yf_show_opts *o, yf_error *err)
 {
     (void)run_dir;
     const yf_spec *s = m->spec;
@@ -569,8 +566,7 @@ static int project2(const float *x, size_t n, size_t dim, float *xy, double *exp
 }
 
 static int latent(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
-                           const yf_show_opts *o,
-                  yf_error *err)
+                  const yf_show_opts *o, yf_error *err)
 {
     (void)run_dir;
     const yf_spec *s = m->spec;
@@ -645,8 +641,7 @@ size_t yf_model_input_size(const yf_model *m)
 }
 
 static int samples(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
-                           const yf_show_opts *o,
-                   yf_error *err)
+                   const yf_show_opts *o, yf_error *err)
 {
     (void)run_dir;
     int n = o->n > 0 ? o->n : 100, cols = n < 10 ? n : 10;
@@ -672,8 +667,7 @@ static int samples(yf_model *m, yf_dataset *d, const char *run_dir, const char *
 }
 
 static int interpolation(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
-                           const yf_show_opts *o,
-                         yf_error *err)
+                         const yf_show_opts *o, yf_error *err)
 {
     (void)run_dir;
     const yf_spec *s = m->spec;
@@ -913,8 +907,7 @@ static int by_code(const void *a, const void *b)
 
 /* The largest buckets of identical training-image codes, a row each. */
 static int buckets(yf_model *m, yf_dataset *d, const char *run_dir, const char *path,
-                           const yf_show_opts *o,
-                   yf_error *err)
+                   const yf_show_opts *o, yf_error *err)
 {
     (void)run_dir;
     yf_hash_index ix;
