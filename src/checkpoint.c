@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +71,46 @@ static uint64_t config_hash(const yf_spec *spec)
     return h;
 }
 
+/* Appends s to hdr as the body of a JSON string. */
+static size_t json_escaped(char *hdr, size_t len, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            hdr[len++] = '\\', hdr[len++] = (char)c;
+        else if (c == '\n')
+            hdr[len++] = '\\', hdr[len++] = 'n';
+        else if (c >= 0x20)
+            hdr[len++] = (char)c;
+    }
+    return len;
+}
+
+void (*yf__save_hook)(int stage);
+
+static void save_point(int stage)
+{
+    if (yf__save_hook)
+        yf__save_hook(stage);
+}
+
 int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
 {
+    return yf__checkpoint_save(m, path, NULL, err);
+}
+
+int yf__checkpoint_save(yf_model *m, const char *path, const yf__progress *pr, yf_error *err)
+{
     entry *e = calloc(3 * m->n_params + 1, sizeof *e);
-    int n = collect(m, e);
-    size_t cap = 256 + (size_t)n * 256, len = 0;
+    size_t cap = 1024 + (size_t)(3 * m->n_params + 1) * 256 +
+                 (pr && pr->metrics ? 2 * strlen(pr->metrics) : 0), len = 0;
     char *hdr = malloc(cap);
+    if (!e || !hdr) {
+        free(e);
+        free(hdr);
+        return yf__fail(err, YF_ENOMEM, "out of memory writing checkpoint %s", path);
+    }
+    int n = collect(m, e);
     /* the data's CRC-32 and the optimizer go in the metadata: a damaged
      * file or another optimizer's state is refused when read */
     uLong crc = crc32(0, NULL, 0);
@@ -92,6 +127,16 @@ int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
                     "\"optimizer\":\"%s\",\"crc32\":\"%08lx\",\"config\":\"%016llx\"}",
                     m->spec->name, (unsigned long long)m->step, optim_names[m->spec->optim.type],
                     (unsigned long)crc, (unsigned long long)config_hash(m->spec));
+    if (pr) { /* where training stands, so that --resume continues exactly */
+        len--; /* reopen __metadata__ */
+        len += snprintf(hdr + len, cap - len,
+                        ",\"epoch\":\"%d\",\"position\":\"%zu\",\"loss_sum\":\"%.17g\","
+                        "\"best\":\"%.17g\",\"best_epoch\":\"%d\",\"finished\":\"%s\","
+                        "\"metrics\":\"", pr->epoch, pr->position, pr->loss_sum, pr->best,
+                        pr->best_epoch, pr->finished ? "true" : "false");
+        len = json_escaped(hdr, len, pr->metrics ? pr->metrics : "");
+        len += snprintf(hdr + len, cap - len, "\"}");
+    }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         const yf__param *p = e[i].p;
@@ -119,8 +164,14 @@ int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
         le[i] = (unsigned char)((uint64_t)len >> (8 * i));
     fwrite(le, 1, 8, f);
     fwrite(hdr, 1, len, f);
-    for (int i = 0; i < n; i++)
+    save_point(1);
+    for (int i = 0; i < n; i++) {
         fwrite(block_of(m, e[i].kind) + e[i].p->offset, sizeof(float), e[i].p->size, f);
+        if (i == n / 2) {
+            fflush(f);
+            save_point(2);
+        }
+    }
     /* on the disk before it replaces the previous checkpoint */
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         int e = errno;
@@ -135,9 +186,23 @@ int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
         rc = yf__fail(err, YF_EIO, "cannot write checkpoint %s: %s", tmp, strerror(e));
         goto done;
     }
+    save_point(3);
     if (rename(tmp, path)) {
         remove(tmp);
         rc = yf__fail(err, YF_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        goto done;
+    }
+    save_point(4);
+    /* and the rename itself on the disk: the folder's entry */
+    char folder[1100];
+    snprintf(folder, sizeof folder, "%s", path);
+    char *slash = strrchr(folder, '/');
+    if (slash)
+        *slash = 0;
+    int fd = open(slash ? (folder[0] ? folder : "/") : ".", O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
     }
 done:
     free(hdr);
@@ -402,6 +467,48 @@ done:
     st_free(&st);
     free(stage);
     free(e);
+    return rc;
+}
+
+int yf__checkpoint_progress(const char *path, yf__progress *pr, yf_error *err)
+{
+    memset(pr, 0, sizeof *pr);
+    stfile st;
+    if (st_read(path, &st, err))
+        return err->code;
+    const yf__json *meta = yf__json_get(&st.j, "__metadata__");
+    static const char *const keys[] = {"epoch", "position", "loss_sum", "best", "best_epoch",
+                                       "finished", "metrics"};
+    const yf__json *v[7];
+    int rc = 0;
+    for (int i = 0; i < 7 && !rc; i++) {
+        v[i] = meta ? yf__json_get(meta, keys[i]) : NULL;
+        if (!v[i] || v[i]->t != YF__J_STR)
+            rc = yf__fail_file(err, YF_ECKPT, path, "it does not record where training stood "
+                               "(no '%s' in its metadata): it was not written by yaflow train, "
+                               "so it cannot be resumed", keys[i]);
+    }
+    if (!rc) {
+        char *end1, *end2, *end3;
+        long ep = strtol(v[0]->str, &end1, 10);
+        pr->position = strtoull(v[1]->str, &end2, 10);
+        long be = strtol(v[4]->str, &end3, 10);
+        pr->loss_sum = strtod(v[2]->str, NULL);
+        pr->best = strtod(v[3]->str, NULL);
+        pr->finished = !strcmp(v[5]->str, "true");
+        pr->metrics = strdup(v[6]->str);
+        if (*end1 || *end2 || *end3 || ep < 0 || ep > 1000000 || be < 0 || be > ep)
+            rc = yf__fail_file(err, YF_ECKPT, path, "its record of where training stood is "
+                               "corrupt (epoch '%s', position '%s')", v[0]->str, v[1]->str);
+        else if (!pr->metrics)
+            rc = yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);
+        pr->epoch = (int)ep, pr->best_epoch = (int)be;
+    }
+    if (rc) {
+        free(pr->metrics);
+        pr->metrics = NULL;
+    }
+    st_free(&st);
     return rc;
 }
 

@@ -476,11 +476,35 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err);
  * checkpoint must belong together). */
 int yf__checkpoint_load(yf_model *m, const char *path, int with_optim, bool same_config,
                         yf_error *err);
+/* Where training stands, recorded in a checkpoint's metadata so that
+ * `train --resume` continues exactly: epochs finished, examples of the next
+ * epoch done and the sum of their losses (a checkpoint taken on an
+ * interrupt falls inside an epoch), early stopping's best so far, whether
+ * the run finished, and metrics.csv's rows up to this point. */
+typedef struct {
+    int epoch;
+    size_t position;
+    double loss_sum, best;
+    int best_epoch;
+    bool finished;
+    char *metrics;
+} yf__progress;
+/* yf_checkpoint_save, recording pr (when not NULL) too. */
+int yf__checkpoint_save(yf_model *m, const char *path, const yf__progress *pr, yf_error *err);
+/* Reads the progress a checkpoint records; free pr->metrics. */
+int yf__checkpoint_progress(const char *path, yf__progress *pr, yf_error *err);
+/* Tests only: called at points of a checkpoint save (1 header written,
+ * 2 half the data, 3 before the rename, 4 after it), e.g. to kill the
+ * process there. NULL in normal use. */
+extern void (*yf__save_hook)(int stage);
 /* This machine's memory in bytes (0 when unknown). */
 double yf__physical_memory(void);
 void yf__graph_free(yf__graph *g);
 /* Runs every node; rows ≤ g->max_rows; step keys the random numbers. */
 void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step);
+/* Runs g again one node at a time and returns the first node (in the
+ * order they run) whose output holds a NaN or an infinity, or -1. */
+int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step);
 /* yf__run_at with the model's optimizer step. */
 void yf__run(yf_model *m, yf__graph *g, int rows);
 /* A node writing into parameter p's gradient: chains it after the previous
@@ -641,6 +665,13 @@ int yf__layer_node(const yf_model *m, const yf__graph *g, const char *name);
  * step, step + 1, ... (one per batch). */
 int yf__forward(yf_model *m, yf__graph *g, int from, const float *in, size_t rows, int to,
                 float *out, uint64_t step, yf_error *err);
+
+/* ---- experiments (experiment.c) ----------------------------------------------- */
+
+/* The checks yf_experiment_run makes before it runs anything (the file,
+ * every step, every train step's spec compiled, every tune trial, every
+ * ${step} reference), without running or writing anything. */
+int yf__experiment_check(const char *path, yf_error *err);
 
 /* ---- NumPy files (npy.c) ---------------------------------------------------- */
 

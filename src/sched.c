@@ -5,6 +5,7 @@
  * busy threads never exceeds the model's thread count. */
 #include "internal.h"
 
+#include <math.h>
 #include <omp.h>
 
 const char *const yf__op_names[YF_OP_COUNT] = {
@@ -57,4 +58,20 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
                 g->prof_seconds[g->order[k]] += omp_get_wtime() - t0;
         }
     }
+}
+
+int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step)
+{
+    yf__exec ex = {.rows = rows, .threads = m->threads, .seed = m->spec->seed,
+                   .step = step, .g = g};
+    for (int l = 1; l < g->n_levels; l++)
+        for (int k = g->level_start[l]; k < g->level_start[l + 1]; k++) {
+            yf__gnode *n = &g->node[g->order[k]];
+            yf__op_fwd[n->op](n, &ex);
+            size_t count = n->per_row ? (size_t)rows * n->size : n->size;
+            for (size_t i = 0; n->buf && i < count; i++)
+                if (!isfinite(n->buf[i]))
+                    return g->order[k];
+        }
+    return -1;
 }

@@ -5,6 +5,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +177,23 @@ int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, con
 
 /* ---- training ------------------------------------------------------------------ */
 
+/* Whether n floats are all finite: x·0 is 0 for a finite x and NaN
+ * otherwise, so the sum of them cannot overflow; 16 lanes vectorise. */
+static bool finite_block(const float *x, size_t n)
+{
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++)
+            acc[j] += x[i + j] * 0.0f;
+    for (; i < n; i++)
+        acc[0] += x[i] * 0.0f;
+    float sum = 0;
+    for (int j = 0; j < 16; j++)
+        sum += acc[j];
+    return sum == 0;
+}
+
 int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, double *loss,
                   yf_error *err)
 {
@@ -190,10 +209,26 @@ int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, doubl
     yf__gather(d, YF_SPLIT_TRAIN, idx, rows, g);
     yf__run(m, g, rows);
     double l = losses(g, NULL);
-    if (!isfinite(l))
-        return yf__fail(err, YF_ERUN,
-                        "training diverged: the loss is %f at step %llu (try a smaller "
-                        "train.optimizer.learning_rate)", l, (unsigned long long)m->step + 1);
+    if (!isfinite(l) || !finite_block(m->grad_block, m->param_floats)) {
+        /* nothing is updated; run the step again node by node to name the
+         * first that produced a NaN or an infinity */
+        int bad = yf__find_nonfinite(m, g, rows, m->step);
+        if (bad >= 0) {
+            const yf__gnode *n = &g->node[bad];
+            char what[400];
+            snprintf(what, sizeof what, "training diverged at step %llu: node '%s' (%s%s) "
+                     "produced the first non-finite value, and the loss is %g; nothing was "
+                     "updated (try a smaller train.optimizer.learning_rate)",
+                     (unsigned long long)m->step + 1, n->name, yf__op_names[n->op],
+                     bad >= g->n_fwd ? ", in the backward pass" : "", l);
+            return n->at ? yf__fail_at(err, n->at, YF_ERUN, "%s", what)
+                         : yf__fail(err, YF_ERUN, "%s", what);
+        }
+        if (!isfinite(l))
+            return yf__fail(err, YF_ERUN, "training diverged: the loss is %g at step %llu (try "
+                            "a smaller train.optimizer.learning_rate)", l,
+                            (unsigned long long)m->step + 1);
+    }
     yf__optim_step(m);
     if (loss)
         *loss = l;
@@ -202,7 +237,7 @@ int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, doubl
 
 static int mkdirs(const char *path, yf_error *err)
 {
-    char buf[1024];
+    char buf[1300];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; ; p++) {
         if (*p == '/' || !*p) {
@@ -220,7 +255,7 @@ static int mkdirs(const char *path, yf_error *err)
 
 static FILE *open_in(const char *dir, const char *name, const char *mode, yf_error *err)
 {
-    char path[1100];
+    char path[1400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, mode);
     if (!f)
@@ -278,107 +313,354 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
     return 0;
 }
 
+/* metrics.csv's rows so far: every checkpoint records them, so that a
+ * resumed run's metrics.csv agrees with its checkpoint. */
+typedef struct {
+    char *text;
+    size_t len, cap;
+} text;
+
+static int text_add(text *t, const char *line, yf_error *err)
+{
+    size_t l = strlen(line);
+    if (t->len + l + 1 > t->cap) {
+        size_t cap = 2 * (t->len + l + 1) + 256;
+        char *p = realloc(t->text, cap);
+        if (!p)
+            return yf__fail(err, YF_ENOMEM, "out of memory");
+        t->text = p, t->cap = cap;
+    }
+    memcpy(t->text + t->len, line, l + 1);
+    t->len += l;
+    return 0;
+}
+
+/* Epoch e's order: Fisher–Yates over the previous epoch's, one Philox
+ * block per draw. */
+static void shuffle(size_t *perm, size_t n, uint64_t seed, int epoch)
+{
+    for (size_t i = n - 1; n && i > 0; i -= 1) {
+        uint32_t w[4];
+        yf__philox(seed, YF__STREAM_SHUFFLE, (uint64_t)epoch, (uint32_t)i, w);
+        size_t j = (size_t)((((uint64_t)w[0] << 32) | w[1]) % (i + 1));
+        size_t t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+}
+
+/* Writes head and body to dir/name whole, through a temporary file. */
+static int write_whole(const char *dir, const char *name, const char *head, const char *body,
+                       yf_error *err)
+{
+    char path[1400], tmp[1500];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return yf__fail(err, YF_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    fputs(head, f);
+    fputs(body, f);
+    if (fflush(f) | ferror(f) | fclose(f) || rename(tmp, path)) {
+        int e = errno;
+        remove(tmp);
+        return yf__fail(err, YF_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* metrics.csv of a resumed run: the checkpoint's rows, each with its
+ * timings from the old metrics.csv when that holds the same row (else
+ * empty timings). Rows after the checkpoint's epoch go: they are run again. */
+static int restore_metrics(const char *dir, const char *head, const char *rows, yf_error *err)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    char *old = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        FILE *mem = open_memstream(&old, &len);
+        char buf[4096];
+        size_t k;
+        while (mem && (k = fread(buf, 1, sizeof buf, f)) > 0)
+            fwrite(buf, 1, k, mem);
+        if (mem)
+            fclose(mem);
+        fclose(f);
+    }
+    text body = {0};
+    int rc = text_add(&body, "", err);
+    for (const char *r = rows; *r && !rc;) {
+        const char *end = strchr(r, '\n');
+        size_t n = end ? (size_t)(end - r) : strlen(r);
+        char line[4096];
+        snprintf(line, sizeof line, "%.*s,,\n", (int)(n < 4000 ? n : 4000), r);
+        for (const char *o = old; o && *o;) { /* the same row, with its timings */
+            const char *oend = strchr(o, '\n');
+            size_t on = oend ? (size_t)(oend - o) : strlen(o);
+            if (on > n && on < 4000 && !memcmp(o, r, n) && o[n] == ',') {
+                snprintf(line, sizeof line, "%.*s\n", (int)on, o);
+                break;
+            }
+            o += on + (oend != NULL);
+        }
+        rc = text_add(&body, line, err);
+        r += n + (end != NULL);
+    }
+    free(old);
+    if (!rc)
+        rc = write_whole(dir, "metrics.csv", head, body.text, err);
+    free(body.text);
+    return rc;
+}
+
+/* Which of two records of progress is further on. */
+static bool later(const yf__progress *a, const yf__progress *b)
+{
+    return a->epoch > b->epoch || (a->epoch == b->epoch && a->position > b->position);
+}
+
+/* Where a resumed run continues from: the checkpoint, or the state saved
+ * on an interrupt when it is further on (with early stopping the
+ * checkpoint is the best epoch's, so an interrupt saves beside it). *from
+ * is NULL when there is nothing to resume: start from the beginning. */
+static int resume_point(const char *ckpt, const char *paused, yf__progress *pr,
+                        const char **from, yf_error *err)
+{
+    struct stat st;
+    *from = NULL;
+    if (stat(ckpt, &st) == 0) {
+        if (yf__checkpoint_progress(ckpt, pr, err))
+            return err->code;
+        *from = ckpt;
+    }
+    yf__progress p2;
+    yf_error ignored = {0}; /* a damaged interrupt save: the checkpoint will do */
+    if (stat(paused, &st) == 0 && !yf__checkpoint_progress(paused, &p2, &ignored)) {
+        if (!*from || later(&p2, pr)) {
+            free(pr->metrics);
+            *pr = p2;
+            *from = paused;
+        } else {
+            free(p2.metrics);
+        }
+    }
+    return 0;
+}
+
+/* The run folder being written. With overwrite, a folder holding an
+ * earlier run is replaced only once the new run's first checkpoint is
+ * safe: until then the new run is staged beside it (DIR.yaflow-new). */
+typedef struct {
+    const char *final;
+    char dir[1200], ckpt[1300], paused[1300];
+    bool staged;
+} folder;
+
+static void folder_at(folder *f, const char *dir)
+{
+    snprintf(f->dir, sizeof f->dir, "%s", dir);
+    snprintf(f->ckpt, sizeof f->ckpt, "%s/checkpoint.safetensors", dir);
+    snprintf(f->paused, sizeof f->paused, "%s/interrupted.safetensors", dir);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_tree(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Once a staged run's checkpoint is safe, it and the earlier run swap
+ * places in one atomic step; then the earlier run goes. Open files (the
+ * metrics, the log) follow their folder. */
+static int unstage(folder *f, yf_error *err)
+{
+    if (!f->staged)
+        return 0;
+    char staging[1200];
+    snprintf(staging, sizeof staging, "%s", f->dir);
+    if (renameat2(AT_FDCWD, staging, AT_FDCWD, f->final, RENAME_EXCHANGE) != 0)
+        return yf__fail(err, YF_EIO, "cannot put the new run %s in the place of %s: %s",
+                        staging, f->final, strerror(errno));
+    f->staged = false;
+    folder_at(f, f->final);
+    remove_tree(staging); /* now the earlier run */
+    return 0;
+}
+
 int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *err)
 {
     YF__FTZ_SCOPE;
     const yf_spec *s = m->spec;
-    const char *dir = opts->out_dir;
-    /* parameters copied from another run come first: a missing or
-     * mismatched source fails before anything in the folder changes */
-    if (yf_model_init_from(m, err))
+    folder fo = {.final = opts->out_dir};
+    folder_at(&fo, opts->out_dir);
+    char stale[1400];
+    yf__progress pr = {.best = NAN};
+    const char *from = NULL;
+    if (opts->resume && resume_point(fo.ckpt, fo.paused, &pr, &from, err))
         return err->code;
-    if (mkdirs(dir, err))
+    if (from && pr.finished) {
+        if (opts->echo)
+            fprintf(opts->echo, "%s finished its training (%d of %d epochs); nothing to do\n",
+                    fo.dir, pr.epoch, s->epochs);
+        free(pr.metrics);
+        return 0;
+    }
+    if (from && yf__checkpoint_load(m, from, 1, true, err)) {
+        free(pr.metrics);
         return err->code;
-    /* A checkpoint left by an earlier run in this folder must not pass for
-     * this run's (with the new config.yaml) if this one fails early. */
-    char ckpt[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
-    if (remove(ckpt) != 0 && errno != ENOENT)
-        return yf__fail(err, YF_EIO, "cannot replace %s: %s", ckpt, strerror(errno));
-    char stale[1200]; /* a write that was killed half-way */
-    snprintf(stale, sizeof stale, "%s.tmp", ckpt);
-    remove(stale);
-    FILE *cfg = open_in(dir, "config.yaml", "w", err);
-    if (!cfg)
-        return err->code;
-    yf_spec_write(s, cfg);
-    fclose(cfg);
-    FILE *csv = open_in(dir, "metrics.csv", "w", err);
-    FILE *log = csv ? open_in(dir, "log.txt", "w", err) : NULL;
-    if (!csv || !log) {
-        if (csv)
-            fclose(csv);
-        return err->code;
+    }
+    if (!from) {
+        /* parameters copied from another run come first: a missing or
+         * mismatched source fails before anything in the folder changes */
+        if (yf_model_init_from(m, err))
+            return err->code;
+        struct stat st;
+        if (opts->overwrite && stat(fo.final, &st) == 0 && S_ISDIR(st.st_mode)) {
+            char staging[1200];
+            snprintf(staging, sizeof staging, "%s.yaflow-new", fo.final);
+            remove_tree(staging); /* a staging left by a run killed early */
+            folder_at(&fo, staging);
+            fo.staged = true;
+        }
+        if (mkdirs(fo.dir, err))
+            return err->code;
+        /* A checkpoint left by an earlier run in this folder must not pass
+         * for this run's (with the new config.yaml) if this one fails early. */
+        for (int i = 0; i < 2; i++) {
+            const char *old = i ? fo.paused : fo.ckpt;
+            if (remove(old) != 0 && errno != ENOENT)
+                return yf__fail(err, YF_EIO, "cannot replace %s: %s", old, strerror(errno));
+        }
+        FILE *cfg = open_in(fo.dir, "config.yaml", "w", err);
+        if (!cfg)
+            return err->code;
+        yf_spec_write(s, cfg);
+        if (fflush(cfg) | ferror(cfg) | fclose(cfg))
+            return yf__fail(err, YF_EIO, "cannot write %s/config.yaml: %s", fo.dir, strerror(errno));
+    }
+    for (int i = 0; i < 2; i++) { /* writes that were killed half-way */
+        snprintf(stale, sizeof stale, "%s.tmp", i ? fo.paused : fo.ckpt);
+        remove(stale);
     }
     /* columns: the loss, its terms and the metrics on the validation split */
     int n_cols = 1 + s->n_losses + m->eval.n_metric, stop_col = -1;
-    fprintf(csv, "epoch,train_loss,valid_loss");
-    for (int t = 0; t < s->n_losses; t++) {
+    text head = {0}, rows = {.text = pr.metrics, .len = pr.metrics ? strlen(pr.metrics) : 0,
+                             .cap = pr.metrics ? strlen(pr.metrics) + 1 : 0};
+    pr.metrics = NULL;
+    char line[4096];
+    int rc = text_add(&head, "epoch,train_loss,valid_loss", err);
+    for (int t = 0; t < s->n_losses && !rc; t++) {
         char name[64];
         yf__term_name(s, t, name);
-        fprintf(csv, ",valid_%s", name);
+        snprintf(line, sizeof line, ",valid_%s", name);
+        rc = text_add(&head, line, err);
         if (s->stop.on && !strcmp(s->stop.metric + 6, name))
             stop_col = 1 + t;
     }
-    for (int i = 0; i < m->eval.n_metric; i++) {
-        fprintf(csv, ",valid_%s", m->eval.metric[i].name);
+    for (int i = 0; i < m->eval.n_metric && !rc; i++) {
+        snprintf(line, sizeof line, ",valid_%s", m->eval.metric[i].name);
+        rc = text_add(&head, line, err);
         if (s->stop.on && !strcmp(s->stop.metric + 6, m->eval.metric[i].name))
             stop_col = 1 + s->n_losses + i;
     }
     if (s->stop.on && !strcmp(s->stop.metric, "valid_loss"))
         stop_col = 0;
-    fprintf(csv, ",learning_rate,seconds,examples_per_s\n");
+    if (!rc)
+        rc = text_add(&head, ",learning_rate,seconds,examples_per_s\n", err);
+    /* a resumed run's metrics.csv is the checkpoint's rows: a kill between
+     * a checkpoint and its row loses neither, and rows of epochs after the
+     * checkpoint (to be run again) go */
+    if (!rc && from)
+        rc = restore_metrics(fo.dir, head.text, rows.text ? rows.text : "", err);
+    FILE *csv = rc ? NULL : open_in(fo.dir, "metrics.csv", from ? "a" : "w", err);
+    FILE *log = csv ? open_in(fo.dir, "log.txt", from ? "a" : "w", err) : NULL;
+    if (!csv || !log) {
+        if (csv)
+            fclose(csv);
+        free(head.text);
+        free(rows.text);
+        return err->code;
+    }
+    if (!from)
+        fputs(head.text, csv);
+    free(head.text);
     fflush(csv);
     yf_runtime_info info;
     yf_runtime_info_get(&info);
+    if (from)
+        fprintf(log, "resumed from %s: %d epochs done, %zu examples into epoch %d, step %llu\n",
+                from, pr.epoch, pr.position, pr.epoch + 1, (unsigned long long)m->step);
     fprintf(log, "yaflow: model %s, %zu parameters, %d threads, BLIS %s kernels (%s)\n",
             s->name, yf_model_param_count(m), m->threads, info.blis_arch, info.arch_source);
     fprintf(log, "data: %s, %zu train, %zu valid, %zu test examples\n", s->source,
             d->n_train, d->n_valid, d->test_x.count);
-    for (int i = 0; i < s->n_init_src; i++)
+    for (int i = 0; i < s->n_init_src && !from; i++)
         fprintf(log, "init: layers from %s\n", s->init_src[i].from);
     for (int i = 0; i < m->n_warn; i++)
         fprintf(log, "%s\n", m->warn[i].text);
     fflush(log);
+    if (from && opts->echo)
+        fprintf(opts->echo, "resuming %s at epoch %d (%zu examples into it), step %llu\n", fo.dir,
+                pr.epoch + 1, pr.position, (unsigned long long)m->step);
 
     yf__graph *g = &m->train;
     if (opts->profile && !g->prof_seconds)
         g->prof_seconds = calloc(g->n, sizeof *g->prof_seconds);
     size_t n = d->n_train;
-    size_t *perm = malloc(n * sizeof *perm);
+    size_t *perm = malloc(n * sizeof *perm + 1);
     if (!perm) {
         fclose(csv);
         fclose(log);
+        free(rows.text);
         return yf__fail(err, YF_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
-    int rc = 0;
+    for (int e = 1; e <= pr.epoch; e++) /* the order each epoch so far left */
+        shuffle(perm, n, s->seed, e);
     if (s->epochs == 0) /* the initial parameters, so that the run can be evaluated */
-        rc = yf_checkpoint_save(m, ckpt, err);
-    double best = NAN;
-    int best_epoch = 0;
-    for (int epoch = 1; epoch <= s->epochs && !rc; epoch++) {
-        /* Fisher–Yates, one Philox block per draw */
-        for (size_t i = n - 1; i > 0; i -= 1) {
-            uint32_t w[4];
-            yf__philox(s->seed, YF__STREAM_SHUFFLE, (uint64_t)epoch, (uint32_t)i, w);
-            size_t j = (size_t)((((uint64_t)w[0] << 32) | w[1]) % (i + 1));
-            size_t t = perm[i];
-            perm[i] = perm[j], perm[j] = t;
-        }
-        double t0 = now(), last_draw = 0, loss_sum = 0;
-        size_t seen = 0;
-        for (size_t b = 0; b < n; b += s->batch_size) {
-            int rows = (int)(n - b < (size_t)s->batch_size ? n - b : (size_t)s->batch_size);
-            if (b + rows < n)
-                yf__prefetch(d, YF_SPLIT_TRAIN, perm + b + rows,
-                             (int)(n - b - rows < (size_t)rows ? n - b - rows : (size_t)rows));
+        rc = yf__checkpoint_save(m, fo.ckpt, &(yf__progress){.best = NAN, .finished = true}, err) ||
+             unstage(&fo, err) ? err->code : 0;
+    double best = pr.best;
+    int best_epoch = pr.best_epoch, epoch = pr.epoch + 1;
+    for (; epoch <= s->epochs && !rc; epoch++) {
+        shuffle(perm, n, s->seed, epoch);
+        size_t start = epoch == pr.epoch + 1 ? pr.position : 0;
+        double t0 = now(), last_draw = 0, loss_sum = start ? pr.loss_sum : 0;
+        size_t seen = start;
+        for (size_t b = start; b < n; b += s->batch_size) {
+            int rows_n = (int)(n - b < (size_t)s->batch_size ? n - b : (size_t)s->batch_size);
+            if (b + rows_n < n)
+                yf__prefetch(d, YF_SPLIT_TRAIN, perm + b + rows_n,
+                             (int)(n - b - rows_n < (size_t)rows_n ? n - b - rows_n
+                                                                   : (size_t)rows_n));
             double loss;
-            if ((rc = yf_train_step(m, d, perm + b, rows, &loss, err)))
+            if ((rc = yf_train_step(m, d, perm + b, rows_n, &loss, err)))
                 break;
-            loss_sum += loss * rows;
-            seen += rows;
+            loss_sum += loss * rows_n;
+            seen += rows_n;
+            if (opts->stop && *opts->stop) { /* the step is done: save it and stop */
+                yf__progress here = {.epoch = epoch - 1, .position = seen, .loss_sum = loss_sum,
+                                     .best = best, .best_epoch = best_epoch,
+                                     .metrics = rows.text};
+                char to[1300];
+                snprintf(to, sizeof to, "%s", stop_col >= 0 ? fo.paused : fo.ckpt);
+                if (opts->echo && opts->bar)
+                    fprintf(opts->echo, "\r\033[K");
+                if (!(rc = yf__checkpoint_save(m, to, &here, err)) && !(rc = unstage(&fo, err)))
+                    rc = yf__fail(err, YF_EINTERRUPTED, "interrupted at step %llu (epoch %d, "
+                                  "%zu of %zu examples); saved in %s: continue with `yaflow "
+                                  "train --resume %s`", (unsigned long long)m->step, epoch,
+                                  seen, n, stop_col >= 0 ? fo.paused : fo.ckpt, fo.dir);
+                break;
+            }
             if (opts->echo && opts->bar && now() - last_draw > 0.2) {
                 last_draw = now();
                 bar(opts->echo, epoch, s->epochs, seen, n, s->batch_size, loss_sum / seen,
@@ -394,9 +676,6 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             rc = nv;
             break;
         }
-        /* the checkpoint first, then the records that describe it: a run
-         * killed between the two has metrics one epoch behind its
-         * checkpoint, never ahead of it */
         bool better = false;
         if (stop_col >= 0) { /* early stopping: the checkpoint is the best epoch's */
             double v = vm[stop_col].value;
@@ -405,23 +684,39 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             if (better)
                 best = v, best_epoch = epoch;
         }
-        if ((stop_col < 0 || better) && (rc = yf_checkpoint_save(m, ckpt, err)))
+        size_t l = snprintf(line, sizeof line, "%d,%.6g", epoch, loss_sum / seen);
+        for (int c = 0; c < n_cols && l < sizeof line; c++)
+            l += snprintf(line + l, sizeof line - l, ",%.6g", nv ? vm[c].value : NAN);
+        if (l < sizeof line)
+            l += snprintf(line + l, sizeof line - l, ",%.6g\n", m->lr);
+        /* the checkpoint records the row without its timings, so that two
+         * equal runs write equal checkpoints */
+        if ((rc = text_add(&rows, line, err)))
             break;
-        fprintf(csv, "%d,%.6g", epoch, loss_sum / seen);
-        for (int c = 0; c < n_cols; c++)
-            fprintf(csv, ",%.6g", nv ? vm[c].value : NAN);
-        fprintf(csv, ",%.6g,%.3f,%.1f\n", m->lr, secs, seen / secs);
+        if (l < sizeof line)
+            snprintf(line + l - 1, sizeof line - l + 1, ",%.3f,%.1f\n", secs,
+                     (seen - start) / secs);
+        /* the checkpoint first, then the records that describe it: a run
+         * killed between the two has metrics one epoch behind its
+         * checkpoint (and --resume restores the row from the checkpoint) */
+        yf__progress done = {.epoch = epoch, .best = best, .best_epoch = best_epoch,
+                             .finished = epoch == s->epochs && stop_col < 0,
+                             .metrics = rows.text};
+        if ((stop_col < 0 || better) &&
+            (rc = yf__checkpoint_save(m, fo.ckpt, &done, err) || unstage(&fo, err) ? err->code : 0))
+            break;
+        fputs(line, csv);
         fflush(csv);
         char plain[4096];
-        size_t l = snprintf(plain, sizeof plain, "epoch %d/%d train_loss=%.6g", epoch,
-                            s->epochs, loss_sum / seen);
+        l = snprintf(plain, sizeof plain, "epoch %d/%d train_loss=%.6g", epoch, s->epochs,
+                     loss_sum / seen);
         for (int c = 0; c < nv && l < sizeof plain; c++)
             if (c == 0 || c > s->n_losses || c == stop_col)
                 l += snprintf(plain + l, sizeof plain - l, " valid_%s=%.6g", vm[c].name,
                               vm[c].value);
         if (l < sizeof plain)
             snprintf(plain + l, sizeof plain - l, " seconds=%.2f examples_per_s=%.0f", secs,
-                     seen / secs);
+                     (seen - start) / secs);
         fprintf(log, "%s\n", plain);
         fflush(log);
         if (opts->echo) {
@@ -443,15 +738,27 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         }
     }
     free(perm);
-    /* with early stopping the model ends as the checkpoint is: the best epoch */
-    if (!rc && stop_col >= 0 && best_epoch > 0)
-        rc = yf_checkpoint_load(m, ckpt, 1, err);
+    /* with early stopping the model ends as the checkpoint is, the best
+     * epoch's, and the checkpoint is marked finished */
+    if (!rc && stop_col >= 0 && best_epoch > 0) {
+        rc = yf_checkpoint_load(m, fo.ckpt, 1, err);
+        yf__progress done = {.epoch = epoch > s->epochs ? s->epochs : epoch, .best = best,
+                             .best_epoch = best_epoch, .finished = true, .metrics = rows.text};
+        if (!rc)
+            rc = yf__checkpoint_save(m, fo.ckpt, &done, err);
+    }
+    if (!rc)
+        remove(fo.paused);
     if (!rc && opts->profile)
-        rc = write_profile(m, dir, err);
+        rc = write_profile(m, fo.dir, err);
     fclose(csv);
+    free(rows.text);
     if (rc)
-        fprintf(log, "error: %s\n", yf_error_format(err));
+        fprintf(log, "%s: %s\n", rc == YF_EINTERRUPTED ? "stopped" : "error",
+                yf_error_format(err));
     fclose(log);
+    if (fo.staged) /* it failed before its first checkpoint: the earlier run stays */
+        remove_tree(fo.dir);
     return rc;
 }
 

@@ -18,6 +18,7 @@
 #ifndef YAFLOW_H
 #define YAFLOW_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +36,8 @@ extern "C" {
     XX(EUSAGE, -4, 2, "invalid argument")                                   \
     XX(EIO, -5, 1, "input/output error")                                    \
     XX(ENOMEM, -6, 1, "out of memory")                                      \
-    XX(ERUN, -7, 1, "runtime failure")
+    XX(ERUN, -7, 1, "runtime failure")                                      \
+    XX(EINTERRUPTED, -8, 130, "interrupted")
 
 typedef enum {
 #define XX(name, value, exitcode, text) YF_##name = value,
@@ -125,6 +127,16 @@ typedef struct yf_train_opts {
     FILE *echo;          /* progress is also shown here (NULL: silent) */
     int bar;             /* 1: a live progress bar on echo (a terminal) */
     int profile;         /* 1: time every node; write profile.txt */
+    int overwrite;       /* 1: out_dir may hold a run: the new one is staged
+                            beside it and replaces it once its first
+                            checkpoint is saved */
+    int resume;          /* 1: continue the run in out_dir from its last
+                            checkpoint (from the start when it has none; a
+                            finished run is left as it is) */
+    /* When *stop becomes non-zero (a signal handler sets it), training
+     * finishes the step, saves a checkpoint and fails with
+     * YF_EINTERRUPTED; `resume` continues it exactly. NULL: never. */
+    const volatile sig_atomic_t *stop;
 } yf_train_opts;
 
 /* One training step, the unit everything else is built on: gathers
@@ -137,7 +149,11 @@ int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows,
                   double *loss, yf_error *err);
 
 /* Trains for spec's train.epochs, writing config.yaml, metrics.csv, log.txt
- * and checkpoint.safetensors (written atomically after each epoch). */
+ * and checkpoint.safetensors (written to a temporary file, synced and
+ * renamed after each epoch, before the metrics row that describes it).
+ * The checkpoint records where training stands (epoch, position, random
+ * numbers' step, optimizer state, metrics so far), so that a resumed run
+ * ends bit-identical to one never interrupted. */
 int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts,
              yf_error *err);
 

@@ -54,6 +54,8 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
             a->profile = 1;
         } else if (!strcmp(s, "--overwrite") && (flags & CLI_OVERWRITE)) {
             a->overwrite = 1;
+        } else if (!strcmp(s, "--resume") && (flags & CLI_RESUME)) {
+            a->resume = 1;
         } else if (!strcmp(s, "--strict") && (flags & CLI_STRICT)) {
             a->strict = 1;
         } else if (!strcmp(s, "--mean") && (flags & CLI_MEAN)) {

@@ -1,7 +1,9 @@
-/* yaflow train SPEC [key=value ...] [--out DIR] [--threads N] */
+/* yaflow train SPEC [key=value ...] [--out DIR] [--threads N]
+ * yaflow train --resume RUN [--threads N] */
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,19 +12,97 @@
 static const char usage[] =
     "usage: yaflow train SPEC [dotted.key=value ...] [--out DIR] [--overwrite] [--threads N]\n"
     "                  [--profile] [--strict]\n"
+    "       yaflow train --resume RUN [--threads N] [--profile]\n"
     "Trains SPEC (overrides as on `yaflow train models/x.yaml train.epochs=3`) and\n"
     "writes DIR (default runs/<name>): config.yaml (resolved), metrics.csv, log.txt,\n"
     "checkpoint.safetensors. --threads defaults to all cores. --profile times every\n"
     "graph node and writes DIR/profile.txt. A folder that already holds a run, even\n"
-    "an unfinished one, is left alone (exit 2) unless --overwrite is given. Warnings\n"
-    "about the spec go to stderr; --strict makes them errors.\n";
+    "an unfinished one, is left alone (exit 2) unless --overwrite is given; the new\n"
+    "run then replaces it only once its first checkpoint is saved. Warnings about the\n"
+    "spec go to stderr; --strict makes them errors.\n"
+    "Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves a checkpoint and\n"
+    "exits (130 or 143); a second Ctrl-C stops at once. --resume RUN continues a run\n"
+    "from its last checkpoint and ends exactly as an uninterrupted run would; a run\n"
+    "that finished is left as it is (exit 0).\n";
+
+/* The signal that asked training to stop (0: none). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    if (stop_signal) { /* asked twice: stop at once */
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    stop_signal = sig;
+}
+
+/* Trains m on d into out (continuing the run there with --resume), with
+ * SIGINT and SIGTERM asking it to save and stop. */
+static int train_into(yf_model *m, yf_dataset *d, const yf_spec *spec, const char *out,
+                      const cli_args *a)
+{
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = isatty(2),
+                          .profile = a->profile, .resume = a->resume,
+                          .overwrite = a->overwrite, .stop = &stop_signal};
+    yf_runtime_info info;
+    yf_runtime_info_get(&info);
+    fprintf(stderr, "training %s: %zu parameters, %zu train / %zu valid examples, "
+                    "BLIS %s kernels -> %s\n",
+            yf_spec_name(spec), yf_model_param_count(m), yf_dataset_count(d, YF_SPLIT_TRAIN),
+            yf_dataset_count(d, YF_SPLIT_VALID), info.blis_arch, out);
+    yf_error err = {0};
+    int rc = yf_train(m, d, &opts, &err) ? cli_fail(&err) : 0;
+    if (err.code == YF_EINTERRUPTED)
+        rc = 128 + stop_signal;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (!rc)
+        printf("%s\n", out);
+    return rc;
+}
+
+/* yaflow train --resume RUN: the run's own config.yaml, nothing else. */
+static int resume(const cli_args *a)
+{
+    if (a->n_overrides || a->out || a->overwrite || a->strict) {
+        fprintf(stderr, "yaflow train: --resume continues RUN as its config.yaml says; it takes "
+                        "no %s (start a new run to change something)\n",
+                a->n_overrides ? "overrides" : a->out ? "--out" : a->overwrite ? "--overwrite"
+                                                                              : "--strict");
+        return 2;
+    }
+    char cfg[1100];
+    struct stat st;
+    if (strlen(a->positional) > 1000 ||
+        (snprintf(cfg, sizeof cfg, "%s/config.yaml", a->positional), stat(cfg, &st) != 0)) {
+        fprintf(stderr, "yaflow train: %s is not a run folder (it has no config.yaml): "
+                        "--resume takes a folder that yaflow train wrote\n", a->positional);
+        return 2;
+    }
+    yf_error err = {0};
+    yf_spec *spec = yf_spec_load(cfg, NULL, 0, &err);
+    yf_model *m = spec ? yf_model_new(spec, a->threads, &err) : NULL;
+    yf_dataset *d = m ? yf_dataset_load(spec, &err) : NULL;
+    int rc = d ? train_into(m, d, spec, a->positional, a) : cli_fail(&err);
+    yf_dataset_free(d);
+    yf_model_free(m);
+    yf_spec_free(spec);
+    return rc;
+}
 
 int cmd_train(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE | CLI_OVERWRITE | CLI_STRICT, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE | CLI_OVERWRITE | CLI_STRICT | CLI_RESUME, &a);
     if (rc || a.help)
         return rc;
+    if (a.resume)
+        return resume(&a);
     yf_error err = {0};
     yf_spec *spec = yf_spec_load(a.positional, a.overrides, a.n_overrides, &err);
     if (!spec)
@@ -99,17 +179,7 @@ int cmd_train(int argc, char **argv)
         yf_spec_free(spec);
         return cli_fail(&err);
     }
-    yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = isatty(2),
-                          .profile = a.profile};
-    yf_runtime_info info;
-    yf_runtime_info_get(&info);
-    fprintf(stderr, "training %s: %zu parameters, %zu train / %zu valid examples, "
-                    "BLIS %s kernels -> %s\n",
-            yf_spec_name(spec), yf_model_param_count(m), yf_dataset_count(d, YF_SPLIT_TRAIN),
-            yf_dataset_count(d, YF_SPLIT_VALID), info.blis_arch, out);
-    rc = yf_train(m, d, &opts, &err) ? cli_fail(&err) : 0;
-    if (!rc)
-        printf("%s\n", out);
+    rc = train_into(m, d, spec, out, &a);
     yf_dataset_free(d);
     yf_model_free(m);
     yf_spec_free(spec);
