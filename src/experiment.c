@@ -1497,13 +1497,11 @@ static void free_experiment(experiment *e)
     yf__tree_free(e->tree);
 }
 
-int yf_experiment_run(const char *path, const yf_experiment_opts *o, yf_error *err)
+/* Reads the experiment file and checks it whole before anything runs:
+ * every train step's spec compiled, every trial of a tune step, every
+ * reference resolved. Writes nothing. */
+static int prepare(experiment *e, const char *path, yf_error *err)
 {
-    static const yf_experiment_opts none = {0};
-    experiment *e = calloc(1, sizeof *e);
-    if (!e)
-        return yf__fail(err, YF_ENOMEM, "out of memory");
-    e->o = o ? o : &none;
     e->path = path;
     e->tree = yf__tree_load(path, err);
     int rc = e->tree ? parse(e, err) : err->code;
@@ -1574,6 +1572,30 @@ int yf_experiment_run(const char *path, const yf_experiment_opts *o, yf_error *e
             }
         }
     }
+    return rc;
+}
+
+int yf__experiment_check(const char *path, yf_error *err)
+{
+    static const yf_experiment_opts none = {0};
+    experiment *e = calloc(1, sizeof *e);
+    if (!e)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    e->o = &none;
+    int rc = prepare(e, path, err);
+    free_experiment(e);
+    free(e);
+    return rc;
+}
+
+int yf_experiment_run(const char *path, const yf_experiment_opts *o, yf_error *err)
+{
+    static const yf_experiment_opts none = {0};
+    experiment *e = calloc(1, sizeof *e);
+    if (!e)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    e->o = o ? o : &none;
+    int rc = prepare(e, path, err);
     if (!rc) {
         char pics[1100];
         snprintf(pics, sizeof pics, "%s/pictures", e->dir);

@@ -226,6 +226,11 @@ void yf_model_summary(const yf_model *m, FILE *out)
 
 double yf__physical_memory(void)
 {
+#ifdef YF_FUZZ_MEMORY_MB
+    /* the fuzz build (fuzz/): a small machine, so that a valid but large
+     * spec is refused before it reaches libFuzzer's memory limit */
+    return YF_FUZZ_MEMORY_MB * 1048576.0;
+#endif
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
     return pages > 0 && size > 0 ? (double)pages * (double)size : 0;
 }
