@@ -6,7 +6,12 @@
  * The cases are generated from the lists that generate the library's code
  * (YF_ACTIVATIONS, YF_LOSS_TYPES), and one test asserts that the training
  * graphs of all cases use every op of ops/ops.def except input and param:
- * a new activation, loss or op without a gradient case fails here. */
+ * a new activation, loss or op without a gradient case fails here.
+ *
+ * The forward values themselves are checked against references computed
+ * elsewhere (PyTorch and NumPy in float64, pasted as literals): every
+ * activation at ±30, 0 and points between, every loss term on batches
+ * with logits at ±30; a new activation or loss without them fails too. */
 #include "testutil.h"
 
 #include "../src/ops/conv.h"
@@ -724,6 +729,230 @@ START_TEST(test_fused_logits)
 }
 END_TEST
 
+/* ---- forward values against independent references --------------------------- */
+
+/* The points every element-wise activation is evaluated at: both tails
+ * (±30, where exp under- or overflows a naive formula), zero, and values
+ * near it where a formula like e^x − 1 cancels. */
+static const float act_x[11] = {-30, -5, -1, -0.5, -1e-3f, 0, 1e-3f, 0.5, 1, 5, 30};
+
+/* f(act_x) in double by PyTorch 1.13 (torch.nn.functional, float64 tensors
+ * of the float inputs above), printed with %.17g:
+ *     x = torch.tensor(act_x, dtype=torch.float32).double()
+ *     F.relu(x), F.leaky_relu(x, 0.01), F.elu(x, 1.0), F.selu(x), torch.sigmoid(x), ... */
+static const struct {
+    const char *function; /* function and alpha as written in the spec */
+    double want[11];
+} act_refs[] = {
+    {"linear", {-30, -5, -1, -0.5, -0.0010000000474974513, 0, 0.0010000000474974513, 0.5, 1, 5, 30}},
+    {"relu", {0, 0, 0, 0, 0, 0, 0.0010000000474974513, 0.5, 1, 5, 30}},
+    {"leaky_relu", /* alpha 0.01, the default */
+     {-0.29999999999999999, -0.050000000000000003, -0.01, -0.0050000000000000001,
+      -1.0000000474974514e-05, 0, 0.0010000000474974513, 0.5, 1, 5, 30}},
+    {"leaky_relu, alpha: 0.2",
+     {-6, -1, -0.20000000000000001, -0.10000000000000001, -0.00020000000949949026, 0,
+      0.0010000000474974513, 0.5, 1, 5, 30}},
+    {"elu", /* alpha 1, the default */
+     {-0.99999999999990641, -0.99326205300091452, -0.63212055882855767, -0.39346934028736658,
+      -0.00099950021407502199, 0, 0.0010000000474974513, 0.5, 1, 5, 30}},
+    {"elu, alpha: 0.7",
+     {-0.69999999999993445, -0.69528343710064011, -0.44248439117999033, -0.27542853820115659,
+      -0.00069965014985251539, 0, 0.0010000000474974513, 0.5, 1, 5, 30}},
+    {"selu",
+     {-1.7580993408472121, -1.7462533606696198, -1.1113307378125625, -0.69175818780287135,
+      -0.0017572206675421081, 0, 0.0010507010372610994, 0.52535049367774023,
+      1.0507009873554805, 5.2535049367774018, 31.521029620664414}},
+    {"sigmoid",
+     {9.3576229688392989e-14, 0.0066928509242848554, 0.2689414213699951, 0.37754066879814541,
+      0.49975000000895892, 0.5, 0.50024999999104103, 0.62245933120185459, 0.7310585786300049,
+      0.99330714907571527, 0.99999999999990652}},
+    {"tanh",
+     {-1, -0.99990920426259511, -0.76159415595576485, -0.46211715726000974,
+      -0.0009999997141642038, 0, 0.0009999997141642038, 0.46211715726000974,
+      0.76159415595576485, 0.99990920426259511, 1}},
+};
+
+/* A model whose layer `a` is `function` applied to the input (`width`
+ * values per example); a dense layer after it gives the model something
+ * to train. */
+static yf_model *act_model(const char *function, int width, yf_spec **s)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "name: act\ndata: {source: mnist}\nmodel:\n  input: {name: x, shape: [%d]}\n"
+             "  layers:\n    - {name: a, type: activation, function: %s}\n"
+             "    - {name: d, type: dense, units: %d}\n"
+             "  loss:\n    - {type: mse, input: d, target: x}\n",
+             width, function, width);
+    return tu_model(yaml, s);
+}
+
+/* |got − want| within 2e-6 of |want| (a few float ulp, the kernels' exp
+ * being within 2 ulp); near x = 0 also within 2.5e-7 absolute (2 ulp of
+ * 1), since elu, selu and tanh compute e^x − 1 or 1 − e^−2|x| in float,
+ * which has that absolute, not relative, accuracy there. */
+static double assert_close(const char *what, double x, double got, double want)
+{
+    double tol = 2e-6 * fabs(want) + (fabs(x) < 0.1 ? 2.5e-7 : 0);
+    ck_assert_msg(fabs(got - want) <= tol, "%s(%.9g) = %.9g, reference %.17g (|diff| %.3g > %.3g)",
+                  what, x, got, want, fabs(got - want), tol);
+    return tol > 0 ? fabs(got - want) / tol : 0;
+}
+
+START_TEST(test_activation_values)
+{
+    bool covered[YF_ACT_COUNT] = {false};
+    for (size_t i = 0; i < YF__ARRAY_LEN(act_refs); i++) {
+        yf_spec *s;
+        yf_model *m = act_model(act_refs[i].function, 11, &s);
+        covered[s->layers[0].activation] = true;
+        float out[11];
+        yf_error err = {0};
+        ck_assert_msg(yf_model_forward(m, NULL, act_x, 1, "a", out, 0, 0, &err) == 0, "%s",
+                      yf_error_format(&err));
+        double worst = 0;
+        for (int k = 0; k < 11; k++)
+            worst = fmax(worst, assert_close(act_refs[i].function, act_x[k], out[k],
+                                             act_refs[i].want[k]));
+        printf("value %-24s 11 points, largest difference %.2f of allowed\n",
+               act_refs[i].function, worst);
+        tu_free(m, s);
+    }
+
+    /* softmax over each example's values, by torch.softmax(x.double(), dim=1) */
+    static const float sx[4][3] = {{30, 0, -30}, {1, 2, 3}, {-30, -30, -30}, {0.5, -1e-3f, 30}};
+    static const double sw[4][3] = {
+        {0.99999999999990652, 9.3576229688393001e-14, 8.7565107626957021e-27},
+        {0.090030573170380448, 0.24472847105479761, 0.66524095577482178},
+        {0.33333333333333331, 0.33333333333333331, 0.33333333333333331},
+        {1.5428112031915055e-13, 9.3482700226772698e-14, 0.9999999999997522},
+    };
+    yf_spec *s;
+    yf_model *m = act_model("softmax", 3, &s);
+    covered[YF_ACT_SOFTMAX] = true;
+    float out[4][3];
+    yf_error err = {0};
+    ck_assert_msg(yf_model_forward(m, NULL, &sx[0][0], 4, "a", &out[0][0], 0, 0, &err) == 0,
+                  "%s", yf_error_format(&err));
+    double worst = 0;
+    for (int r = 0; r < 4; r++)
+        for (int k = 0; k < 3; k++)
+            worst = fmax(worst, assert_close("softmax", sx[r][k], out[r][k], sw[r][k]));
+    printf("value %-24s 12 points, largest difference %.2f of allowed\n", "softmax", worst);
+    tu_free(m, s);
+    for (int a = 0; a < YF_ACT_COUNT; a++)
+        ck_assert_msg(covered[a], "activation %s has no reference values", act_names[a]);
+}
+END_TEST
+
+/* Every loss term on one model of 3 features: p = x (an identity dense
+ * layer), c = (1, 0, 1) (a dense layer with zero weights: its bias), and
+ * the sigmoid of p; labels y of 3 classes. */
+static const char loss_yaml[] =
+    "name: losses\ndata: {source: mnist}\nmodel:\n  input: {name: x, shape: [3]}\n"
+    "  labels: {name: y, classes: 3}\n  layers:\n"
+    "    - {name: p, type: dense, units: 3, input: x}\n"
+    "    - {name: c, type: dense, units: 3, input: x}\n"
+    "    - {name: s, type: activation, function: sigmoid, input: p}\n"
+    "  loss:\n"
+    "    - {type: mse, input: p, target: c}\n"
+    "    - {type: mse, input: p, target: c, reduce: sum, weight: 0.5}\n"
+    "    - {type: sigmoid_cross_entropy, input: p, target: c}\n"
+    "    - {type: sigmoid_cross_entropy, input: p, target: c, reduce: sum, weight: 2}\n"
+    "    - {type: softmax_cross_entropy, input: p, target: y, weight: 0.3}\n"
+    "    - {type: kl_normal, mean: c, log_var: p}\n"
+    "    - {type: kl_normal, mean: c, log_var: p, reduce: mean, weight: 0.1}\n"
+    "    - {type: kl_sparsity, input: s, target: 0.1}\n"
+    "    - {type: l1, input: p}\n"
+    "    - {type: l1, input: p, reduce: mean, weight: 0.05}\n"
+    "    - {type: l2, params: [c.b, p.W], weight: 0.001}\n";
+
+static const yf__loss_type loss_order[11] = {
+    YF_LOSS_MSE,         YF_LOSS_MSE,       YF_LOSS_SIGMOID_CE, YF_LOSS_SIGMOID_CE,
+    YF_LOSS_SOFTMAX_CE,  YF_LOSS_KL_NORMAL, YF_LOSS_KL_NORMAL,  YF_LOSS_KL_SPARSITY,
+    YF_LOSS_L1,          YF_LOSS_L1,        YF_LOSS_L2};
+static const double loss_weight[11] = {1, 0.5, 1, 2, 0.3, 1, 0.1, 1, 1, 0.05, 0.001};
+
+/* The terms' values for three batches, in the order of loss_yaml, by
+ * PyTorch 1.13 in float64 on the float inputs (F.mse_loss,
+ * F.cross_entropy, kl_divergence(Normal(c, exp(p / 2)), Normal(0, 1)),
+ * kl_divergence(Bernoulli(0.1), Bernoulli(q)) with q = sigmoid(p).mean(0)
+ * clamped to [float32(1e-6), float32(1 − 1e-6)] as documented, in float),
+ * reduce: sum as the sum over the batch / R. The sigmoid cross-entropy is
+ * max(z, 0) − z·t + log1p(e^−|z|) in NumPy float64: PyTorch's
+ * log(1 + e^−30) keeps only 3 digits of 9.36e-14 (elsewhere the two agree
+ * to 1e-15). l2 is Σ c.b² + Σ p.W² = 2 + 3. */
+static const struct {
+    const char *name;
+    int rows;
+    float x[3][3];
+    int32_t y[3];
+    double want[11];
+} loss_refs[] = {
+    {"mixed", 3, {{30, -30, 0}, {-30, 30, 2.5}, {0.5, -1, -2}}, {0, 2, 1},
+     {401.72222222222223, 1205.1666666666667, 7.0762559552882411, 21.228767865864722,
+      9.7554559666027885, 3562158193843.5435, 1187386064614.5146, 1.0843219245149558, 42, 14,
+      5}},
+    /* every logit on the right side of its target: the cross-entropies are
+     * e^-30-small and must not round to 0 or lose digits; q at both clamps */
+    {"tails", 1, {{30, -30, 30}}, {0},
+     {860.66666666666663, 2582, 9.3576229688397381e-14, 2.8072868906519213e-13,
+      0.69314718055994529, 10686474581508.963, 3562158193836.3208, 25.250477419419347, 90, 30,
+      5}},
+    {"zeros", 2, {{0, 0, 0}, {0, 0, 0}}, {1, 2},
+     {0.66666666666666663, 2, 0.69314718055994529, 2.0794415416798357, 1.0986122886681098, 1,
+      0.33333333333333331, 1.1041926215054911, 0, 0, 5}},
+};
+
+START_TEST(test_loss_values)
+{
+    yf_spec *s;
+    yf_model *m = tu_model(loss_yaml, &s);
+    float *pw = m->param_block + m->params[tu_param(m, "p.W")].offset;
+    float *pb = m->param_block + m->params[tu_param(m, "p.b")].offset;
+    float *cw = m->param_block + m->params[tu_param(m, "c.W")].offset;
+    float *cb = m->param_block + m->params[tu_param(m, "c.b")].offset;
+    for (int k = 0; k < 9; k++)
+        pw[k] = k % 4 == 0 ? 1.0f : 0.0f, cw[k] = 0.0f;
+    for (int j = 0; j < 3; j++)
+        pb[j] = 0.0f, cb[j] = j == 1 ? 0.0f : 1.0f;
+    yf__graph *g = &m->eval;
+    ck_assert_int_eq(g->n_loss, 12); /* l2 has a node per parameter */
+    bool covered[YF__ARRAY_LEN(loss_names)] = {false};
+    for (size_t c = 0; c < YF__ARRAY_LEN(loss_refs); c++) {
+        int R = loss_refs[c].rows;
+        memcpy(g->node[g->input_node].buf, loss_refs[c].x, sizeof(float) * 3 * R);
+        memcpy(g->node[g->label_node].buf, loss_refs[c].y, sizeof(int32_t) * R);
+        yf__run(m, g, R);
+        double value[11] = {0}, total = 0, worst = 0;
+        for (int k = 0; k < g->n_loss; k++) {
+            const yf__gnode *n = &g->node[g->loss_node[k]];
+            ck_assert(n->term >= 0 && n->term < 11);
+            ck_assert_str_eq(yf__op_names[n->op], loss_names[loss_order[n->term]]);
+            value[n->term] += n->buf[0];
+        }
+        for (int i = 0; i < 11; i++) {
+            covered[loss_order[i]] = true;
+            double got = value[i], want = loss_refs[c].want[i], tol = 2e-6 * fabs(want);
+            ck_assert_msg(fabs(got - want) <= tol,
+                          "%s: term %d (%s) is %.9g, reference %.17g (|diff| %.3g > %.3g)",
+                          loss_refs[c].name, i, loss_names[loss_order[i]], got, want,
+                          fabs(got - want), tol);
+            worst = fmax(worst, want ? fabs(got - want) / tol : 0);
+            total += loss_weight[i] * want;
+        }
+        double got = tu_loss(g);
+        ck_assert_msg(fabs(got - total) <= 2e-6 * total, "%s: total %.9g, reference %.17g",
+                      loss_refs[c].name, got, total);
+        printf("value losses %-12s 11 terms, largest difference %.2f of allowed\n",
+               loss_refs[c].name, worst);
+    }
+    for (size_t t = 0; t < YF__ARRAY_LEN(loss_names); t++)
+        ck_assert_msg(covered[t], "loss %s has no reference values", loss_names[t]);
+    tu_free(m, s);
+}
+END_TEST
+
 int main(void)
 {
     build_cases();
@@ -743,5 +972,9 @@ int main(void)
     tcase_add_test(tc2, test_noise_keyed_by_step);
     tcase_add_test(tc2, test_fused_logits);
     suite_add_tcase(s, tc2);
+    TCase *tc3 = tcase_create("reference values");
+    tcase_add_test(tc3, test_activation_values);
+    tcase_add_test(tc3, test_loss_values);
+    suite_add_tcase(s, tc3);
     return tu_run(s);
 }
