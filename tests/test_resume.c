@@ -1,0 +1,438 @@
+/* Runs that are killed, interrupted, resumed, replaced or starved of disk:
+ * train.c and checkpoint.c must lose nothing and a resumed run must end
+ * bit for bit as a run never interrupted. Training runs in forked children
+ * (one thread, so no OpenMP team exists at a fork) that the tests kill
+ * with SIGKILL at random moments and inside checkpoint saves. */
+#include "testutil.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define DIR "test_resume.tmp"
+
+/* 16x16 images; noise, dropout and a cosine schedule, so that the random
+ * streams and the step count are part of what a resume must restore. */
+static const char spec_text[] =
+    "name: resume-ae\n"
+    "seed: 7\n"
+    "data: {source: mnist, dir: " DIR "/data, valid: 64}\n"
+    "model:\n"
+    "  input: {name: x, shape: [256]}\n"
+    "  layers:\n"
+    "    - {name: noisy, type: gaussian_noise, stddev: 0.1}\n"
+    "    - {name: hidden, type: dense, units: 192, activation: elu, init: he_normal}\n"
+    "    - {name: drop, type: dropout, rate: 0.1}\n"
+    "    - {name: coding, type: dense, units: 32, activation: tanh}\n"
+    "    - {name: decode, type: dense, units: 192, activation: elu, weights: coding.W^T}\n"
+    "    - {name: out, type: dense, units: 256, activation: sigmoid, weights: hidden.W^T}\n"
+    "  loss:\n"
+    "    - {type: mse, input: out, target: x}\n"
+    "train:\n"
+    "  optimizer: {type: adam, learning_rate: 0.003}\n"
+    "  schedule: {type: cosine}\n"
+    "  batch_size: 16\n"
+    "  epochs: 8\n";
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* In a child: the save at which the hook kills the process (0: never). */
+static int kill_save, kill_stage, saves_seen;
+
+static void kill_hook(int stage)
+{
+    if (stage == 1)
+        saves_seen++;
+    if (saves_seen == kill_save && stage == kill_stage)
+        raise(SIGKILL);
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+/* The child's whole life: train (resuming what `out` holds) and exit with
+ * 0, 3 when interrupted, 4 on another error. */
+static void child_train(const char *out, const char *const *ov, int n_ov, bool overwrite,
+                        bool resume)
+{
+    yf_error err = {0};
+    yf_spec *s = yf_spec_parse(spec_text, sizeof spec_text - 1, "resume.yaml", ov, n_ov, &err);
+    yf_model *m = s ? yf_model_new(s, 1, &err) : NULL;
+    yf_dataset *d = m ? yf_dataset_load(s, &err) : NULL;
+    if (!d) {
+        fprintf(stderr, "child: %s\n", yf_error_format(&err));
+        _exit(4);
+    }
+    signal(SIGUSR1, on_usr1);
+    yf_train_opts o = {.out_dir = out, .resume = resume, .overwrite = overwrite,
+                       .stop = &stop_flag};
+    int rc = yf_train(m, d, &o, &err);
+    if (rc && rc != YF_EINTERRUPTED)
+        fprintf(stderr, "child: %s\n", yf_error_format(&err));
+    _exit(rc == 0 ? 0 : rc == YF_EINTERRUPTED ? 3 : 4);
+}
+
+typedef struct {
+    int save, stage;     /* kill inside this save (0: no) */
+    double after;        /* or SIGKILL after this many seconds (< 0: no) */
+    double usr1;         /* or ask to stop (SIGUSR1) after this many seconds */
+    bool overwrite, resume;
+} fate;
+
+/* Forks a training child with its fate; returns its wait status. */
+static int spawn(const char *out, fate f)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        kill_save = f.save, kill_stage = f.stage;
+        yf__save_hook = f.save ? kill_hook : NULL;
+        child_train(out, NULL, 0, f.overwrite, f.resume);
+    }
+    if (f.after >= 0 || f.usr1 > 0) {
+        struct timespec ts = {0};
+        double t = f.after >= 0 ? f.after : f.usr1;
+        ts.tv_sec = (time_t)t;
+        ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+        nanosleep(&ts, NULL);
+        kill(pid, f.after >= 0 ? SIGKILL : SIGUSR1);
+    }
+    int status;
+    ck_assert(waitpid(pid, &status, 0) == pid);
+    return status;
+}
+
+static char *ref_ckpt, *ref_metrics;
+static size_t ref_len;
+static double ref_seconds;
+
+/* metrics.csv without the last two columns (the timings) of each row. */
+static char *no_timings(const char *path)
+{
+    char *csv = tu_read(path, NULL);
+    ck_assert_msg(csv != NULL, "no %s", path);
+    char *w = csv;
+    for (char *line = csv; *line;) {
+        char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line), keep = n;
+        for (int cut = 0; cut < 2 && keep > 0; cut++)
+            while (keep > 0 && line[--keep] != ',')
+                ;
+        memmove(w, line, keep);
+        w += keep;
+        *w++ = '\n';
+        line += n + (end != NULL);
+    }
+    *w = 0;
+    return csv;
+}
+
+/* The data, and a run never interrupted to compare with. */
+static void reference(void)
+{
+    tu_workdir(DIR);
+    tu_write_dataset(DIR "/data", 4096 + 64, 64, 16, false);
+    double t0 = now();
+    int st = spawn(DIR "/ref", (fate){.after = -1});
+    ref_seconds = now() - t0;
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "reference run: status %d", st);
+    ref_ckpt = tu_read(DIR "/ref/checkpoint.safetensors", &ref_len);
+    ref_metrics = no_timings(DIR "/ref/metrics.csv");
+    ck_assert(ref_ckpt && ref_len > 1000);
+}
+
+/* The folder's checkpoint, when there is one, loads (parameters and
+ * optimizer state) into a model of the run's config. */
+static void check_loadable(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    if (!tu_exists(path))
+        return;
+    yf_error err = {0};
+    yf_run r;
+    ck_assert_msg(yf_run_open(&r, dir, 1, 0, &err) == 0, "after a kill: %s",
+                  yf_error_format(&err));
+    ck_assert_msg(yf_checkpoint_load(r.model, path, 1, &err) == 0, "%s", yf_error_format(&err));
+    yf_run_close(&r);
+}
+
+/* Resumes until the run finishes; returns how many resumes it took. */
+static int finish(const char *dir)
+{
+    for (int tries = 1; tries < 20; tries++) {
+        int st = spawn(dir, (fate){.after = -1, .resume = true});
+        ck_assert_msg(WIFEXITED(st), "resume of %s: status %d", dir, st);
+        if (WEXITSTATUS(st) == 0)
+            return tries;
+        ck_assert_msg(false, "resume of %s exited %d", dir, WEXITSTATUS(st));
+    }
+    return -1;
+}
+
+static void same_as_reference(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    size_t len;
+    char *ck = tu_read(path, &len);
+    ck_assert_msg(ck && len == ref_len && !memcmp(ck, ref_ckpt, len),
+                  "%s: the resumed run's checkpoint differs from the uninterrupted run's", dir);
+    free(ck);
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    char *m = no_timings(path);
+    ck_assert_msg(!strcmp(m, ref_metrics), "%s: metrics\n%s\nwant\n%s", dir, m, ref_metrics);
+    free(m);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors.tmp", dir);
+    ck_assert_msg(!tu_exists(path), "%s left behind", path);
+    snprintf(path, sizeof path, "%s/interrupted.safetensors", dir);
+    ck_assert_msg(!tu_exists(path), "%s left behind", path);
+}
+
+static const char *dir_ckpt(const char *dir)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    return path;
+}
+
+/* SIGKILL at 24 points: 12 random moments of the run and 12 inside
+ * checkpoint saves (after the header, half-way through the data, before
+ * and after the rename); each time the last checkpoint loads, and resuming
+ * (again and again if need be) ends bit for bit as the reference. */
+START_TEST(test_kill_and_resume)
+{
+    reference();
+    srand48(20261130);
+    int killed = 0, in_save = 0, at_random = 0, in_training = 0;
+    for (int trial = 0; trial < 24; trial++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, DIR "/kill-%02d", trial);
+        fate f = {.after = -1, .resume = true};
+        if (trial % 2) {
+            f.save = 1 + (int)(drand48() * 8); /* one save per epoch */
+            f.stage = 1 + trial / 2 % 4;
+        } else {
+            f.after = drand48() * ref_seconds;
+        }
+        int st = spawn(dir, f);
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
+            killed++;
+            in_save += f.save > 0;
+            at_random += f.save == 0;
+            /* after the first epoch's checkpoint: a kill in training */
+            in_training += f.save == 0 && tu_exists(dir_ckpt(dir));
+        } else {
+            ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "trial %d: status %d", trial,
+                          st);
+        }
+        check_loadable(dir);
+        /* a second kill, during the resume, for every third trial */
+        if (trial % 3 == 0) {
+            st = spawn(dir, (fate){.after = drand48() * ref_seconds, .resume = true});
+            if (WIFSIGNALED(st))
+                killed++, at_random++;
+            check_loadable(dir);
+        }
+        finish(dir);
+        same_as_reference(dir);
+    }
+    printf("kill and resume: %d kills (%d inside saves, %d at random moments of a %.2f s run, "
+           "%d of those after the first epoch), every run resumed to the reference checkpoint\n",
+           killed, in_save, at_random, ref_seconds, in_training);
+    ck_assert_msg(in_save == 12, "only %d kills inside saves", in_save);
+    ck_assert_msg(killed >= 20, "only %d kills landed", killed);
+    ck_assert_msg(in_training >= 5, "only %d random kills landed after the first epoch",
+                  in_training);
+}
+END_TEST
+
+/* SIGUSR1 standing in for Ctrl-C: the step finishes, a checkpoint is
+ * saved inside the epoch, the child reports YF_EINTERRUPTED, and resuming
+ * ends as the reference. */
+START_TEST(test_interrupt_and_resume)
+{
+    reference();
+    int interrupted = 0;
+    for (int trial = 0; trial < 4; trial++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, DIR "/int-%d", trial);
+        int st = spawn(dir, (fate){.after = -1, .usr1 = (0.15 + 0.2 * trial) * ref_seconds,
+                                   .resume = true});
+        ck_assert_msg(WIFEXITED(st) && (WEXITSTATUS(st) == 3 || WEXITSTATUS(st) == 0),
+                      "status %d", st);
+        if (WEXITSTATUS(st) == 3) {
+            interrupted++;
+            char path[512];
+            snprintf(path, sizeof path, "%s/log.txt", dir);
+            char *log = tu_read(path, NULL);
+            ck_assert_msg(log && strstr(log, "stopped: interrupted at step ") &&
+                          strstr(log, "continue with `yaflow train --resume " DIR "/int-"),
+                          "log.txt: %s", log);
+            free(log);
+            yf__progress pr;
+            yf_error err = {0};
+            snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+            ck_assert_msg(yf__checkpoint_progress(path, &pr, &err) == 0, "%s",
+                          yf_error_format(&err));
+            ck_assert(!pr.finished);
+            free(pr.metrics);
+        }
+        finish(dir);
+        same_as_reference(dir);
+    }
+    ck_assert_msg(interrupted >= 3, "only %d of 4 runs were interrupted", interrupted);
+}
+END_TEST
+
+/* --resume of a finished run changes nothing; of a folder with a config
+ * but no checkpoint, it trains from the beginning. */
+START_TEST(test_resume_finished_and_fresh)
+{
+    reference();
+    struct stat a, b;
+    ck_assert(stat(DIR "/ref/checkpoint.safetensors", &a) == 0);
+    int st = spawn(DIR "/ref", (fate){.after = -1, .resume = true});
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert(stat(DIR "/ref/checkpoint.safetensors", &b) == 0);
+    ck_assert_msg(a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec,
+                  "a finished run's checkpoint was rewritten");
+    /* killed before its first checkpoint: a config and no checkpoint */
+    st = spawn(DIR "/early", (fate){.save = 1, .stage = 1, .after = -1});
+    ck_assert(WIFSIGNALED(st));
+    ck_assert(tu_exists(DIR "/early/config.yaml"));
+    ck_assert(!tu_exists(DIR "/early/checkpoint.safetensors"));
+    ck_assert_int_eq(finish(DIR "/early"), 1);
+    same_as_reference(DIR "/early");
+}
+END_TEST
+
+/* --overwrite: a new run killed before its first checkpoint leaves the
+ * earlier run whole; finishing replaces it. */
+START_TEST(test_overwrite_staged)
+{
+    reference();
+    /* the earlier run: one epoch with another seed */
+    const char *ov[] = {"train.epochs=1", "seed=8"};
+    pid_t pid = fork();
+    if (pid == 0)
+        child_train(DIR "/place", ov, 2, false, false);
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    size_t old_len = 0;
+    char *old = tu_read(DIR "/place/checkpoint.safetensors", &old_len);
+    char *old_cfg = tu_read(DIR "/place/config.yaml", NULL);
+    for (int stage = 1; stage <= 3; stage++) { /* killed inside its first save */
+        st = spawn(DIR "/place", (fate){.save = 1, .stage = stage, .after = -1,
+                                        .overwrite = true});
+        ck_assert(WIFSIGNALED(st));
+        size_t len;
+        char *now_ck = tu_read(DIR "/place/checkpoint.safetensors", &len);
+        char *cfg = tu_read(DIR "/place/config.yaml", NULL);
+        ck_assert_msg(now_ck && len == old_len && !memcmp(now_ck, old, len),
+                      "stage %d: the earlier run's checkpoint changed", stage);
+        ck_assert_msg(cfg && !strcmp(cfg, old_cfg), "stage %d: config.yaml changed", stage);
+        free(now_ck);
+        free(cfg);
+        check_loadable(DIR "/place");
+    }
+    st = spawn(DIR "/place", (fate){.after = -1, .overwrite = true});
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    same_as_reference(DIR "/place");
+    ck_assert_msg(!tu_exists(DIR "/place.yaflow-new"), "the staging folder is left behind");
+    free(old);
+    free(old_cfg);
+}
+END_TEST
+
+/* A full disk: a tmpfs with room for one checkpoint and a half. The second
+ * epoch's save fails with the system's reason; the first checkpoint stays
+ * loadable and no temporary file is left. Needs a mount namespace: as
+ * root, or through a user namespace otherwise. */
+START_TEST(test_disk_full)
+{
+    reference();
+    tu_mkdirs(DIR "/small");
+    long page = 4096, size = (long)(ref_len + ref_len / 2 + 64 * 1024 + page - 1) / page * page;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int flags = CLONE_NEWNS | (getuid() != 0 ? CLONE_NEWUSER : 0);
+        if (unshare(flags) != 0) {
+            fprintf(stderr, "unshare: %s\n", strerror(errno));
+            _exit(10);
+        }
+        char opt[64];
+        snprintf(opt, sizeof opt, "size=%ld", size);
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount("tmpfs", DIR "/small", "tmpfs", 0, opt) != 0) {
+            fprintf(stderr, "mount: %s\n", strerror(errno));
+            _exit(11);
+        }
+        yf_error err = {0};
+        yf_spec *s = yf_spec_parse(spec_text, sizeof spec_text - 1, "resume.yaml", NULL, 0, &err);
+        yf_model *m = s ? yf_model_new(s, 1, &err) : NULL;
+        yf_dataset *d = m ? yf_dataset_load(s, &err) : NULL;
+        if (!d)
+            _exit(12);
+        int rc = yf_train(m, d, &(yf_train_opts){.out_dir = DIR "/small/run"}, &err);
+        if (rc != YF_EIO || !strstr(err.msg, "No space left on device") ||
+            !strstr(err.msg, DIR "/small/run/checkpoint.safetensors.tmp")) {
+            fprintf(stderr, "rc %d: %s\n", rc, err.msg);
+            _exit(13);
+        }
+        if (tu_exists(DIR "/small/run/checkpoint.safetensors.tmp"))
+            _exit(14);
+        /* the first epoch's checkpoint is whole */
+        yf__progress pr;
+        if (yf__checkpoint_progress(DIR "/small/run/checkpoint.safetensors", &pr, &err) ||
+            pr.epoch != 1)
+            _exit(15);
+        free(pr.metrics);
+        if (yf_checkpoint_load(m, DIR "/small/run/checkpoint.safetensors", 1, &err))
+            _exit(16);
+        char *log = tu_read(DIR "/small/run/log.txt", NULL);
+        if (!log || !strstr(log, "error: cannot write checkpoint") ||
+            !strstr(log, "No space left on device"))
+            _exit(17);
+        _exit(0);
+    }
+    int st;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "disk-full child: status %d (10 unshare, 11 mount, 12 setup, 13 wrong error, "
+                  "14 temporary file left, 15/16 first checkpoint damaged, 17 log)",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("resume");
+    TCase *tc = tcase_create("resume");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_kill_and_resume);
+    tcase_add_test(tc, test_interrupt_and_resume);
+    tcase_add_test(tc, test_resume_finished_and_fresh);
+    tcase_add_test(tc, test_overwrite_staged);
+    tcase_add_test(tc, test_disk_full);
+    suite_add_tcase(s, tc);
+    int rc = tu_run(s);
+    if (rc == EXIT_SUCCESS)
+        tu_rmtree(DIR);
+    return rc;
+}
