@@ -28,7 +28,7 @@ int yf__autodiff(yf_model *m, yf__graph *g, yf_error *err)
             for (int k = 0; k < n->n_in; k++)
                 n->needs_grad |= g->node[n->in[k]].needs_grad;
     }
-    g->param_writer = malloc((m->n_params + 1) * sizeof *g->param_writer);
+    g->param_writer = yf__malloc((m->n_params + 1) * sizeof *g->param_writer);
     if (!g->param_writer)
         return yf__fail(err, YF_ENOMEM, "out of memory differentiating the graph");
     for (int p = 0; p < m->n_params; p++)

@@ -101,10 +101,10 @@ int yf_checkpoint_save(yf_model *m, const char *path, yf_error *err)
 
 int yf__checkpoint_save(yf_model *m, const char *path, const yf__progress *pr, yf_error *err)
 {
-    entry *e = calloc(3 * m->n_params + 1, sizeof *e);
+    entry *e = yf__calloc(3 * m->n_params + 1, sizeof *e);
     size_t cap = 1024 + (size_t)(3 * m->n_params + 1) * 256 +
                  (pr && pr->metrics ? 2 * strlen(pr->metrics) : 0), len = 0;
-    char *hdr = malloc(cap);
+    char *hdr = yf__malloc(cap);
     if (!e || !hdr) {
         free(e);
         free(hdr);
@@ -240,7 +240,7 @@ static int by_begin(const void *a, const void *b)
 static int check_layout(const stfile *st, const char *path, yf_error *err)
 {
     const yf__json *j = &st->j;
-    range *r = malloc((j->n + 1) * sizeof *r);
+    range *r = yf__malloc((j->n + 1) * sizeof *r);
     if (!r)
         return yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);
     int n = 0, rc = 0;
@@ -303,8 +303,8 @@ static int st_read(const char *path, stfile *st, yf_error *err)
                                    "a file of %ld bytes", (unsigned long long)hlen, fsize);
     }
     st->dlen = (size_t)fsize - 8 - hlen;
-    char *hdr = malloc(hlen);
-    st->data = malloc(st->dlen ? st->dlen : 1);
+    char *hdr = yf__malloc(hlen);
+    st->data = yf__malloc(st->dlen ? st->dlen : 1);
     int rc = 0;
     if (!hdr || !st->data || fread(hdr, 1, hlen, f) != hlen ||
         fread(st->data, 1, st->dlen, f) != st->dlen) {
@@ -402,8 +402,8 @@ int yf__checkpoint_load(yf_model *m, const char *path, int with_optim, bool same
     if (st_read(path, &st, err))
         return err->code;
     /* stage everything, so that a bad tensor leaves the model unchanged */
-    float *stage = malloc(3 * m->param_floats * sizeof(float) + 64);
-    entry *e = calloc(3 * m->n_params + 1, sizeof *e);
+    float *stage = yf__malloc(3 * m->param_floats * sizeof(float) + 64);
+    entry *e = yf__calloc(3 * m->n_params + 1, sizeof *e);
     int rc = 0;
     if (!stage || !e) {
         rc = yf__fail(err, YF_ENOMEM, "out of memory loading %s", path);
@@ -496,7 +496,7 @@ int yf__checkpoint_progress(const char *path, yf__progress *pr, yf_error *err)
         pr->loss_sum = strtod(v[2]->str, NULL);
         pr->best = strtod(v[3]->str, NULL);
         pr->finished = !strcmp(v[5]->str, "true");
-        pr->metrics = strdup(v[6]->str);
+        pr->metrics = yf__strdup(v[6]->str);
         if (*end1 || *end2 || *end3 || ep < 0 || ep > 1000000 || be < 0 || be > ep)
             rc = yf__fail_file(err, YF_ECKPT, path, "its record of where training stood is "
                                "corrupt (epoch '%s', position '%s')", v[0]->str, v[1]->str);
@@ -586,7 +586,7 @@ int yf_model_init_from(yf_model *m, yf_error *err)
     const yf_spec *s = m->spec;
     if (!s->n_init)
         return 0;
-    float *stage = malloc(m->param_floats * sizeof(float) + 64);
+    float *stage = yf__malloc(m->param_floats * sizeof(float) + 64);
     if (!stage)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     int rc = 0;

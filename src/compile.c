@@ -16,7 +16,7 @@ int yf__graph_add(yf__graph *g, yf__op op, const char *name, const yf__node *at,
     name = copy;
     if (g->n == g->cap) {
         int cap = g->cap ? 2 * g->cap : 64;
-        yf__gnode *nn = realloc(g->node, cap * sizeof *nn);
+        yf__gnode *nn = yf__realloc(g->node, cap * sizeof *nn);
         if (!nn)
             return yf__fail(err, YF_ENOMEM, "out of memory building the graph");
         g->node = nn;
@@ -236,7 +236,7 @@ static int add_param(yf_model *m, const char *name, int ndim, const int *dims, i
     if (m->param_block) /* the block is allocated after the first graph */
         return yf__fail_at(err, at, YF_ERUN, "internal error: parameter %s appears late",
                            name);
-    yf__param *np = realloc(m->params, (m->n_params + 1) * sizeof *m->params);
+    yf__param *np = yf__realloc(m->params, (m->n_params + 1) * sizeof *m->params);
     if (!np)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     m->params = np;
@@ -777,7 +777,7 @@ static int loss_node(yf__graph *g, yf__op op, const yf__loss_spec *l, int term,
     if (id < 0)
         return id;
     if (g->n_loss % 64 == 0) {
-        int *nl = realloc(g->loss_node, (g->n_loss + 64) * sizeof *nl);
+        int *nl = yf__realloc(g->loss_node, (g->n_loss + 64) * sizeof *nl);
         if (!nl)
             return yf__fail(err, YF_ENOMEM, "out of memory building the graph");
         g->loss_node = nl;
@@ -1015,8 +1015,8 @@ int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err)
     g->training = training;
     g->threads = m->threads;
     g->label_node = -1;
-    scope *s = calloc(1, sizeof *s);
-    g->layer_node = malloc((spec->n_layers + 1) * sizeof *g->layer_node);
+    scope *s = yf__calloc(1, sizeof *s);
+    g->layer_node = yf__malloc((spec->n_layers + 1) * sizeof *g->layer_node);
     if (!s || !g->layer_node) {
         free(s);
         return yf__fail(err, YF_ENOMEM, "out of memory building the graph");

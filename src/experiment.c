@@ -307,7 +307,7 @@ static int parse_step(experiment *e, const yf__node *sn, int index, yf_error *er
         else
             snprintf(st->model, sizeof st->model, "%.*s/%s", (int)(slash - e->path), e->path, t);
     }
-    st->runs = calloc(st->repeat, sizeof *st->runs);
+    st->runs = yf__calloc(st->repeat, sizeof *st->runs);
     if (!st->runs)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     e->n_steps++;
@@ -551,7 +551,7 @@ static yf_spec *train_spec(experiment *e, int si, int rep, const char *const *ex
             vals[n++] = merge ? v->kid[k] : v;
         }
     }
-    char **ov = rc ? NULL : calloc(n + n_extra + 1, sizeof *ov);
+    char **ov = rc ? NULL : yf__calloc(n + n_extra + 1, sizeof *ov);
     if (!rc && !ov)
         rc = yf__fail(err, YF_ENOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
@@ -565,7 +565,7 @@ static yf_spec *train_spec(experiment *e, int si, int rep, const char *const *ex
         yf__tree_emit_flow(vals[i], f);
         fclose(f);
         size_t cap = strlen(keys[i]) + 2 + 4096;
-        ov[i] = malloc(cap);
+        ov[i] = yf__malloc(cap);
         if (!ov[i]) {
             free(text);
             rc = yf__fail(err, YF_ENOMEM, "out of memory");
@@ -576,7 +576,7 @@ static yf_spec *train_spec(experiment *e, int si, int rep, const char *const *ex
         free(text);
     }
     for (int i = 0; i < n_extra && !rc; i++)
-        if (!(ov[n + i] = strdup(extra[i])))
+        if (!(ov[n + i] = yf__strdup(extra[i])))
             rc = yf__fail(err, YF_ENOMEM, "out of memory");
     if (!rc)
         n += n_extra;
@@ -808,7 +808,7 @@ static char *flow_text(const yf__node *n)
 static int add_choice(trial *t, const char *key, const yf__node *v)
 {
     int more = v->kind == YF__MAP ? v->n : 1;
-    char **ov = realloc(t->ov, (t->n_ov + more) * sizeof *ov);
+    char **ov = yf__realloc(t->ov, (t->n_ov + more) * sizeof *ov);
     if (!ov)
         return -1;
     t->ov = ov;
@@ -833,7 +833,7 @@ static int add_choice(trial *t, const char *key, const yf__node *v)
 
 static trial *make_trials(const step *st, yf_error *err)
 {
-    trial *t = calloc(st->trials, sizeof *t);
+    trial *t = yf__calloc(st->trials, sizeof *t);
     if (!t) {
         yf__fail(err, YF_ENOMEM, "out of memory");
         return NULL;
@@ -906,7 +906,7 @@ static int run_fold(experiment *e, int si, const trial *t, int fold, int epochs,
                     double *value, yf_error *err)
 {
     step *st = &e->steps[si];
-    char **ov = malloc((t->n_ov + 4) * sizeof *ov);
+    char **ov = yf__malloc((t->n_ov + 4) * sizeof *ov);
     if (!ov)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     char f1[64], f2[64], f3[64];
@@ -996,7 +996,7 @@ static int run_tune(experiment *e, int si, yf_error *err)
     trial *t = make_trials(st, err);
     if (!t)
         return err->code;
-    trial **alive = malloc(st->trials * sizeof *alive);
+    trial **alive = yf__malloc(st->trials * sizeof *alive);
     int n_alive = st->trials, rc = alive ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
     for (int i = 0; i < st->trials && alive; i++)
         alive[i] = &t[i], t[i].last_rung = -1;
@@ -1056,7 +1056,7 @@ static int run_tune(experiment *e, int si, yf_error *err)
     }
     if (!rc) {
         /* tune.md: every trial, the best first, with its last rung */
-        trial **all = malloc(st->trials * sizeof *all);
+        trial **all = yf__malloc(st->trials * sizeof *all);
         for (int i = 0; all && i < st->trials; i++)
             all[i] = &t[i];
         if (all)
@@ -1244,7 +1244,7 @@ static int run_other(experiment *e, int si, yf_error *err)
     if (st->kind == STEP_SAMPLE && !rc) {
         size_t n = st->n ? (size_t)st->n : 100, dim = yf_model_input_size(o.model);
         uint64_t seed = st->seed ? st->seed : 1;
-        float *x = malloc(n * dim * sizeof *x);
+        float *x = yf__malloc(n * dim * sizeof *x);
         char png[1200], npy[1200];
         outputs(e, st, 0, png, sizeof png);
         outputs(e, st, 1, npy, sizeof npy);
@@ -1262,7 +1262,7 @@ static int run_other(experiment *e, int si, yf_error *err)
         if (!rc && c.model) {
             size_t nt = yf_dataset_count(o.data, YF_SPLIT_TEST);
             nt = nt < n ? nt : n;
-            float *t = malloc(nt * dim * sizeof *t + 1);
+            float *t = yf__malloc(nt * dim * sizeof *t + 1);
             yf_score gen, real;
             rc = t ? yf_dataset_images(o.data, YF_SPLIT_TEST, 0, nt, t, NULL, err)
                    : yf__fail(err, YF_ENOMEM, "out of memory");
@@ -1578,7 +1578,7 @@ static int prepare(experiment *e, const char *path, yf_error *err)
 int yf__experiment_check(const char *path, yf_error *err)
 {
     static const yf_experiment_opts none = {0};
-    experiment *e = calloc(1, sizeof *e);
+    experiment *e = yf__calloc(1, sizeof *e);
     if (!e)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     e->o = &none;
@@ -1591,7 +1591,7 @@ int yf__experiment_check(const char *path, yf_error *err)
 int yf_experiment_run(const char *path, const yf_experiment_opts *o, yf_error *err)
 {
     static const yf_experiment_opts none = {0};
-    experiment *e = calloc(1, sizeof *e);
+    experiment *e = yf__calloc(1, sizeof *e);
     if (!e)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     e->o = o ? o : &none;

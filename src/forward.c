@@ -54,7 +54,7 @@ int yf__forward(yf_model *m, yf__graph *g, int from, const float *in, size_t row
                         src->name, dst->name);
     /* the nodes to run: computed from `from` (descendants) and needed by
      * `to` (ancestors); the graph lists every node after its inputs */
-    unsigned char *mark = calloc(g->n_fwd, 1);
+    unsigned char *mark = yf__calloc(g->n_fwd, 1);
     if (!mark)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     enum { DESC = 1, ANC = 2 };

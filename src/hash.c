@@ -139,17 +139,17 @@ yf_hash_table *yf_hash_table_new(const uint64_t *codes, size_t n, yf_error *err)
         yf__fail(err, YF_EUSAGE, "an index holds at most %u codes", UINT32_MAX);
         return NULL;
     }
-    yf_hash_table *t = calloc(1, sizeof *t);
+    yf_hash_table *t = yf__calloc(1, sizeof *t);
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
     if (t) {
         t->cap = cap;
-        t->key = malloc(cap * sizeof *t->key);
-        t->start = calloc(cap, sizeof *t->start);
-        t->count = calloc(cap, sizeof *t->count);
-        t->used = calloc(cap, 1);
-        t->item = malloc(n * sizeof *t->item + 1);
+        t->key = yf__malloc(cap * sizeof *t->key);
+        t->start = yf__calloc(cap, sizeof *t->start);
+        t->count = yf__calloc(cap, sizeof *t->count);
+        t->used = yf__calloc(cap, 1);
+        t->item = yf__malloc(n * sizeof *t->item + 1);
     }
     if (!t || !t->key || !t->start || !t->count || !t->used || !t->item) {
         yf_hash_table_free(t);
@@ -307,8 +307,8 @@ int yf_hash_evaluate(const yf_hash_index *ix, size_t max_queries, int threads,
     int rc = 0;
 #pragma omp parallel num_threads(threads > 0 ? threads : 1) reduction(+ : ap_sum, p2_sum, ap_n)
     {
-        uint8_t *d = malloc(n);
-        uint32_t *order = malloc(n * sizeof *order);
+        uint8_t *d = yf__malloc(n);
+        uint32_t *order = yf__malloc(n * sizeof *order);
         double bg[2] = {0, 0}, bn[2] = {0, 0};
         if (!d || !order) {
 #pragma omp atomic write
@@ -425,7 +425,7 @@ static uint64_t get64(const unsigned char *p)
 int yf_hash_index_save(const yf_hash_index *ix, const char *path, yf_error *err)
 {
     size_t size = body_size(ix->n_db, ix->n_query);
-    unsigned char *buf = calloc(1, size + 4);
+    unsigned char *buf = yf__calloc(1, size + 4);
     if (!buf)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     memcpy(buf, magic, 8);
@@ -491,7 +491,7 @@ int yf_hash_index_load(yf_hash_index *ix, const char *path, yf_error *err)
                            (unsigned long long)n_q,
                            n_db > UINT32_MAX || n_q > UINT32_MAX
                                ? 0ULL : (unsigned long long)body_size(n_db, n_q) + 4);
-    unsigned char *buf = rc ? NULL : malloc((size_t)len);
+    unsigned char *buf = rc ? NULL : yf__malloc((size_t)len);
     if (!rc && !buf)
         rc = yf__fail(err, YF_ENOMEM, "out of memory for %s", path);
     if (!rc) {
@@ -510,8 +510,8 @@ int yf_hash_index_load(yf_hash_index *ix, const char *path, yf_error *err)
         memcpy(&ix->saturation, &sat, 8);
         memcpy(ix->layer, buf + 40, 63);
         memcpy(ix->model, buf + 104, 63);
-        ix->db = malloc(n_db * 8 + 8), ix->query = malloc(n_q * 8 + 8);
-        ix->db_labels = malloc(n_db + 1), ix->query_labels = malloc(n_q + 1);
+        ix->db = yf__malloc(n_db * 8 + 8), ix->query = yf__malloc(n_q * 8 + 8);
+        ix->db_labels = yf__malloc(n_db + 1), ix->query_labels = yf__malloc(n_q + 1);
         if (!ix->db || !ix->query || !ix->db_labels || !ix->query_labels)
             rc = yf__fail(err, YF_ENOMEM, "out of memory for %s", path);
     }
@@ -594,10 +594,10 @@ static int build(yf_model *m, yf_dataset *d, const char *layer, int db_split, in
     ix->n_db = n_db, ix->n_query = n_q;
     snprintf(ix->layer, sizeof ix->layer, "%s", layer);
     snprintf(ix->model, sizeof ix->model, "%s", s->name);
-    ix->db = malloc(n_db * 8 + 8), ix->query = malloc(n_q * 8 + 8);
-    ix->db_labels = malloc(n_db + 1), ix->query_labels = malloc(n_q + 1);
-    float *x = malloc(chunk * d->dim * sizeof *x), *a = malloc(chunk * bits * sizeof *a);
-    int *y = malloc(chunk * sizeof *y);
+    ix->db = yf__malloc(n_db * 8 + 8), ix->query = yf__malloc(n_q * 8 + 8);
+    ix->db_labels = yf__malloc(n_db + 1), ix->query_labels = yf__malloc(n_q + 1);
+    float *x = yf__malloc(chunk * d->dim * sizeof *x), *a = yf__malloc(chunk * bits * sizeof *a);
+    int *y = yf__malloc(chunk * sizeof *y);
     int rc = 0;
     if (!ix->db || !ix->query || !ix->db_labels || !ix->query_labels || !x || !a || !y)
         rc = yf__fail(err, YF_ENOMEM, "out of memory");

@@ -497,6 +497,18 @@ int yf__checkpoint_progress(const char *path, yf__progress *pr, yf_error *err);
  * 2 half the data, 3 before the rename, 4 after it), e.g. to kill the
  * process there. NULL in normal use. */
 extern void (*yf__save_hook)(int stage);
+/* Every allocation of the library goes through these (alloc.c). */
+void *yf__malloc(size_t n);
+void *yf__calloc(size_t n, size_t size);
+void *yf__realloc(void *p, size_t n);
+char *yf__strdup(const char *s);
+char *yf__strndup(const char *s, size_t n);
+void *yf__aligned_alloc(size_t align, size_t n);
+/* Tests only: from now, allocation number nth fails (and every later one
+ * too with persist); 0 turns failures off. yf__alloc_count: allocations
+ * since then. */
+void yf__alloc_fail(long nth, bool persist);
+long yf__alloc_count(void);
 /* This machine's memory in bytes (0 when unknown). */
 double yf__physical_memory(void);
 void yf__graph_free(yf__graph *g);

@@ -32,7 +32,7 @@ static int string(reader *r, char **out)
         return bad(r, "expected a string");
     r->p++;
     size_t cap = 16, n = 0;
-    char *s = malloc(cap);
+    char *s = yf__malloc(cap);
     while (r->p < r->end && *r->p != '"') {
         char c = *r->p++;
         if (c == '\\') {
@@ -60,7 +60,7 @@ static int string(reader *r, char **out)
             return bad(r, "control character in a string");
         }
         if (n + 2 > cap)
-            s = realloc(s, cap *= 2);
+            s = yf__realloc(s, cap *= 2);
         s[n++] = c;
     }
     if (r->p >= r->end) {
@@ -75,9 +75,9 @@ static int string(reader *r, char **out)
 
 static int push(yf__json *out, char *key, yf__json *item)
 {
-    out->items = realloc(out->items, (out->n + 1) * sizeof *out->items);
+    out->items = yf__realloc(out->items, (out->n + 1) * sizeof *out->items);
     if (out->t == YF__J_OBJ)
-        out->keys = realloc(out->keys, (out->n + 1) * sizeof *out->keys),
+        out->keys = yf__realloc(out->keys, (out->n + 1) * sizeof *out->keys),
         out->keys[out->n] = key;
     out->items[out->n++] = *item;
     return 0;

@@ -13,7 +13,7 @@
 
 void yf__warn(yf_model *m, const yf__node *at, const char *fmt, ...)
 {
-    yf__warning *w = realloc(m->warn, (m->n_warn + 1) * sizeof *w);
+    yf__warning *w = yf__realloc(m->warn, (m->n_warn + 1) * sizeof *w);
     if (!w)
         return; /* a warning lost to a failed allocation is not worth failing for */
     m->warn = w;
@@ -85,7 +85,7 @@ int yf__lint(yf_model *m, yf_error *err)
                            "changes nothing; put a loss on a layer above a trainable one");
 
     /* layers no loss depends on */
-    bool *used = calloc(g->n, sizeof *used);
+    bool *used = yf__calloc(g->n, sizeof *used);
     if (!used)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     for (int i = 0; i < g->n_loss; i++) {

@@ -12,7 +12,7 @@
 
 static float *block(size_t n)
 {
-    float *p = aligned_alloc(64, (n + YF__SLACK) * sizeof(float));
+    float *p = yf__aligned_alloc(64, (n + YF__SLACK) * sizeof(float));
     if (p)
         memset(p, 0, (n + YF__SLACK) * sizeof(float));
     return p;
@@ -57,7 +57,7 @@ yf_model *yf_model_new(const yf_spec *spec, int threads, yf_error *err)
 {
     if (yf_runtime_init(err))
         return NULL;
-    yf_model *m = calloc(1, sizeof *m);
+    yf_model *m = yf__calloc(1, sizeof *m);
     if (!m) {
         yf__fail(err, YF_ENOMEM, "out of memory");
         return NULL;

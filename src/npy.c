@@ -47,7 +47,7 @@ int yf__npy_write(const char *path, const char *descr, const int64_t *shape, int
     unsigned char prefix[NPY_PREFIX] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
                                         (unsigned char)(hlen & 0xff), (unsigned char)(hlen >> 8)};
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
+    char *tmp = yf__malloc(plen + 5);
     if (!tmp)
         return yf__fail(err, YF_ENOMEM, "out of memory writing %s", path);
     memcpy(tmp, path, plen);

@@ -46,17 +46,17 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
         max_level = nd->level > max_level ? nd->level : max_level;
     }
     g->n_levels = max_level + 1;
-    g->level_start = calloc(g->n_levels + 1, sizeof *g->level_start);
-    g->order = malloc(n * sizeof *g->order);
+    g->level_start = yf__calloc(g->n_levels + 1, sizeof *g->level_start);
+    g->order = yf__malloc(n * sizeof *g->order);
     size_t n_scalars = 0;
     for (int i = 0; i < n; i++)
         if (!g->node[i].per_row && g->node[i].op != YF_OP_PARAM && g->node[i].grad_of < 0)
             n_scalars += g->node[i].size;
-    g->scalars = calloc(n_scalars + YF__SLACK, sizeof *g->scalars);
-    g->side_by_side = calloc(g->n_levels, sizeof *g->side_by_side);
-    interval *iv = calloc(n, sizeof *iv);
-    interval **placed = malloc(n * sizeof *placed);
-    interval **live = malloc(n * sizeof *live);
+    g->scalars = yf__calloc(n_scalars + YF__SLACK, sizeof *g->scalars);
+    g->side_by_side = yf__calloc(g->n_levels, sizeof *g->side_by_side);
+    interval *iv = yf__calloc(n, sizeof *iv);
+    interval **placed = yf__malloc(n * sizeof *placed);
+    interval **live = yf__malloc(n * sizeof *live);
     if (!g->level_start || !g->order || !g->scalars || !g->side_by_side || !iv || !placed ||
         !live) {
         free(iv);
@@ -68,7 +68,7 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
         g->level_start[g->node[i].level + 1]++;
     for (int l = 0; l < g->n_levels; l++)
         g->level_start[l + 1] += g->level_start[l];
-    int *fill = calloc(g->n_levels, sizeof *fill);
+    int *fill = yf__calloc(g->n_levels, sizeof *fill);
     for (int i = 0; i < n; i++) {
         int l = g->node[i].level;
         g->order[g->level_start[l] + fill[l]++] = i;
@@ -140,7 +140,7 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
                            "more than 3/4 of this machine's memory with the parameters; lower "
                            "train.batch_size", g->training ? "training" : "evaluation",
                            (double)top * sizeof(float) / 1e9, g->max_rows);
-    g->arena = aligned_alloc(64, (top + YF__SLACK) * sizeof(float));
+    g->arena = yf__aligned_alloc(64, (top + YF__SLACK) * sizeof(float));
     if (!g->arena)
         return yf__fail(err, YF_ENOMEM, "out of memory: the graph needs %zu MB",
                         top * sizeof(float) >> 20);

@@ -110,8 +110,8 @@ static int load_images(const yf_dataset *d, yf_split split, size_t n, images *im
     im->n = n && n < count ? n : count;
     im->dim = d->dim;
     im->h = (int)d->test_x.dims[1], im->w = (int)d->test_x.dims[2];
-    im->x = malloc(im->n * d->dim * sizeof *im->x + 1);
-    im->y = malloc(im->n * sizeof *im->y + 1);
+    im->x = yf__malloc(im->n * d->dim * sizeof *im->x + 1);
+    im->y = yf__malloc(im->n * sizeof *im->y + 1);
     if (!im->x || !im->y) {
         free(im->x), free(im->y);
         return yf__fail(err, YF_ENOMEM, "out of memory for %zu images", im->n);
@@ -137,7 +137,7 @@ static float *run(yf_model *m, const char *from, const float *in, size_t rows, c
                   size_t *size, int training, yf_error *err)
 {
     size_t sz = yf_model_layer_size(m, to, NULL, NULL);
-    float *out = sz ? malloc(rows * sz * sizeof *out + 1) : NULL;
+    float *out = sz ? yf__malloc(rows * sz * sizeof *out + 1) : NULL;
     if (sz && !out) {
         yf__fail(err, YF_ENOMEM, "out of memory");
         return NULL;
@@ -184,7 +184,7 @@ static int reconstructions(yf_model *m, yf_dataset *d, const char *run_dir, cons
             for (size_t i = 0; i < im.n * sz; i++)
                 rec[i] = sigmoid(rec[i]);
         int rows = nl ? 3 : 2;
-        float *tiles = malloc((size_t)rows * n * im.dim * sizeof *tiles);
+        float *tiles = yf__malloc((size_t)rows * n * im.dim * sizeof *tiles);
         if (!tiles)
             rc = yf__fail(err, YF_ENOMEM, "out of memory");
         if (!rc) {
@@ -250,7 +250,7 @@ static int filters(yf_model *m, yf_dataset *d, const char *run_dir, const char *
         n_tiles = o->n > 0 && o->n < N ? o->n : N < 100 ? N : 100;
         cols = n_tiles < 10 ? n_tiles : 10, rows = (n_tiles + cols - 1) / cols;
         th = h, tw = w, scale = 2;
-        tiles = malloc((size_t)rows * cols * K * sizeof *tiles);
+        tiles = yf__malloc((size_t)rows * cols * K * sizeof *tiles);
         if (!tiles)
             return yf__fail(err, YF_ENOMEM, "out of memory");
         for (int t = 0; t < rows * cols; t++) {
@@ -285,7 +285,7 @@ static int filters(yf_model *m, yf_dataset *d, const char *run_dir, const char *
         else
             rows = show_co, cols = show_ci;
         scale = th * 10 < 40 ? 40 / th : 4;
-        tiles = malloc((size_t)rows * cols * th * tw * sizeof *tiles);
+        tiles = yf__malloc((size_t)rows * cols * th * tw * sizeof *tiles);
         if (!tiles)
             return yf__fail(err, YF_ENOMEM, "out of memory");
         float big = 0; /* one scale for all kernels: their sizes compare */
@@ -360,10 +360,10 @@ static int top_activations(yf_model *m, yf_dataset *d, const char *run_dir, cons
         return err->code;
     int k = o->k > 0 ? o->k : 8;
     int shown = o->n > 0 && (size_t)o->n < units ? o->n : (int)(units < 1000 ? units : 1000);
-    float *tiles = malloc((size_t)shown * k * im.dim * sizeof *tiles);
-    ranked *r = malloc(im.n * sizeof *r);
-    char (*labels)[32] = malloc((size_t)shown * sizeof *labels);
-    const char **lp = malloc((size_t)shown * sizeof *lp);
+    float *tiles = yf__malloc((size_t)shown * k * im.dim * sizeof *tiles);
+    ranked *r = yf__malloc(im.n * sizeof *r);
+    char (*labels)[32] = yf__malloc((size_t)shown * sizeof *labels);
+    const char **lp = yf__malloc((size_t)shown * sizeof *lp);
     int rc = 0;
     if (!tiles || !r || !labels || !lp)
         rc = yf__fail(err, YF_ENOMEM, "out of memory");
@@ -414,12 +414,12 @@ static int read_csv(const char *path, table *t, yf_error *err)
     t->cols = 1;
     for (char *p = line; *p; p++)
         t->cols += *p == ',';
-    t->name = calloc(t->cols, sizeof *t->name);
+    t->name = yf__calloc(t->cols, sizeof *t->name);
     int c = 0;
     for (char *tok = strtok(line, ","); tok && c < t->cols; tok = strtok(NULL, ","))
         snprintf(t->name[c++], sizeof t->name[0], "%s", tok);
     while (fgets(line, sizeof line, f) && !rc) {
-        double *nv = realloc(t->v, (size_t)(t->rows + 1) * t->cols * sizeof *nv);
+        double *nv = yf__realloc(t->v, (size_t)(t->rows + 1) * t->cols * sizeof *nv);
         if (!nv) {
             rc = yf__fail(err, YF_ENOMEM, "out of memory");
             break;
@@ -454,7 +454,7 @@ static int curves(yf_model *m, yf_dataset *d, const char *run_dir, const char *p
     snprintf(csv, sizeof csv, "%s/metrics.csv", run_dir);
     table t;
     int rc = read_csv(csv, &t, err);
-    double *cols = rc ? NULL : malloc((size_t)t.cols * t.rows * sizeof *cols);
+    double *cols = rc ? NULL : yf__malloc((size_t)t.cols * t.rows * sizeof *cols);
     if (!rc && !cols)
         rc = yf__fail(err, YF_ENOMEM, "out of memory");
     if (rc) {
@@ -508,8 +508,8 @@ static int curves(yf_model *m, yf_dataset *d, const char *run_dir, const char *p
 static int project2(const float *x, size_t n, size_t dim, float *xy, double *explained,
                     yf_error *err)
 {
-    double *mean = calloc(dim, sizeof *mean), *cov = calloc(dim * dim, sizeof *cov);
-    double *v = malloc(2 * dim * sizeof *v), *tmp = malloc(dim * sizeof *tmp);
+    double *mean = yf__calloc(dim, sizeof *mean), *cov = yf__calloc(dim * dim, sizeof *cov);
+    double *v = yf__malloc(2 * dim * sizeof *v), *tmp = yf__malloc(dim * sizeof *tmp);
     if (!mean || !cov || !v || !tmp) {
         free(mean), free(cov), free(v), free(tmp);
         return yf__fail(err, YF_ENOMEM, "out of memory");
@@ -576,7 +576,7 @@ static int latent(yf_model *m, yf_dataset *d, const char *run_dir, const char *p
     float *codes = test_codes(m, d, o, o->n > 0 ? (size_t)o->n : 0, &im, &layer, &units, err);
     if (!codes)
         return err->code;
-    float *xy = malloc(im.n * 2 * sizeof *xy);
+    float *xy = yf__malloc(im.n * 2 * sizeof *xy);
     int rc = xy ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
     char title[200], xl[64], yl[64];
     if (!rc && units == 2) {
@@ -622,7 +622,7 @@ int yf_sample(yf_model *m, size_t n, uint64_t seed, float *out, yf_error *err)
     if (need_vae(s, &z, &rt, err))
         return err->code;
     size_t zs = yf_model_layer_size(m, z->name, NULL, NULL);
-    float *codes = malloc(n * zs * sizeof *codes + 1);
+    float *codes = yf__malloc(n * zs * sizeof *codes + 1);
     if (!codes)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     yf__rand_normal(seed, YF__STREAM_SAMPLE, 0, codes, n * zs, 0, 1);
@@ -647,7 +647,7 @@ static int samples(yf_model *m, yf_dataset *d, const char *run_dir, const char *
     int n = o->n > 0 ? o->n : 100, cols = n < 10 ? n : 10;
     int rows = (n + cols - 1) / cols;
     size_t dim = yf_model_input_size(m);
-    float *x = malloc((size_t)rows * cols * dim * sizeof *x);
+    float *x = yf__malloc((size_t)rows * cols * dim * sizeof *x);
     if (!x)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     int rc = yf_sample(m, (size_t)n, o->seed ? o->seed : 1, x, err);
@@ -687,8 +687,8 @@ static int interpolation(yf_model *m, yf_dataset *d, const char *run_dir, const 
     int pairs = o->n > 0 && o->n <= 10 ? o->n : classes > 2 ? classes - 1 : 1;
     int steps = 9, cols = steps + 2;
     /* row r walks from the first test image of class r to that of r + 1 */
-    float *ends = malloc(2 * (size_t)pairs * im.dim * sizeof *ends);
-    float *tiles = malloc((size_t)pairs * cols * im.dim * sizeof *tiles);
+    float *ends = yf__malloc(2 * (size_t)pairs * im.dim * sizeof *ends);
+    float *tiles = yf__malloc((size_t)pairs * cols * im.dim * sizeof *tiles);
     float *mean = NULL, *walk = NULL, *dec = NULL;
     size_t zs = 0;
     int rc = ends && tiles ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
@@ -711,8 +711,8 @@ static int interpolation(yf_model *m, yf_dataset *d, const char *run_dir, const 
     if (!rc && !mean)
         rc = err->code;
     if (!rc) {
-        walk = malloc((size_t)pairs * steps * zs * sizeof *walk);
-        dec = malloc((size_t)pairs * steps * im.dim * sizeof *dec);
+        walk = yf__malloc((size_t)pairs * steps * zs * sizeof *walk);
+        dec = yf__malloc((size_t)pairs * steps * im.dim * sizeof *dec);
         if (!walk || !dec)
             rc = yf__fail(err, YF_ENOMEM, "out of memory");
     }
@@ -778,7 +778,7 @@ int yf_score_images(yf_model *clf, const float *x, size_t n, yf_score *out, yf_e
     if (k < 1 || k > 10)
         return yf__fail(err, YF_EUSAGE, "model '%s' must classify into 1 to 10 classes to score "
                         "images", clf->spec->name);
-    float *p = malloc(n * k * sizeof *p + 1);
+    float *p = yf__malloc(n * k * sizeof *p + 1);
     if (!p)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     int rc = yf_classify(clf, x, n, p, err);
@@ -816,8 +816,8 @@ static int confusion(yf_model *m, yf_dataset *d, const char *run_dir, const char
     if (load_images(d, YF_SPLIT_TEST, 0, &im, err))
         return err->code;
     int k = s->classes;
-    float *p = malloc(im.n * k * sizeof *p);
-    double *counts = calloc((size_t)k * k, sizeof *counts);
+    float *p = yf__malloc(im.n * k * sizeof *p);
+    double *counts = yf__calloc((size_t)k * k, sizeof *counts);
     int rc = p && counts ? yf_classify(m, im.x, im.n, p, err)
                          : yf__fail(err, YF_ENOMEM, "out of memory");
     if (!rc) {
@@ -849,9 +849,9 @@ int yf_show_strip(yf_dataset *d, const yf_show_strip_opts *o, const char *path, 
         return yf__fail(err, YF_EUSAGE, "no test image %zu", o->query);
     int cols = o->n < 10 ? (int)o->n + 1 : 11;
     int rows = (int)((o->n + 1 + cols - 1) / cols);
-    float *tiles = malloc((size_t)rows * cols * dim * sizeof *tiles);
-    char (*labels)[32] = malloc((size_t)rows * sizeof *labels);
-    const char **lp = malloc((size_t)rows * sizeof *lp);
+    float *tiles = yf__malloc((size_t)rows * cols * dim * sizeof *tiles);
+    char (*labels)[32] = yf__malloc((size_t)rows * sizeof *labels);
+    const char **lp = yf__malloc((size_t)rows * sizeof *lp);
     int rc = tiles && labels && lp ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
     int qlabel = 0;
     for (int t = 0; t < rows * cols && !rc; t++) {
@@ -916,15 +916,15 @@ static int buckets(yf_model *m, yf_dataset *d, const char *run_dir, const char *
     yf_hash_table *t = yf_hash_table_new(ix.db, ix.n_db, err);
     int rows = o->n > 0 ? o->n : 12, cols = o->k > 0 ? o->k : 12;
     size_t nd = t ? yf_hash_table_distinct(t) : 0;
-    bucket_size *bs = t ? malloc(nd * sizeof *bs + 1) : NULL;
-    float *tiles = malloc((size_t)rows * cols * d->dim * sizeof *tiles);
-    char (*labels)[96] = malloc((size_t)rows * sizeof *labels);
-    const char **lp = malloc((size_t)rows * sizeof *lp);
+    bucket_size *bs = t ? yf__malloc(nd * sizeof *bs + 1) : NULL;
+    float *tiles = yf__malloc((size_t)rows * cols * d->dim * sizeof *tiles);
+    char (*labels)[96] = yf__malloc((size_t)rows * sizeof *labels);
+    const char **lp = yf__malloc((size_t)rows * sizeof *lp);
     int rc = !t ? err->code
              : bs && tiles && labels && lp ? 0 : yf__fail(err, YF_ENOMEM, "out of memory");
     if (!rc) {
         /* the distinct codes with their sizes, from a sorted copy */
-        uint64_t *sorted = malloc(ix.n_db * sizeof *sorted);
+        uint64_t *sorted = yf__malloc(ix.n_db * sizeof *sorted);
         if (!sorted)
             rc = yf__fail(err, YF_ENOMEM, "out of memory");
         size_t k = 0;
@@ -942,8 +942,8 @@ static int buckets(yf_model *m, yf_dataset *d, const char *run_dir, const char *
         free(sorted);
         /* the largest bucket of each majority class in turn (the largest
          * buckets overall are all ones), then the next largest of each */
-        bool *taken = calloc(k + 1, 1);
-        int *pick = malloc((size_t)rows * sizeof *pick), np = 0;
+        bool *taken = yf__calloc(k + 1, 1);
+        int *pick = yf__malloc((size_t)rows * sizeof *pick), np = 0;
         for (int round = 0; taken && pick && np < rows && round < rows; round++) {
             bool seen[256] = {false};
             for (size_t b = 0; b < k && np < rows; b++) {

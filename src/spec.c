@@ -561,7 +561,7 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
                 yf__node *v = yf__node_new(YF__SCALAR, map->file, map->line, map->col);
                 char num[16];
                 snprintf(num, sizeof num, "%d", k ? w->kw : w->kh);
-                if (v && !(v->str = strdup(num))) {
+                if (v && !(v->str = yf__strdup(num))) {
                     yf__node_free(v);
                     v = NULL;
                 }
@@ -671,7 +671,7 @@ static int parse_loss(yf_spec *s, int idx, yf__node *map, yf_error *err)
             return yf__fail_at(err, p, YF_ESPEC,
                                "%s'params' must list parameters such as [hidden1.W]", ctx);
         l->n_params = p->n;
-        l->params = calloc(p->n, sizeof *l->params);
+        l->params = yf__calloc(p->n, sizeof *l->params);
         if (!l->params)
             return yf__fail(err, YF_ENOMEM, "out of memory");
         for (int i = 0; i < p->n; i++) {
@@ -841,7 +841,7 @@ static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
     if (!layers || layers->kind != YF__SEQ || layers->n == 0)
         return yf__fail_at(err, layers ? layers : m, YF_ESPEC,
                            "model: 'layers' must be a non-empty list of layers");
-    s->layers = calloc(layers->n, sizeof *s->layers);
+    s->layers = yf__calloc(layers->n, sizeof *s->layers);
     s->n_layers = layers->n;
     for (int i = 0; i < layers->n; i++)
         CHECK(parse_layer(s, i, layers->kid[i], err));
@@ -849,7 +849,7 @@ static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
     if (!loss || loss->kind != YF__SEQ || loss->n == 0 || loss->n > YF__MAX_TERMS)
         return yf__fail_at(err, loss ? loss : m, YF_ESPEC,
                            "model: 'loss' must be a list of 1 to 16 loss terms");
-    s->losses = calloc(loss->n, sizeof *s->losses);
+    s->losses = yf__calloc(loss->n, sizeof *s->losses);
     s->n_losses = loss->n;
     for (int i = 0; i < loss->n; i++)
         CHECK(parse_loss(s, i, loss->kid[i], err));
@@ -859,7 +859,7 @@ static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
             return yf__fail_at(err, met, YF_ESPEC,
                                "model: 'metrics' must be a list of at most %d metrics, such "
                                "as [accuracy]", YF__MAX_TERMS);
-        s->metrics = calloc(met->n + 1, sizeof *s->metrics);
+        s->metrics = yf__calloc(met->n + 1, sizeof *s->metrics);
         if (!s->metrics)
             return yf__fail(err, YF_ENOMEM, "out of memory");
         s->n_metrics = met->n;
@@ -957,7 +957,7 @@ static int parse_init_src(yf_spec *s, yf__node *n, int src, yf_error *err)
         return yf__fail_at(err, ls ? ls : n, YF_ESPEC,
                            "init: 'layers' must list the layers to copy, such as [hidden1, "
                            "coding] or [{new_name: old_name}]");
-    yf__init_pair *np = realloc(s->init, (s->n_init + ls->n) * sizeof *np);
+    yf__init_pair *np = yf__realloc(s->init, (s->n_init + ls->n) * sizeof *np);
     if (!np)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     s->init = np;
@@ -1012,7 +1012,7 @@ static int parse_init(yf_spec *s, yf__node *root, yf_error *err)
     if (count < 1 || count > 16)
         return yf__fail_at(err, n, YF_ESPEC,
                            "init: give {from, layers}, or a list of 1 to 16 of them");
-    s->init_src = calloc(count, sizeof *s->init_src);
+    s->init_src = yf__calloc(count, sizeof *s->init_src);
     if (!s->init_src)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     s->n_init_src = count;
@@ -1127,7 +1127,7 @@ static yf_spec *finish(yf__tree *t, const char *const *ov, int n_ov, yf_error *e
             yf__tree_free(t);
             return NULL;
         }
-    yf_spec *s = calloc(1, sizeof *s);
+    yf_spec *s = yf__calloc(1, sizeof *s);
     s->tree = t;
     if (parse_root(s, err)) {
         yf_spec_free(s);

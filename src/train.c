@@ -49,7 +49,7 @@ static int sweep(yf_model *m, yf_dataset *d, yf_split split,
         return yf__fail(err, YF_EUSAGE, "the %s split is empty",
                         split == YF_SPLIT_VALID ? "validation" : "requested");
     yf__graph *g = &m->eval;
-    size_t *idx = malloc(g->max_rows * sizeof *idx);
+    size_t *idx = yf__malloc(g->max_rows * sizeof *idx);
     if (!idx)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     for (size_t b = 0; b < count; b += g->max_rows) {
@@ -155,8 +155,8 @@ int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, con
     size_t count = yf_dataset_count(d, split);
     const yf__gnode *n = &m->eval.node[node];
     enc e = {.node = node, .d = d, .split = split};
-    e.codes = malloc(count * n->size * sizeof(float) + 1);
-    e.labels = malloc(count * sizeof(int64_t) + 1);
+    e.codes = yf__malloc(count * n->size * sizeof(float) + 1);
+    e.labels = yf__malloc(count * sizeof(int64_t) + 1);
     int rc = 0;
     if (!e.codes || !e.labels)
         rc = yf__fail(err, YF_ENOMEM, "out of memory for %zu × %zu codes", count, n->size);
@@ -291,7 +291,7 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
     FILE *f = open_in(dir, "profile.txt", "w", err);
     if (!f)
         return err->code;
-    int *ids = malloc(g->n * sizeof *ids);
+    int *ids = yf__malloc(g->n * sizeof *ids);
     double total = 0;
     for (int i = 0; i < g->n; i++)
         ids[i] = i, total += g->prof_seconds[i];
@@ -325,7 +325,7 @@ static int text_add(text *t, const char *line, yf_error *err)
     size_t l = strlen(line);
     if (t->len + l + 1 > t->cap) {
         size_t cap = 2 * (t->len + l + 1) + 256;
-        char *p = realloc(t->text, cap);
+        char *p = yf__realloc(t->text, cap);
         if (!p)
             return yf__fail(err, YF_ENOMEM, "out of memory");
         t->text = p, t->cap = cap;
@@ -612,9 +612,9 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
 
     yf__graph *g = &m->train;
     if (opts->profile && !g->prof_seconds)
-        g->prof_seconds = calloc(g->n, sizeof *g->prof_seconds);
+        g->prof_seconds = yf__calloc(g->n, sizeof *g->prof_seconds);
     size_t n = d->n_train;
-    size_t *perm = malloc(n * sizeof *perm + 1);
+    size_t *perm = yf__malloc(n * sizeof *perm + 1);
     if (!perm) {
         fclose(csv);
         fclose(log);

@@ -10,7 +10,7 @@
 
 yf__node *yf__node_new(yf__kind kind, const char *file, int line, int col)
 {
-    yf__node *n = calloc(1, sizeof *n);
+    yf__node *n = yf__calloc(1, sizeof *n);
     if (!n)
         return NULL;
     n->kind = kind;
@@ -42,16 +42,16 @@ static int grow(yf__node *n)
     if (n->n < n->cap)
         return 0;
     int cap = n->cap ? 2 * n->cap : 4;
-    yf__node **kid = realloc(n->kid, cap * sizeof *kid);
+    yf__node **kid = yf__realloc(n->kid, cap * sizeof *kid);
     if (!kid)
         return -1;
     n->kid = kid;
     if (n->kind == YF__MAP) {
-        char **key = realloc(n->key, cap * sizeof *key);
+        char **key = yf__realloc(n->key, cap * sizeof *key);
         if (!key)
             return -1;
         n->key = key;
-        int *kpos = realloc(n->kpos, 2 * cap * sizeof *kpos);
+        int *kpos = yf__realloc(n->kpos, 2 * cap * sizeof *kpos);
         if (!kpos)
             return -1;
         n->kpos = kpos;
@@ -95,7 +95,7 @@ yf__node *yf__map_set_node(yf__node *map, const char *key, yf__node *val)
             map->kpos[2 * i + 1] = val->col;
             return val;
         }
-    char *k = strdup(key);
+    char *k = yf__strdup(key);
     if (!k || grow(map)) { /* the value is the map's or freed: never leaked */
         free(k);
         yf__node_free(val);
@@ -111,7 +111,7 @@ yf__node *yf__map_set_node(yf__node *map, const char *key, yf__node *val)
 yf__node *yf__map_set_scalar(yf__node *map, const char *key, const char *val)
 {
     yf__node *s = yf__node_new(YF__SCALAR, map->file, map->line, map->col);
-    if (s && !(s->str = strdup(val))) {
+    if (s && !(s->str = yf__strdup(val))) {
         yf__node_free(s);
         return NULL;
     }
@@ -173,7 +173,7 @@ static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file
     switch (yn->type) {
     case YAML_SCALAR_NODE:
         n = yf__node_new(YF__SCALAR, file, line, col);
-        if (n && !(n->str = strndup((const char *)yn->data.scalar.value,
+        if (n && !(n->str = yf__strndup((const char *)yn->data.scalar.value,
                                     yn->data.scalar.length))) {
             yf__node_free(n);
             n = NULL;
@@ -323,13 +323,13 @@ yf__tree *yf__tree_parse(const char *text, size_t len, const char *file,
         return NULL;
     yaml_parser_t parser;
     yaml_document_t doc;
-    yf__tree *t = calloc(1, sizeof *t);
+    yf__tree *t = yf__calloc(1, sizeof *t);
     if (!t || !yaml_parser_initialize(&parser)) {
         free(t);
         yf__fail(err, YF_ENOMEM, "out of memory");
         return NULL;
     }
-    t->file = strdup(file);
+    t->file = yf__strdup(file);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
         syntax_error(&parser, text, len, t->file, err);
@@ -387,7 +387,7 @@ yf__tree *yf__tree_load(const char *path, yf_error *err)
     for (;;) {
         if (len + 4096 > cap) {
             cap = cap ? 2 * cap : 8192;
-            char *nb = realloc(buf, cap);
+            char *nb = yf__realloc(buf, cap);
             if (!nb) {
                 free(buf);
                 fclose(f);
@@ -455,8 +455,8 @@ int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err)
         return yf__fail(err, YF_EUSAGE,
                         "override '%s' is not of the form dotted.key=value",
                         assignment);
-    char *src = malloc(strlen(assignment) + 32);
-    char **extra = src ? realloc(t->extra, (t->n_extra + 1) * sizeof *t->extra) : NULL;
+    char *src = yf__malloc(strlen(assignment) + 32);
+    char **extra = src ? yf__realloc(t->extra, (t->n_extra + 1) * sizeof *t->extra) : NULL;
     if (!extra) {
         free(src);
         return yf__fail(err, YF_ENOMEM, "out of memory");
@@ -477,7 +477,7 @@ int yf__tree_override(yf__tree *t, const char *assignment, yf_error *err)
         yf__tree_free(vt);
     } else {
         val = yf__node_new(YF__SCALAR, src, 1, 1);
-        if (val && !(val->str = strdup(""))) {
+        if (val && !(val->str = yf__strdup(""))) {
             yf__node_free(val);
             val = NULL;
         }

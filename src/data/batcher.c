@@ -124,7 +124,7 @@ static void shuffle_by_class(const yf_dataset *d, size_t n, uint64_t seed, uint3
 int yf__fold_of_rows(const yf_dataset *d, const yf_spec *spec, int *fold, yf_error *err)
 {
     size_t n = d->train_x.count;
-    size_t *by_class = malloc((n ? n : 1) * sizeof *by_class);
+    size_t *by_class = yf__malloc((n ? n : 1) * sizeof *by_class);
     if (!by_class)
         return yf__fail(err, YF_ENOMEM, "out of memory assigning %zu examples to folds", n);
     size_t cnt[CLASSES], start[CLASSES];
@@ -139,9 +139,9 @@ int yf__fold_of_rows(const yf_dataset *d, const yf_spec *spec, int *fold, yf_err
 static int assign_folds(yf_dataset *d, const yf_spec *spec, yf_error *err)
 {
     size_t n = d->train_x.count;
-    int *fold = malloc((n ? n : 1) * sizeof *fold);
-    d->train_rows = malloc((n ? n : 1) * sizeof *d->train_rows);
-    d->valid_rows = malloc((n ? n : 1) * sizeof *d->valid_rows);
+    int *fold = yf__malloc((n ? n : 1) * sizeof *fold);
+    d->train_rows = yf__malloc((n ? n : 1) * sizeof *d->train_rows);
+    d->valid_rows = yf__malloc((n ? n : 1) * sizeof *d->valid_rows);
     if (!fold || !d->train_rows || !d->valid_rows) {
         free(fold);
         return yf__fail(err, YF_ENOMEM, "out of memory assigning %zu examples to folds", n);
@@ -165,7 +165,7 @@ static int assign_folds(yf_dataset *d, const yf_spec *spec, yf_error *err)
  * by (seed, YF__STREAM_SUBSET, class, position), sorted ascending. */
 static int choose_train_rows(yf_dataset *d, const yf_spec *spec, size_t n, yf_error *err)
 {
-    d->train_rows = malloc((n ? n : 1) * sizeof *d->train_rows);
+    d->train_rows = yf__malloc((n ? n : 1) * sizeof *d->train_rows);
     if (!d->train_rows)
         return yf__fail(err, YF_ENOMEM, "out of memory choosing %zu training examples", n);
     if (spec->train_count <= 0 && spec->train_fraction >= 1.0) {
@@ -188,7 +188,7 @@ static int choose_train_rows(yf_dataset *d, const yf_spec *spec, size_t n, yf_er
     }
     /* the rows grouped by class, ascending within each: class c is
      * by_class[start[c] .. start[c] + cnt[c]) */
-    size_t *by_class = malloc(n * sizeof *by_class);
+    size_t *by_class = yf__malloc(n * sizeof *by_class);
     if (!by_class)
         return yf__fail(err, YF_ENOMEM, "out of memory choosing %zu training examples", k);
     size_t cnt[CLASSES], start[CLASSES], take[CLASSES];
@@ -227,7 +227,7 @@ yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
         if (stat(dir, &st) != 0 && sources[s].system_dir)
             snprintf(dir, sizeof dir, "%s", sources[s].system_dir);
     }
-    yf_dataset *d = calloc(1, sizeof *d);
+    yf_dataset *d = yf__calloc(1, sizeof *d);
     if (!d) {
         yf__fail(err, YF_ENOMEM, "out of memory loading %s", spec->source);
         return NULL;

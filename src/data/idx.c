@@ -109,7 +109,7 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
         if (rc)
             goto done;
     }
-    out->data = malloc(total ? total : 1);
+    out->data = yf__malloc(total ? total : 1);
     if (!out->data) {
         rc = yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);
         goto done;
