@@ -306,14 +306,20 @@ static int st_read(const char *path, stfile *st, yf_error *err)
     char *hdr = yf__malloc(hlen);
     st->data = yf__malloc(st->dlen ? st->dlen : 1);
     int rc = 0;
-    if (!hdr || !st->data || fread(hdr, 1, hlen, f) != hlen ||
-        fread(st->data, 1, st->dlen, f) != st->dlen) {
+    if (!hdr || !st->data) {
+        rc = yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);
+        goto done;
+    }
+    if (fread(hdr, 1, hlen, f) != hlen || fread(st->data, 1, st->dlen, f) != st->dlen) {
         rc = yf__fail_file(err, YF_ECKPT, path, "cannot read checkpoint");
         goto done;
     }
     char msg[200];
-    bool parsed = yf__json_parse(hdr, hlen, &st->j, msg, sizeof msg) == 0;
-    if (!parsed || st->j.t != YF__J_OBJ)
+    int jr = yf__json_parse(hdr, hlen, &st->j, msg, sizeof msg);
+    bool parsed = jr == 0;
+    if (jr == -2)
+        rc = yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);
+    else if (!parsed || st->j.t != YF__J_OBJ)
         rc = yf__fail_file(err, YF_ECKPT, path, "corrupt safetensors header: %s",
                            parsed ? "not a JSON object" : msg);
     if (!rc)

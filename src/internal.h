@@ -699,11 +699,13 @@ struct yf__json {
     enum { YF__J_NULL, YF__J_NUM, YF__J_STR, YF__J_ARR, YF__J_OBJ, YF__J_BOOL } t;
     double num;
     char *str;
-    int n;
+    int n, cap;
     char **keys;
     yf__json *items;
 };
-/* Parses text[0..len); returns 0 or -1 with a message in msg. */
+/* Parses text[0..len); returns 0, or -1 with a message in msg, or -2 when
+ * memory runs out. It never uses more than 16 bytes of memory per byte of
+ * text (plus 4 KB): a hostile header is refused, not obeyed. */
 int yf__json_parse(const char *text, size_t len, yf__json *out, char *msg,
                    size_t msgcap);
 void yf__json_free(yf__json *j);

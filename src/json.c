@@ -9,7 +9,27 @@ typedef struct {
     const char *p, *end, *start;
     char *msg;
     size_t cap;
+    size_t budget; /* bytes the parse may still allocate */
+    bool oom;      /* an allocation failed */
 } reader;
+
+/* Allocates (or grows p to) n bytes, charged to the budget. */
+static void *take(reader *r, void *p, size_t old, size_t n)
+{
+    if (n - old > r->budget) {
+        snprintf(r->msg, r->cap, "the JSON header would need more memory than %zu bytes of "
+                 "header justify", (size_t)(r->end - r->start));
+        return NULL;
+    }
+    void *q = yf__realloc(p, n);
+    if (!q) {
+        r->oom = true;
+        snprintf(r->msg, r->cap, "out of memory");
+        return NULL;
+    }
+    r->budget -= n - old;
+    return q;
+}
 
 static int bad(reader *r, const char *what)
 {
@@ -32,7 +52,9 @@ static int string(reader *r, char **out)
         return bad(r, "expected a string");
     r->p++;
     size_t cap = 16, n = 0;
-    char *s = yf__malloc(cap);
+    char *s = take(r, NULL, 0, cap);
+    if (!s)
+        return -1;
     while (r->p < r->end && *r->p != '"') {
         char c = *r->p++;
         if (c == '\\') {
@@ -59,8 +81,14 @@ static int string(reader *r, char **out)
             free(s);
             return bad(r, "control character in a string");
         }
-        if (n + 2 > cap)
-            s = yf__realloc(s, cap *= 2);
+        if (n + 2 > cap) {
+            char *more = take(r, s, cap, 2 * cap);
+            if (!more) {
+                free(s);
+                return -1;
+            }
+            s = more, cap *= 2;
+        }
         s[n++] = c;
     }
     if (r->p >= r->end) {
@@ -73,11 +101,27 @@ static int string(reader *r, char **out)
     return 0;
 }
 
-static int push(yf__json *out, char *key, yf__json *item)
+/* Appends item (and its key, in an object); on failure the caller still
+ * owns both. */
+static int push(reader *r, yf__json *out, char *key, yf__json *item)
 {
-    out->items = yf__realloc(out->items, (out->n + 1) * sizeof *out->items);
+    if (out->n == out->cap) {
+        int cap = out->cap ? 2 * out->cap : 4;
+        yf__json *items = take(r, out->items, out->cap * sizeof *items, cap * sizeof *items);
+        if (!items)
+            return -1;
+        out->items = items;
+        if (out->t == YF__J_OBJ) {
+            char **keys = take(r, out->keys, out->cap * sizeof *keys, cap * sizeof *keys);
+            if (!keys) {
+                out->cap = cap; /* items grew already */
+                return -1;
+            }
+            out->keys = keys;
+        }
+        out->cap = cap;
+    }
     if (out->t == YF__J_OBJ)
-        out->keys = yf__realloc(out->keys, (out->n + 1) * sizeof *out->keys),
         out->keys[out->n] = key;
     out->items[out->n++] = *item;
     return 0;
@@ -120,7 +164,11 @@ static int value(reader *r, yf__json *out, int depth)
                 yf__json_free(&item);
                 return -1;
             }
-            push(out, key, &item);
+            if (push(r, out, key, &item)) {
+                free(key);
+                yf__json_free(&item);
+                return -1;
+            }
             ws(r);
             if (r->p < r->end && *r->p == ',') {
                 r->p++;
@@ -158,10 +206,10 @@ static int value(reader *r, yf__json *out, int depth)
 
 int yf__json_parse(const char *text, size_t len, yf__json *out, char *msg, size_t cap)
 {
-    reader r = {text, text + len, text, msg, cap};
+    reader r = {text, text + len, text, msg, cap, 16 * len + 4096, false};
     if (value(&r, out, 0)) {
         yf__json_free(out);
-        return -1;
+        return r.oom ? -2 : -1;
     }
     ws(&r);
     if (r.p != r.end) {

@@ -69,6 +69,12 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     for (int l = 0; l < g->n_levels; l++)
         g->level_start[l + 1] += g->level_start[l];
     int *fill = yf__calloc(g->n_levels, sizeof *fill);
+    if (!fill) {
+        free(iv);
+        free(placed);
+        free(live);
+        return yf__fail(err, YF_ENOMEM, "out of memory planning the graph");
+    }
     for (int i = 0; i < n; i++) {
         int l = g->node[i].level;
         g->order[g->level_start[l] + fill[l]++] = i;

@@ -842,6 +842,8 @@ static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
         return yf__fail_at(err, layers ? layers : m, YF_ESPEC,
                            "model: 'layers' must be a non-empty list of layers");
     s->layers = yf__calloc(layers->n, sizeof *s->layers);
+    if (!s->layers)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
     s->n_layers = layers->n;
     for (int i = 0; i < layers->n; i++)
         CHECK(parse_layer(s, i, layers->kid[i], err));
@@ -850,6 +852,8 @@ static int parse_model(yf_spec *s, yf__node *root, yf_error *err)
         return yf__fail_at(err, loss ? loss : m, YF_ESPEC,
                            "model: 'loss' must be a list of 1 to 16 loss terms");
     s->losses = yf__calloc(loss->n, sizeof *s->losses);
+    if (!s->losses)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
     s->n_losses = loss->n;
     for (int i = 0; i < loss->n; i++)
         CHECK(parse_loss(s, i, loss->kid[i], err));
@@ -1128,6 +1132,11 @@ static yf_spec *finish(yf__tree *t, const char *const *ov, int n_ov, yf_error *e
             return NULL;
         }
     yf_spec *s = yf__calloc(1, sizeof *s);
+    if (!s) {
+        yf__tree_free(t);
+        yf__fail(err, YF_ENOMEM, "out of memory");
+        return NULL;
+    }
     s->tree = t;
     if (parse_root(s, err)) {
         yf_spec_free(s);

@@ -324,12 +324,17 @@ yf__tree *yf__tree_parse(const char *text, size_t len, const char *file,
     yaml_parser_t parser;
     yaml_document_t doc;
     yf__tree *t = yf__calloc(1, sizeof *t);
+    if (t && !(t->file = yf__strdup(file))) {
+        free(t);
+        t = NULL;
+    }
     if (!t || !yaml_parser_initialize(&parser)) {
+        if (t)
+            free(t->file);
         free(t);
         yf__fail(err, YF_ENOMEM, "out of memory");
         return NULL;
     }
-    t->file = yf__strdup(file);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
         syntax_error(&parser, text, len, t->file, err);
