@@ -200,14 +200,15 @@ static void refused(yf_model *m, const char *path, const char *words)
 static void with_header(yf_model *m, const char *name, uint64_t hlen, const char *body,
                         const char *words)
 {
-    char path[256], buf[256];
+    char path[256];
     size_t n = strlen(body);
-    ck_assert(8 + n <= sizeof buf);
+    char *buf = malloc(8 + n);
     for (int i = 0; i < 8; i++)
         buf[i] = (char)(hlen >> (8 * i));
     memcpy(buf + 8, body, n);
     snprintf(path, sizeof path, DIR "/%s.safetensors", name);
     tu_write(path, buf, 8 + n);
+    free(buf);
     refused(m, path, words);
 }
 
@@ -305,6 +306,19 @@ START_TEST(test_bad_files)
     tu_write(DIR "/overlap.safetensors", bad, len);
     refused(m, DIR "/overlap.safetensors", "overlap");
     free(bad);
+
+    /* a header made to cost memory: a megabyte of "0," would take 24 MB
+     * of parsed values; the reader stops at 16 bytes per header byte */
+    size_t hl = 1 << 20, at = 6;
+    char *hostile = malloc(hl + 1);
+    memcpy(hostile, "{\"a\":[", 6);
+    while (at + 3 < hl)
+        memcpy(hostile + at, "0,", 2), at += 2;
+    memcpy(hostile + at, "0]}", 3);
+    hl = at + 3;
+    hostile[hl] = 0;
+    with_header(m, "memory", hl, hostile, "would need more memory than 1048577 bytes of header");
+    free(hostile);
 
     /* a missing file, a folder */
     refused(m, DIR "/missing.safetensors", "cannot open");
