@@ -471,6 +471,10 @@ int yf__grad_accum(yf__graph *g, int id, int contrib, yf_error *err);
 int yf__compile(yf_model *m, yf__graph *g, bool training, yf_error *err);
 int yf__autodiff(yf_model *m, yf__graph *g, yf_error *err);
 int yf__plan(yf_model *m, yf__graph *g, yf_error *err);
+/* Keeps node id's buffer to the end of the graph (its values outlive the
+ * run), planning g again when it was not kept; on failure g, its plan and
+ * the node are as they were. */
+int yf__plan_keep(yf_model *m, yf__graph *g, int id, yf_error *err);
 /* yf_checkpoint_load; with same_config, a checkpoint that records the hash
  * of another resolved config is refused (a run folder's config.yaml and
  * checkpoint must belong together). */

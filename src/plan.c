@@ -17,18 +17,14 @@ static int by_offset(const void *a, const void *b)
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* The new plan is made beside the old one and replaces it only when it is
+ * whole: a failure (out of memory, a graph too large for the machine)
+ * leaves g running exactly as before. */
 int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
 {
     int n = g->n;
     int max_level = 0;
-    /* planned again (a node kept for encode): the old plan goes */
-    free(g->level_start);
-    free(g->order);
-    free(g->scalars);
-    free(g->side_by_side);
-    free(g->arena);
-    g->level_start = g->order = NULL, g->scalars = g->arena = NULL, g->side_by_side = NULL;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) { /* levels follow from the graph alone: the old plan's too */
         yf__gnode *nd = &g->node[i];
         nd->level = 0;
         if (nd->op == YF_OP_INPUT || nd->op == YF_OP_PARAM)
@@ -45,54 +41,45 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
         nd->level = lv + 1;
         max_level = nd->level > max_level ? nd->level : max_level;
     }
-    g->n_levels = max_level + 1;
-    g->level_start = yf__calloc(g->n_levels + 1, sizeof *g->level_start);
-    g->order = yf__malloc(n * sizeof *g->order);
+    int n_levels = max_level + 1;
     size_t n_scalars = 0;
     for (int i = 0; i < n; i++)
         if (!g->node[i].per_row && g->node[i].op != YF_OP_PARAM && g->node[i].grad_of < 0)
             n_scalars += g->node[i].size;
-    g->scalars = yf__calloc(n_scalars + YF__SLACK, sizeof *g->scalars);
-    g->side_by_side = yf__calloc(g->n_levels, sizeof *g->side_by_side);
-    interval *iv = yf__calloc(n, sizeof *iv);
-    interval **placed = yf__malloc(n * sizeof *placed);
-    interval **live = yf__malloc(n * sizeof *live);
-    if (!g->level_start || !g->order || !g->scalars || !g->side_by_side || !iv || !placed ||
-        !live) {
-        free(iv);
-        free(placed);
-        free(live);
-        return yf__fail(err, YF_ENOMEM, "out of memory planning the graph");
+    int *level_start = yf__calloc(n_levels + 1, sizeof *level_start);
+    int *order = yf__malloc((n ? n : 1) * sizeof *order);
+    float *scalars = yf__calloc(n_scalars + YF__SLACK, sizeof *scalars);
+    bool *side_by_side = yf__calloc(n_levels, sizeof *side_by_side);
+    interval *iv = yf__calloc(n ? n : 1, sizeof *iv);
+    interval **placed = yf__malloc((n ? n : 1) * sizeof *placed);
+    interval **live = yf__malloc((n ? n : 1) * sizeof *live);
+    int *fill = yf__calloc(n_levels, sizeof *fill);
+    float *arena = NULL;
+    int rc = 0;
+    if (!level_start || !order || !scalars || !side_by_side || !iv || !placed || !live || !fill) {
+        rc = yf__fail(err, YF_ENOMEM, "out of memory planning the graph");
+        goto done;
     }
     for (int i = 0; i < n; i++)
-        g->level_start[g->node[i].level + 1]++;
-    for (int l = 0; l < g->n_levels; l++)
-        g->level_start[l + 1] += g->level_start[l];
-    int *fill = yf__calloc(g->n_levels, sizeof *fill);
-    if (!fill) {
-        free(iv);
-        free(placed);
-        free(live);
-        return yf__fail(err, YF_ENOMEM, "out of memory planning the graph");
-    }
+        level_start[g->node[i].level + 1]++;
+    for (int l = 0; l < n_levels; l++)
+        level_start[l + 1] += level_start[l];
     for (int i = 0; i < n; i++) {
         int l = g->node[i].level;
-        g->order[g->level_start[l] + fill[l]++] = i;
+        order[level_start[l] + fill[l]++] = i;
     }
-    free(fill);
 
     /* A level's nodes run side by side, one worker each, when none of them
      * dominates its work; otherwise one after the other with every thread
      * in the kernel. Work is proportional to the rows, so max_rows decides. */
-    for (int l = 1; l < g->n_levels; l++) {
+    for (int l = 1; l < n_levels; l++) {
         double total = 0, most = 0;
-        for (int k = g->level_start[l]; k < g->level_start[l + 1]; k++) {
-            double f = yf__node_flops(g, &g->node[g->order[k]], g->max_rows);
+        for (int k = level_start[l]; k < level_start[l + 1]; k++) {
+            double f = yf__node_flops(g, &g->node[order[k]], g->max_rows);
             total += f;
             most = f > most ? f : most;
         }
-        g->side_by_side[l] = g->level_start[l + 1] - g->level_start[l] > 1 &&
-                             most < 0.6 * total;
+        side_by_side[l] = level_start[l + 1] - level_start[l] > 1 && most < 0.6 * total;
     }
 
     /* liveness */
@@ -105,17 +92,16 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
                 iv[src].last = g->node[i].level;
         }
     /* first fit among the buffers live at the same time */
-    size_t top = 0;
-    g->naive_floats = 0;
+    size_t top = 0, naive = 0;
     int n_placed = 0;
     for (int i = 0; i < n; i++) {
         yf__gnode *nd = &g->node[i];
         if (!nd->per_row)
             continue;
         if (nd->keep)
-            iv[i].last = g->n_levels;
+            iv[i].last = n_levels;
         iv[i].size = ((size_t)g->max_rows * nd->size + 15) & ~(size_t)15;
-        g->naive_floats += iv[i].size;
+        naive += iv[i].size;
         int n_live = 0;
         for (int j = 0; j < n_placed; j++)
             if (placed[j]->first <= iv[i].last && iv[i].first <= placed[j]->last)
@@ -129,31 +115,42 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
                 off = live[j]->off + live[j]->size;
         }
         iv[i].off = off;
-        nd->offset = off;
         placed[n_placed++] = &iv[i];
         if (off + iv[i].size > top)
             top = off + iv[i].size;
     }
-    free(iv);
-    free(placed);
-    free(live);
-    g->arena_floats = top;
     double have = yf__physical_memory();
     if (have > 0 &&
-        (double)top * sizeof(float) + 4.0 * m->param_floats * sizeof(float) > 0.75 * have)
-        return yf__fail_at(err, yf__map_get(m->spec->tree->root, "train"), YF_ESPEC,
-                           "the %s graph's activations need %.1f GB for %d examples at once, "
-                           "more than 3/4 of this machine's memory with the parameters; lower "
-                           "train.batch_size", g->training ? "training" : "evaluation",
-                           (double)top * sizeof(float) / 1e9, g->max_rows);
-    g->arena = yf__aligned_alloc(64, (top + YF__SLACK) * sizeof(float));
-    if (!g->arena)
-        return yf__fail(err, YF_ENOMEM, "out of memory: the graph needs %zu MB",
-                        top * sizeof(float) >> 20);
-    memset(g->arena, 0, (top + YF__SLACK) * sizeof(float));
+        (double)top * sizeof(float) + 4.0 * m->param_floats * sizeof(float) > 0.75 * have) {
+        rc = yf__fail_at(err, yf__map_get(m->spec->tree->root, "train"), YF_ESPEC,
+                         "the %s graph's activations need %.1f GB for %d examples at once, "
+                         "more than 3/4 of this machine's memory with the parameters; lower "
+                         "train.batch_size", g->training ? "training" : "evaluation",
+                         (double)top * sizeof(float) / 1e9, g->max_rows);
+        goto done;
+    }
+    arena = yf__aligned_alloc(64, (top + YF__SLACK) * sizeof(float));
+    if (!arena) {
+        rc = yf__fail(err, YF_ENOMEM, "out of memory: the graph needs %zu MB",
+                      top * sizeof(float) >> 20);
+        goto done;
+    }
+    memset(arena, 0, (top + YF__SLACK) * sizeof(float));
+
+    /* whole: the old plan goes, the new one takes its place */
+    free(g->level_start), free(g->order), free(g->scalars), free(g->side_by_side);
+    free(g->arena);
+    g->n_levels = n_levels;
+    g->level_start = level_start, g->order = order, g->side_by_side = side_by_side;
+    g->scalars = scalars, g->arena = arena;
+    level_start = order = NULL, side_by_side = NULL, scalars = arena = NULL;
+    g->arena_floats = top;
+    g->naive_floats = naive;
     size_t next_scalar = 0;
     for (int i = 0; i < n; i++) {
         yf__gnode *nd = &g->node[i];
+        if (nd->per_row)
+            nd->offset = iv[i].off;
         if (nd->op == YF_OP_PARAM)
             nd->buf = m->param_block + m->params[nd->param].offset;
         else if (nd->grad_of >= 0)
@@ -165,5 +162,19 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
             next_scalar += nd->size;
         }
     }
-    return 0;
+done:
+    free(level_start), free(order), free(scalars), free(side_by_side), free(arena);
+    free(iv), free(placed), free(live), free(fill);
+    return rc;
+}
+
+int yf__plan_keep(yf_model *m, yf__graph *g, int id, yf_error *err)
+{
+    if (g->node[id].keep)
+        return 0;
+    g->node[id].keep = true;
+    int rc = yf__plan(m, g, err);
+    if (rc) /* the old plan stands, and it did not keep the node */
+        g->node[id].keep = false;
+    return rc;
 }

@@ -147,11 +147,8 @@ int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, con
     }
     /* the node's buffer must survive the rest of the graph: keep it and
      * plan again (the plan reuses the memory of dead buffers) */
-    if (!m->eval.node[node].keep) {
-        m->eval.node[node].keep = true;
-        if (yf__plan(m, &m->eval, err))
-            return err->code;
-    }
+    if (yf__plan_keep(m, &m->eval, node, err))
+        return err->code;
     size_t count = yf_dataset_count(d, split);
     const yf__gnode *n = &m->eval.node[node];
     enc e = {.node = node, .d = d, .split = split};
@@ -292,6 +289,10 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
     if (!f)
         return err->code;
     int *ids = yf__malloc(g->n * sizeof *ids);
+    if (!ids) {
+        fclose(f);
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    }
     double total = 0;
     for (int i = 0; i < g->n; i++)
         ids[i] = i, total += g->prof_seconds[i];
@@ -615,7 +616,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         g->prof_seconds = yf__calloc(g->n, sizeof *g->prof_seconds);
     size_t n = d->n_train;
     size_t *perm = yf__malloc(n * sizeof *perm + 1);
-    if (!perm) {
+    if (!perm || (opts->profile && !g->prof_seconds)) {
+        free(perm);
         fclose(csv);
         fclose(log);
         free(rows.text);
