@@ -420,6 +420,52 @@ START_TEST(test_disk_full)
 }
 END_TEST
 
+/* A NaN that appears in epoch 2 (a weight poisoned right after epoch 1's
+ * checkpoint is saved) stops training at the step it appears, naming the
+ * first node whose output is not finite; epoch 1's checkpoint stays. */
+static yf_model *poison_model;
+
+static void poison(int stage)
+{
+    if (stage == 4 && poison_model) {
+        yf_model_params(poison_model)[0] = NAN;
+        poison_model = NULL;
+    }
+}
+
+START_TEST(test_nan_keeps_checkpoint)
+{
+    reference();
+    yf_error err = {0};
+    yf_spec *s = yf_spec_parse(spec_text, sizeof spec_text - 1, "resume.yaml", NULL, 0, &err);
+    yf_model *m = s ? yf_model_new(s, 1, &err) : NULL;
+    yf_dataset *d = m ? yf_dataset_load(s, &err) : NULL;
+    ck_assert_msg(d != NULL, "%s", yf_error_format(&err));
+    poison_model = m;
+    yf__save_hook = poison;
+    int rc = yf_train(m, d, &(yf_train_opts){.out_dir = DIR "/nan"}, &err);
+    yf__save_hook = NULL;
+    printf("poisoned weight: %s\n", yf_error_format(&err));
+    ck_assert_int_eq(rc, YF_ERUN);
+    /* 4096 examples in batches of 16: epoch 2 starts at step 257 */
+    ck_assert_msg(strstr(err.msg, "training diverged at step 257: node 'hidden' (dense) "),
+                  "%s", yf_error_format(&err));
+    ck_assert_msg(strstr(err.msg, "produced the first non-finite value"), "%s", err.msg);
+    ck_assert_int_eq(err.line, 8); /* the layer 'hidden' in the spec */
+    yf__progress pr;
+    ck_assert(yf__checkpoint_progress(DIR "/nan/checkpoint.safetensors", &pr, &err) == 0);
+    ck_assert_int_eq(pr.epoch, 1);
+    free(pr.metrics);
+    yf_run r;
+    ck_assert_msg(yf_run_open(&r, DIR "/nan", 1, 0, &err) == 0, "%s", yf_error_format(&err));
+    ck_assert_msg(isfinite(yf_model_params(r.model)[0]), "the checkpoint holds the NaN");
+    yf_run_close(&r);
+    yf_dataset_free(d);
+    yf_model_free(m);
+    yf_spec_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("resume");
@@ -430,6 +476,7 @@ int main(void)
     tcase_add_test(tc, test_resume_finished_and_fresh);
     tcase_add_test(tc, test_overwrite_staged);
     tcase_add_test(tc, test_disk_full);
+    tcase_add_test(tc, test_nan_keeps_checkpoint);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     if (rc == EXIT_SUCCESS)
