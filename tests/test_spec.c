@@ -471,8 +471,9 @@ START_TEST(test_load_missing_file)
 }
 END_TEST
 
-/* No global state: two models live side by side and do not disturb each
- * other. */
+/* Two models of one spec but for the seed live side by side, and the
+ * accessors answer for each. (That there is no global state, with models
+ * interleaved and in threads, is test_train's test_no_global_state.) */
 START_TEST(test_two_models)
 {
     yf_spec *s1, *s2;

@@ -1,10 +1,21 @@
 /* train.c, optim.c, sched.c end to end: a tiny autoencoder trained on a
  * small MNIST-shaped data set that the tests write (IDX files below
  * test_train.tmp/), whose loss must fall, and whose run is reproducible bit
- * for bit for a seed and a thread count. */
+ * for bit for a seed and a thread count and agrees to rounding across
+ * thread counts; every optimizer's updates against hand computation; two
+ * models in one process (interleaved, in threads) as each alone, with the
+ * caller's process state untouched; and the chapter's stacked autoencoder
+ * on the real MNIST (./data, as bootstrap.sh fetches it) reaching a known
+ * validation loss in one epoch. */
 #include "testutil.h"
 
 #include <blis.h>
+#include <dirent.h>
+#include <locale.h>
+#include <omp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #ifdef __SSE__
 #include <xmmintrin.h>
 #endif
@@ -661,6 +672,485 @@ START_TEST(test_divergence_reported)
 }
 END_TEST
 
+/* ---- process-wide state ------------------------------------------------------- */
+
+/* No global state: two models of different specs, seeds and thread counts,
+ * each built, stepped (yf_train_step), evaluated and trained for an epoch
+ * (yf_train) by a job below, give bit for bit what each gives alone when
+ * they run interleaved in one thread and at once in two threads; and
+ * nothing of the process a caller owns changes: the FP mode of the calling
+ * threads, the locale, the environment, signal dispositions and mask,
+ * umask, working folder, open files, OpenMP's and BLIS's thread settings. */
+typedef struct {
+    const char *name, *optim, *lr;
+    const char *ov[4];
+    int n_ov, threads;
+    bool caller_ftz; /* the thread that runs it has FTZ and DAZ set (a caller's choice) */
+} job_spec;
+
+static const job_spec jobs[2] = {
+    {"a", "adam", "0.01", {"seed=42"}, 1, 1, false},
+    {"b", "momentum", "0.2",
+     {"seed=7", "model.layers.hidden.units=24", "model.layers.decode.units=24", "data.valid=64"},
+     4, 2, true},
+};
+
+#define JOB_STEPS 8
+#define JOB_PARAMS 4096
+
+typedef struct {
+    char err[600]; /* what failed; empty if nothing */
+    double loss[JOB_STEPS], mid[3], end[3]; /* step losses; validation metrics */
+    uint64_t step;
+    size_t n;
+    float p[JOB_PARAMS]; /* the parameters at the end */
+    unsigned csr_before, csr_after; /* the running thread's MXCSR around the job */
+} job_out;
+
+typedef struct {
+    const job_spec *js;
+    const char *mode; /* "alone", "interleaved", "threads": its run folder */
+    yf_spec *spec;
+    yf_model *m;
+    yf_dataset *d;
+    job_out *out;
+} job;
+
+/* Each returns false with out->err set on failure (no ck_assert: jobs run
+ * in forked children and in threads). */
+static bool job_fail(job *j, const char *what, yf_error *err)
+{
+    snprintf(j->out->err, sizeof j->out->err, "job %s (%s): %s: %s", j->js->name, j->mode, what,
+             yf_error_format(err));
+    return false;
+}
+
+static bool job_open(job *j)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml, spec_fmt, j->js->optim, j->js->lr, 1);
+    yf_error err = {0};
+    if (!(j->spec = yf_spec_parse(yaml, strlen(yaml), "job.yaml", j->js->ov, j->js->n_ov, &err)))
+        return job_fail(j, "spec", &err);
+    if (!(j->m = yf_model_new(j->spec, j->js->threads, &err)))
+        return job_fail(j, "model", &err);
+    if (!(j->d = yf_dataset_load(j->spec, &err)))
+        return job_fail(j, "data", &err);
+    if (j->m->param_floats > JOB_PARAMS)
+        return job_fail(j, "too many parameters for job_out", &err);
+    return true;
+}
+
+/* Step k on examples chosen from k. */
+static bool job_step(job *j, int k)
+{
+    size_t idx[32], n = yf_dataset_count(j->d, YF_SPLIT_TRAIN);
+    for (int i = 0; i < 32; i++)
+        idx[i] = ((size_t)k * 37 + (size_t)i * 5) % n;
+    yf_error err = {0};
+    if (yf_train_step(j->m, j->d, idx, 32, &j->out->loss[k], &err))
+        return job_fail(j, "step", &err);
+    return true;
+}
+
+static bool job_eval(job *j, double *into)
+{
+    yf_metric met[8];
+    yf_error err = {0};
+    if (yf_evaluate(j->m, j->d, YF_SPLIT_VALID, met, 8, &err) != 3)
+        return job_fail(j, "evaluate", &err);
+    for (int i = 0; i < 3; i++)
+        into[i] = met[i].value;
+    return true;
+}
+
+/* Evaluates, trains an epoch into DIR/<mode>-<name>, evaluates, and keeps
+ * the parameters. */
+static bool job_finish(job *j)
+{
+    yf_error err = {0};
+    char out[256];
+    snprintf(out, sizeof out, DIR "/%s-%s", j->mode, j->js->name);
+    yf_train_opts opts = {.out_dir = out};
+    if (!job_eval(j, j->out->mid))
+        return false;
+    if (yf_train(j->m, j->d, &opts, &err))
+        return job_fail(j, "train", &err);
+    if (!job_eval(j, j->out->end))
+        return false;
+    j->out->step = j->m->step;
+    j->out->n = j->m->param_floats;
+    memcpy(j->out->p, j->m->param_block, j->m->param_floats * sizeof(float));
+    return true;
+}
+
+static void job_close(job *j)
+{
+    yf_dataset_free(j->d);
+    yf_model_free(j->m);
+    yf_spec_free(j->spec);
+}
+
+static unsigned csr(void)
+{
+#ifdef __SSE__
+    return _mm_getcsr() & ~0x3fu; /* the mode, not the sticky exception flags */
+#else
+    return 0;
+#endif
+}
+
+/* Sets FTZ and DAZ when `on`; returns the whole MXCSR before. */
+static unsigned set_ftz(bool on)
+{
+#ifdef __SSE__
+    unsigned was = _mm_getcsr();
+    if (on)
+        _mm_setcsr(was | 0x8040);
+    return was;
+#else
+    return 0;
+#endif
+}
+
+static void restore_csr(unsigned was)
+{
+#ifdef __SSE__
+    _mm_setcsr(was);
+#endif
+}
+
+/* A whole job in the calling thread; the argument is a job with js, mode
+ * and out set. */
+static void *job_run(void *arg)
+{
+    job *j = arg;
+    unsigned was = set_ftz(j->js->caller_ftz);
+    j->out->csr_before = csr();
+    if (job_open(j)) {
+        bool ok = true;
+        for (int k = 0; k < JOB_STEPS && ok; k++)
+            ok = job_step(j, k);
+        if (ok)
+            job_finish(j);
+    }
+    job_close(j);
+    j->out->csr_after = csr();
+    restore_csr(was); /* the caller's own setting, undone by the caller */
+    return NULL;
+}
+
+/* Bit for bit what the job gave alone. */
+static void assert_same_job(const job_out *alone, const job_out *o, const char *name,
+                            const char *mode)
+{
+    ck_assert_msg(!o->err[0], "%s", o->err);
+    ck_assert_msg(!memcmp(alone->loss, o->loss, sizeof o->loss),
+                  "job %s %s: step losses differ from alone (first %.9g vs %.9g)", name, mode,
+                  o->loss[0], alone->loss[0]);
+    ck_assert_msg(!memcmp(alone->mid, o->mid, sizeof o->mid) &&
+                      !memcmp(alone->end, o->end, sizeof o->end),
+                  "job %s %s: validation loss %.9g, %.9g; alone %.9g, %.9g", name, mode, o->mid[0],
+                  o->end[0], alone->mid[0], alone->end[0]);
+    ck_assert_uint_eq(o->step, alone->step);
+    ck_assert_uint_eq(o->n, alone->n);
+    ck_assert_msg(!memcmp(alone->p, o->p, o->n * sizeof(float)),
+                  "job %s %s: parameters differ from alone", name, mode);
+}
+
+/* What a caller owns in the process. */
+typedef struct {
+    unsigned csr;
+    char locale[512];
+    bool thread_locale_global;
+    char **env;
+    int n_env;
+    struct sigaction sig[NSIG];
+    sigset_t mask;
+    mode_t umask;
+    char cwd[1024];
+    char fds[4096]; /* the open descriptors and their files, " 0:/dev/null 1:..." */
+    int omp_max_threads, omp_dynamic, omp_levels, blis_threads;
+} process_state;
+
+static void process_state_get(process_state *st)
+{
+    memset(st, 0, sizeof *st);
+    st->csr = csr();
+    snprintf(st->locale, sizeof st->locale, "%s", setlocale(LC_ALL, NULL));
+    st->thread_locale_global = uselocale((locale_t)0) == LC_GLOBAL_LOCALE;
+    extern char **environ;
+    while (environ[st->n_env])
+        st->n_env++;
+    st->env = malloc((st->n_env + 1) * sizeof *st->env);
+    for (int i = 0; i < st->n_env; i++)
+        st->env[i] = strdup(environ[i]);
+    for (int sg = 1; sg < NSIG; sg++)
+        sigaction(sg, NULL, &st->sig[sg]);
+    pthread_sigmask(SIG_BLOCK, NULL, &st->mask);
+    st->umask = umask(022);
+    umask(st->umask);
+    ck_assert_ptr_nonnull(getcwd(st->cwd, sizeof st->cwd));
+    struct dirent **fd;
+    int n_fd = scandir("/proc/self/fd", &fd, NULL, alphasort);
+    ck_assert_int_gt(n_fd, 0);
+    for (int i = 0; i < n_fd; i++) {
+        char link[300], target[256] = "";
+        snprintf(link, sizeof link, "/proc/self/fd/%s", fd[i]->d_name);
+        ssize_t tn = readlink(link, target, sizeof target - 1);
+        target[tn > 0 ? tn : 0] = 0;
+        if (tn > 0) /* not scandir's own descriptor, closed by now */
+            snprintf(st->fds + strlen(st->fds), sizeof st->fds - strlen(st->fds), " %s:%s",
+                     fd[i]->d_name, target);
+        free(fd[i]);
+    }
+    free(fd);
+    st->omp_max_threads = omp_get_max_threads();
+    st->omp_dynamic = omp_get_dynamic();
+    st->omp_levels = omp_get_max_active_levels();
+    st->blis_threads = (int)bli_thread_get_num_threads();
+}
+
+static void process_state_same(const process_state *a, const process_state *b)
+{
+    ck_assert_msg(a->csr == b->csr, "the caller's MXCSR went from %#x to %#x", a->csr, b->csr);
+    ck_assert_str_eq(a->locale, b->locale);
+    ck_assert(a->thread_locale_global == b->thread_locale_global);
+    ck_assert_msg(a->n_env == b->n_env, "the environment had %d variables, now %d", a->n_env,
+                  b->n_env);
+    for (int i = 0; i < a->n_env; i++)
+        ck_assert_str_eq(a->env[i], b->env[i]);
+    for (int sg = 1; sg < NSIG; sg++)
+        ck_assert_msg(a->sig[sg].sa_handler == b->sig[sg].sa_handler &&
+                          a->sig[sg].sa_flags == b->sig[sg].sa_flags,
+                      "the disposition of signal %d (%s) changed", sg, strsignal(sg));
+    for (int sg = 1; sg < NSIG; sg++)
+        ck_assert_msg(sigismember(&a->mask, sg) == sigismember(&b->mask, sg),
+                      "signal %d (%s) was %sblocked", sg, strsignal(sg),
+                      sigismember(&b->mask, sg) ? "" : "un");
+    ck_assert_uint_eq(a->umask, b->umask);
+    ck_assert_str_eq(a->cwd, b->cwd);
+    ck_assert_msg(!strcmp(a->fds, b->fds), "open descriptors were%s, now%s", a->fds, b->fds);
+    ck_assert_int_eq(a->omp_max_threads, b->omp_max_threads);
+    ck_assert_int_eq(a->omp_dynamic, b->omp_dynamic);
+    ck_assert_int_eq(a->omp_levels, b->omp_levels);
+    ck_assert_int_eq(a->blis_threads, b->blis_threads);
+}
+
+static void process_state_free(process_state *st)
+{
+    for (int i = 0; i < st->n_env; i++)
+        free(st->env[i]);
+    free(st->env);
+}
+
+static int count_threads(void)
+{
+    struct dirent **t;
+    int n = scandir("/proc/self/task", &t, NULL, NULL);
+    for (int i = 0; i < n; i++)
+        free(t[i]);
+    free(t);
+    return n;
+}
+
+/* Waits (up to 5 s) until the number of threads has not changed for 100 ms. */
+static void settle_threads(void)
+{
+    int last = count_threads(), same = 0;
+    for (int i = 0; i < 500 && same < 10; i++) {
+        usleep(10000);
+        int n = count_threads();
+        same = n == last ? same + 1 : 0;
+        last = n;
+    }
+}
+
+START_TEST(test_no_global_state)
+{
+    write_data();
+    /* a caller with a locale of its own (not the "C" a library might set) */
+    ck_assert_ptr_nonnull(setlocale(LC_ALL, "C.UTF-8"));
+    process_state before;
+    process_state_get(&before);
+    static job_out alone[2], inter[2], conc[2];
+
+    /* alone: each job in a fresh child process (forked before this
+     * process has run anything; under CK_FORK=no, here one after the
+     * other, since a child of a process that has run OpenMP regions may
+     * hang in its first region) */
+    const char *fork_mode = getenv("CK_FORK");
+    bool forked = !(fork_mode && !strcmp(fork_mode, "no"));
+    for (int i = 0; i < 2; i++) {
+        job j = {.js = &jobs[i], .mode = "alone", .out = &alone[i]};
+        if (!forked) {
+            job_run(&j);
+            continue;
+        }
+        char path[256];
+        snprintf(path, sizeof path, DIR "/alone-%s.out", jobs[i].name);
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            job_run(&j);
+            FILE *f = fopen(path, "wb");
+            _exit(f && fwrite(j.out, sizeof *j.out, 1, f) == 1 && fclose(f) == 0 ? 0 : 1);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "job %s alone: status %#x",
+                      jobs[i].name, status);
+        size_t len;
+        char *bytes = tu_read(path, &len);
+        ck_assert_msg(bytes && len == sizeof alone[i], "job %s alone: no results", jobs[i].name);
+        memcpy(&alone[i], bytes, len);
+        free(bytes);
+    }
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(!alone[i].err[0], "%s", alone[i].err);
+    ck_assert_msg(memcmp(alone[0].loss, alone[1].loss, sizeof alone[0].loss) != 0,
+                  "the two jobs are the same job");
+
+    /* interleaved in this thread: open both, then a step of each in turn */
+    job j[2];
+    for (int i = 0; i < 2; i++) {
+        j[i] = (job){.js = &jobs[i], .mode = "interleaved", .out = &inter[i]};
+        ck_assert_msg(job_open(&j[i]), "%s", inter[i].err);
+    }
+    for (int k = 0; k < JOB_STEPS; k++)
+        for (int i = 0; i < 2; i++)
+            ck_assert_msg(job_step(&j[i], k), "%s", inter[i].err);
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(job_finish(&j[i]), "%s", inter[i].err);
+    for (int i = 0; i < 2; i++) {
+        job_close(&j[i]);
+        assert_same_job(&alone[i], &inter[i], jobs[i].name, "interleaved");
+    }
+
+    /* at once, each in a thread of its own (b's with FTZ and DAZ set by
+     * its caller, which it must keep) */
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        j[i] = (job){.js = &jobs[i], .mode = "threads", .out = &conc[i]};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, job_run, &j[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_same_job(&alone[i], &conc[i], jobs[i].name, "in threads");
+        ck_assert_msg(conc[i].csr_before == conc[i].csr_after,
+                      "job %s: its thread's MXCSR went from %#x to %#x", jobs[i].name,
+                      conc[i].csr_before, conc[i].csr_after);
+    }
+#ifdef __SSE__
+    ck_assert_uint_eq(conc[1].csr_before & 0x8040, 0x8040);
+#endif
+    printf("two models interleaved and in two threads: bit for bit as alone (validation loss "
+           "%.6g and %.6g after %llu and %llu steps); the process as it was\n",
+           alone[0].end[0], alone[1].end[0], (unsigned long long)alone[0].step,
+           (unsigned long long)alone[1].step);
+
+    /* OpenMP's workers for a thread's team exit after that thread (and
+     * load libgcc_s as they do): let them go before counting open files */
+    settle_threads();
+    process_state after;
+    process_state_get(&after);
+    process_state_same(&before, &after);
+    process_state_free(&before);
+    process_state_free(&after);
+    tu_rmtree(DIR);
+}
+END_TEST
+
+/* ---- quality: the chapter's stacked autoencoder on MNIST --------------------------- */
+
+/* The folder holding MNIST's files (train-images-idx3-ubyte ...):
+ * $YAFLOW_DATA, else ./data (bootstrap.sh puts it there, and the suites
+ * run in the build folder), else $top_srcdir/data; NULL if none has them. */
+static const char *mnist_dir(void)
+{
+    static char dir[1100];
+    const char *env = getenv("YAFLOW_DATA");
+    const char *try[3] = {env && *env ? env : NULL, "data", NULL};
+    char src[1100];
+    snprintf(src, sizeof src, "%s/data", tu_srcdir());
+    try[2] = src;
+    for (int i = 0; i < 3; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", try[i] ? try[i] : "");
+        if (try[i] && tu_exists(path)) {
+            snprintf(dir, sizeof dir, "%s", try[i]);
+            return dir;
+        }
+    }
+    return NULL;
+}
+
+/* models/stacked-ae.yaml (784-300-150-300-784, Adam 0.001, batch 128) for
+ * one epoch of the 55,000 training images on one thread must reach a
+ * validation mse below QUALITY_BOUND, so that a change that quietly trains
+ * worse fails make check. Measured (2026-11-30, `yaflow train
+ * models/stacked-ae.yaml train.epochs=1 seed=S --threads 1`): 0.00787
+ * (seed 42), 0.00770, 0.00775, 0.00807, 0.00755, 0.00784, 0.00821,
+ * 0.00801, 0.00792, 0.00813, 0.00804 (seeds 1 to 10); about a second each.
+ * A run is bit for bit the same for a seed and thread count, so the margin
+ * is for other machines' kernels (other rounding, another trajectory, as
+ * another seed gives): the bound is 10 % above the worst seed. A learning
+ * rate 30 % too low (0.0007) ends at 0.0093 and fails. The untrained model
+ * is at 0.239, 26 times the bound, so the test cannot pass untrained. */
+#define QUALITY_BOUND 0.0090
+
+START_TEST(test_stacked_ae_quality)
+{
+    const char *data = mnist_dir();
+    ck_assert_msg(data != NULL,
+                  "no MNIST in $YAFLOW_DATA, ./data or %s/data: fetch it with "
+                  "scripts/fetch-mnist.sh DIR (bootstrap.sh does) or set YAFLOW_DATA "
+                  "(an absolute path, for make distcheck)", tu_srcdir());
+    char path[1100], dir_ov[1200];
+    snprintf(path, sizeof path, "%s/models/stacked-ae.yaml", tu_srcdir());
+    snprintf(dir_ov, sizeof dir_ov, "data.dir=%s", data);
+    static const char *const seeds[] = {"seed=42", "seed=3"};
+    tu_workdir(DIR);
+    for (size_t i = 0; i < YF__ARRAY_LEN(seeds); i++) {
+        const char *ov[] = {"train.epochs=1", dir_ov, seeds[i]};
+        yf_error err = {0};
+        run r = {0};
+        r.spec = yf_spec_load(path, ov, 3, &err);
+        ck_assert_msg(r.spec != NULL, "%s", yf_error_format(&err));
+        ck_assert_int_eq(r.spec->valid, 5000);
+        r.m = yf_model_new(r.spec, 1, &err);
+        ck_assert_msg(r.m != NULL, "%s", yf_error_format(&err));
+        r.d = yf_dataset_load(r.spec, &err);
+        ck_assert_msg(r.d != NULL, "%s", yf_error_format(&err));
+        ck_assert_uint_eq(yf_dataset_count(r.d, YF_SPLIT_TRAIN), 55000);
+        yf_metric met[4];
+        ck_assert_int_eq(yf_evaluate(r.m, r.d, YF_SPLIT_VALID, met, 4, &err), 2);
+        double before = met[0].value;
+        char out[256];
+        snprintf(out, sizeof out, DIR "/stacked-ae-%zu", i);
+        double t0 = omp_get_wtime();
+        train(&r, out);
+        double secs = omp_get_wtime() - t0;
+        ck_assert_int_eq(yf_evaluate(r.m, r.d, YF_SPLIT_VALID, met, 4, &err), 2);
+        double after = met[0].value;
+        printf("stacked-ae, %s, 1 epoch, 1 thread: validation mse %.5f -> %.5f (bound %g) in "
+               "%.1f s\n", seeds[i], before, after, QUALITY_BOUND, secs);
+        ck_assert_msg(before > 20 * QUALITY_BOUND,
+                      "the untrained model is already at %.5f: the bound %g proves nothing",
+                      before, QUALITY_BOUND);
+        ck_assert_msg(after < QUALITY_BOUND,
+                      "stacked-ae, %s: validation mse %.5f after one epoch, above %g (measured "
+                      "0.0076 to 0.0082): training got worse",
+                      seeds[i], after, QUALITY_BOUND);
+        ck_assert_int_eq(r.m->step, (55000 + 127) / 128);
+        teardown(&r);
+    }
+    tu_rmtree(DIR);
+}
+END_TEST
+
 /* BLIS's kernel set: never its slow `generic` one on a CPU with AVX-512 or
  * AVX2 (unless the user asked for it), and the user's BLIS_ARCH_TYPE wins. */
 START_TEST(test_blis_kernels)
@@ -716,6 +1206,14 @@ int main(void)
     tcase_add_test(tc2, test_reproducible);
     tcase_add_test(tc2, test_reproducible_two_threads);
     suite_add_tcase(s, tc2);
+    TCase *tcp = tcase_create("process");
+    tcase_set_timeout(tcp, 120);
+    tcase_add_test(tcp, test_no_global_state);
+    suite_add_tcase(s, tcp);
+    TCase *tcq = tcase_create("quality");
+    tcase_set_timeout(tcq, 240);
+    tcase_add_test(tcq, test_stacked_ae_quality);
+    suite_add_tcase(s, tcq);
     TCase *tc3 = tcase_create("runtime");
     tcase_add_test(tc3, test_blis_kernels);
     suite_add_tcase(s, tc3);
