@@ -51,7 +51,8 @@ static int collect(yf_model *m, entry *e)
 }
 
 /* FNV-1a of the resolved config (as config.yaml holds it, without its
- * first line, which names the file it came from): which config a
+ * first line, which names the file it came from, and without data.dir,
+ * which says where the data are, not what they are): which config a
  * checkpoint's parameters belong to. */
 static uint64_t config_hash(const yf_spec *spec)
 {
@@ -60,12 +61,11 @@ static uint64_t config_hash(const yf_spec *spec)
     FILE *f = open_memstream(&text, &len);
     if (!f)
         return 0;
-    yf_spec_write(spec, f);
+    const yf__node *data = yf__map_get(spec->tree->root, "data");
+    yf__tree_emit_except(spec->tree->root, data ? yf__map_get(data, "dir") : NULL, f);
     fclose(f);
-    const char *body = text ? memchr(text, '\n', len) : NULL;
-    body = body ? body + 1 : text;
     uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = (size_t)(body - text); text && i < len; i++)
+    for (size_t i = 0; text && i < len; i++)
         h = (h ^ (unsigned char)text[i]) * UINT64_C(1099511628211);
     free(text);
     return h;

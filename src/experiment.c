@@ -92,29 +92,48 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-/* Folds into h the text of a YAML node (flow style) or, when n is NULL, of
- * a resolved spec without its first line (which names the file, and may
- * name it by another path). */
-static uint64_t fnv_emitted(uint64_t h, const yf__node *n, const yf_spec *spec)
+/* The text of a YAML node (flow style) or, when n is NULL, of a resolved
+ * spec, NUL-terminated, its length in *len; NULL when memory runs out (the
+ * stream could not be opened or grown). Free it. */
+static char *emitted(const yf__node *n, const yf_spec *spec, size_t *len)
 {
     char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    FILE *f = open_memstream(&text, len);
     if (!f)
-        return h;
-    if (n)
+        return NULL;
+    if (n) {
         yf__tree_emit_flow(n, f);
-    else
-        yf_spec_write(spec, f);
-    fclose(f);
+    } else { /* the resolved spec, but for where its data are */
+        const yf__node *data = yf__map_get(spec->tree->root, "data");
+        fputs("# resolved\n", f);
+        yf__tree_emit_except(spec->tree->root, data ? yf__map_get(data, "dir") : NULL, f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) || bad || !text) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Folds into *h the text of a YAML node or, when n is NULL, of a resolved
+ * spec without its first line (which names the file, and may name it by
+ * another path). A hash of less than the whole text would take a changed
+ * step for a finished one, so a failure to write it is an error. */
+static int fnv_emitted(uint64_t *h, const yf__node *n, const yf_spec *spec, yf_error *err)
+{
+    size_t len = 0;
+    char *text = emitted(n, spec, &len);
+    if (!text)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
     const char *body = text;
     if (!n && (body = memchr(text, '\n', len)) != NULL)
         body++;
     else
         body = text;
-    h = fnv(h, body, len - (size_t)(body - text));
+    *h = fnv(*h, body, len - (size_t)(body - text));
     free(text);
-    return h;
+    return 0;
 }
 
 /* ---- parsing --------------------------------------------------------------------- */
@@ -555,15 +574,12 @@ static yf_spec *train_spec(experiment *e, int si, int rep, const char *const *ex
     if (!rc && !ov)
         rc = yf__fail(err, YF_ENOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
-        char *text = NULL;
         size_t len = 0;
-        FILE *f = open_memstream(&text, &len);
-        if (!f) {
+        char *text = emitted(vals[i], NULL, &len);
+        if (!text) {
             rc = yf__fail(err, YF_ENOMEM, "out of memory");
             break;
         }
-        yf__tree_emit_flow(vals[i], f);
-        fclose(f);
         size_t cap = strlen(keys[i]) + 2 + 4096;
         ov[i] = yf__malloc(cap);
         if (!ov[i]) {
@@ -592,6 +608,10 @@ static yf_spec *train_spec(experiment *e, int si, int rep, const char *const *ex
             spec = yf_spec_load(st->model, (const char *const *)ov, n + 1, &inner);
             ov[n] = NULL;
         }
+        if (spec && e->o->data_dir && yf_spec_set_data_dir(spec, e->o->data_dir, &inner)) {
+            yf_spec_free(spec);
+            spec = NULL;
+        }
         if (!spec) {
             /* the model's own message, placed at the step */
             yf__fail_at(err, st->target, inner.code, "step '%s': %s", st->name,
@@ -613,7 +633,11 @@ static int run_train(experiment *e, int si, int rep, const char *const *extra, i
     yf_spec *spec = train_spec(e, si, rep, extra, n_extra, &h, err);
     if (!spec)
         return err->code;
-    r->hash = fnv_emitted(h, NULL, spec);
+    if (fnv_emitted(&h, NULL, spec, err)) {
+        yf_spec_free(spec);
+        return err->code;
+    }
+    r->hash = h;
     char record[1100], label[160];
     snprintf(record, sizeof record, "%s/done.yaml", r->dir);
     if (st->repeat > 1)
@@ -794,14 +818,8 @@ static void free_trials(trial *t, int n)
 
 static char *flow_text(const yf__node *n)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        return NULL;
-    yf__tree_emit_flow(n, f);
-    fclose(f);
-    return text;
+    size_t len;
+    return emitted(n, NULL, &len);
 }
 
 /* Appends key=value (a value that is a mapping: each of its entries). */
@@ -824,9 +842,11 @@ static int add_choice(trial *t, const char *key, const yf__node *v)
     }
     size_t l = strlen(t->label);
     char *text = flow_text(v);
+    if (!text)
+        return -1;
     const char *last = strrchr(key, '.');
     snprintf(t->label + l, sizeof t->label - l, "%s%s=%s", l ? ", " : "", last ? last + 1 : key,
-             text ? text : "?");
+             text);
     free(text);
     return 0;
 }
@@ -922,7 +942,11 @@ static int run_fold(experiment *e, int si, const trial *t, int fold, int epochs,
     free(ov);
     if (!spec)
         return err->code;
-    run r = {.hash = fnv_emitted(h, NULL, spec)};
+    if (fnv_emitted(&h, NULL, spec, err)) {
+        yf_spec_free(spec);
+        return err->code;
+    }
+    run r = {.hash = h};
     snprintf(r.dir, sizeof r.dir, "%s", dir);
     char record[1100];
     snprintf(record, sizeof record, "%s/done.yaml", dir);
@@ -1064,8 +1088,10 @@ static int run_tune(experiment *e, int si, yf_error *err)
         char path[1200];
         snprintf(path, sizeof path, "%s/tune.md", tdir);
         FILE *f = all ? fopen(path, "w") : NULL;
-        if (!f)
-            rc = yf__fail(err, YF_EIO, "cannot write %s", path);
+        if (!all)
+            rc = yf__fail(err, YF_ENOMEM, "out of memory");
+        else if (!f)
+            rc = yf__fail(err, YF_EIO, "cannot write %s: %s", path, strerror(errno));
         else {
             fprintf(f, "# Tuning '%s'\n\n%s search over %d trials of `%s`, %d-fold "
                        "cross-validation on the training images (the test images are never "
@@ -1091,11 +1117,13 @@ static int run_tune(experiment *e, int si, yf_error *err)
                         fprintf(f, " stopped |");
                 fprintf(f, "\n");
             }
-            fclose(f);
-            say(e, "   %s\n   best: %s (%s %.4f ± %.4f)\n", path, all[0]->label, st->metric,
-                all[0]->mean[all[0]->last_rung], all[0]->sd[all[0]->last_rung]);
+            int bad = ferror(f);
+            if (fclose(f) || bad)
+                rc = yf__fail(err, YF_EIO, "cannot write %s: %s", path, strerror(errno));
         }
         if (!rc) {
+            say(e, "   %s\n   best: %s (%s %.4f ± %.4f)\n", path, all[0]->label, st->metric,
+                all[0]->mean[all[0]->last_rung], all[0]->sd[all[0]->last_rung]);
             /* the best config as a spec, and trained on all the training data */
             const trial *best = all[0];
             uint64_t h0 = 0;
@@ -1106,13 +1134,14 @@ static int run_tune(experiment *e, int si, yf_error *err)
             if (!bs)
                 rc = err->code;
             else if (!bf)
-                rc = yf__fail(err, YF_EIO, "cannot write %s", path);
+                rc = yf__fail(err, YF_EIO, "cannot write %s: %s", path, strerror(errno));
             else {
                 fprintf(bf, "# the best of %d trials (%s), %s %.4f ± %.4f in %d-fold cross-validation, with %s\n",
                         st->trials, st->name, st->metric, best->mean[best->last_rung],
                         best->sd[best->last_rung], st->folds, best->label);
-                yf_spec_write(bs, bf);
-                fclose(bf);
+                int bad = yf_spec_write(bs, bf) || ferror(bf);
+                if (fclose(bf) || bad)
+                    rc = yf__fail(err, YF_EIO, "cannot write %s: %s", path, strerror(errno));
             }
             yf_spec_free(bs);
             run *r0 = &st->runs[0];
@@ -1163,8 +1192,9 @@ static int run_other(experiment *e, int si, yf_error *err)
 {
     step *st = &e->steps[si];
     run *r = &st->runs[0];
-    uint64_t h = fnv_emitted(fnv(0, kind_names[st->kind], strlen(kind_names[st->kind])), st->at,
-                             NULL);
+    uint64_t h = fnv(0, kind_names[st->kind], strlen(kind_names[st->kind]));
+    if (fnv_emitted(&h, st->at, NULL, err))
+        return err->code;
     char src[1024], clf[1024] = "";
     if (expand(e, si, 0, st->target, st->target->str, src, sizeof src, &h, err))
         return err->code;
@@ -1188,7 +1218,8 @@ static int run_other(experiment *e, int si, yf_error *err)
     say(e, "== '%s': %s %s\n", st->name, kind_names[st->kind], src);
     remove(record);
     yf_run o, c = {0};
-    if (yf_run_open(&o, src, e->o->threads, YF_RUN_DATA | (st->mean ? YF_RUN_MEANS : 0), err))
+    if (yf_run_open_data(&o, src, e->o->threads, YF_RUN_DATA | (st->mean ? YF_RUN_MEANS : 0),
+                         e->o->data_dir, err))
         return err->code;
     int rc = 0;
     if (clf[0])

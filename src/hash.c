@@ -452,9 +452,19 @@ int yf_hash_index_save(const yf_hash_index *ix, const char *path, yf_error *err)
     int rc = 0;
     if (!f)
         rc = yf__fail(err, YF_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    else if (fwrite(buf, 1, size + 4, f) != size + 4 || fclose(f) != 0 || rename(tmp, path)) {
-        rc = yf__fail(err, YF_EIO, "cannot write %s: %s", path, strerror(errno));
-        remove(tmp);
+    else {
+        errno = 0;
+        bool ok = fwrite(buf, 1, size + 4, f) == size + 4;
+        int e = errno;
+        if (fclose(f) != 0 && ok) /* closed either way: a failed write leaks no FILE */
+            ok = false, e = errno;
+        if (ok && rename(tmp, path))
+            ok = false, e = errno;
+        if (!ok) {
+            rc = yf__fail(err, YF_EIO, "cannot write %s: %s", path,
+                          e ? strerror(e) : "write failed");
+            remove(tmp);
+        }
     }
     free(buf);
     return rc;

@@ -85,6 +85,8 @@ int yf__seq_push(yf__node *seq, yf__node *kid);
 /* "model.layers[2].units" */
 void yf__node_path(const yf__node *n, char *buf, size_t cap);
 void yf__tree_emit(const yf__node *n, FILE *out);
+/* yf__tree_emit, leaving out the map entry whose value is skip. */
+void yf__tree_emit_except(const yf__node *n, const yf__node *skip, FILE *out);
 /* A node on one line, in YAML flow style (as an override's value). */
 void yf__tree_emit_flow(const yf__node *n, FILE *out);
 
@@ -270,7 +272,8 @@ struct yf_spec {
     uint64_t seed;
     /* data */
     char source[32];
-    char data_dir[512];
+    char data_dir[512];   /* absolute once parsed (relative ones resolved) */
+    char file_dir[512];   /* the spec file's folder ("" for a spec given as text) */
     long valid;
     double train_fraction;
     long train_count; /* 0: not set */
@@ -530,8 +533,8 @@ double yf__node_flops(const yf__graph *g, const yf__gnode *n, int rows);
 static inline float *yf__out(const yf__graph *g, int id) { return g->node[id].buf; }
 /* Places the per-thread column scratch of conv node id. */
 int yf__conv2d_scratch(yf__graph *g, int id, int threads, yf_error *err);
-/* Adds a warning placed at `at` to the model. */
-void yf__warn(yf_model *m, const yf__node *at, const char *fmt, ...)
+/* Adds a warning placed at `at` to the model: 0, or YF_ENOMEM. */
+int yf__warn(yf_model *m, const yf__node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The spec's own checks that need the graph (lint.c): refusals and warnings
  * for specs that would train nothing useful. */

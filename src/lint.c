@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-void yf__warn(yf_model *m, const yf__node *at, const char *fmt, ...)
+int yf__warn(yf_model *m, const yf__node *at, const char *fmt, ...)
 {
     yf__warning *w = yf__realloc(m->warn, (m->n_warn + 1) * sizeof *w);
-    if (!w)
-        return; /* a warning lost to a failed allocation is not worth failing for */
+    if (!w) /* a lost warning would let --strict pass a spec it refuses */
+        return YF_ENOMEM;
     m->warn = w;
     char msg[700];
     va_list ap;
@@ -25,6 +25,7 @@ void yf__warn(yf_model *m, const yf__node *at, const char *fmt, ...)
     yf_error e = {0};
     yf__fail_at(&e, at, YF_ESPEC, "warning: %s", msg);
     snprintf(m->warn[m->n_warn++].text, sizeof w->text, "%s", yf_error_format(&e));
+    return 0;
 }
 
 int yf_model_warning_count(const yf_model *m) { return m->n_warn; }
@@ -84,6 +85,8 @@ int yf__lint(yf_model *m, yf_error *err)
                            "model: no loss depends on a trainable parameter, so training "
                            "changes nothing; put a loss on a layer above a trainable one");
 
+    int lost = 0; /* a warning that could not be kept */
+
     /* layers no loss depends on */
     bool *used = yf__calloc(g->n, sizeof *used);
     if (!used)
@@ -100,9 +103,9 @@ int yf__lint(yf_model *m, yf_error *err)
     for (int i = 0; i < s->n_layers; i++) {
         int id = g->layer_node[i];
         if (id >= 0 && !used[id])
-            yf__warn(m, s->layers[i].at,
-                     "layer '%s': no loss depends on it, so it does not train; use it as a "
-                     "loss's input (or below one) or remove it", s->layers[i].name);
+            lost |= yf__warn(m, s->layers[i].at,
+                             "layer '%s': no loss depends on it, so it does not train; use it "
+                             "as a loss's input (or below one) or remove it", s->layers[i].name);
     }
     free(used);
 
@@ -111,10 +114,10 @@ int yf__lint(yf_model *m, yf_error *err)
         const yf__gnode *n = &g->node[i];
         if (n->op == YF_OP_ACT && n->act == YF_ACT_SIGMOID &&
             g->node[n->in[0]].op == YF_OP_ACT && g->node[n->in[0]].act == YF_ACT_SIGMOID)
-            yf__warn(m, n->at,
-                     "layer '%s': a sigmoid of '%s', which is already a sigmoid, squashes "
-                     "everything into (0.5, 0.73); remove one of them", n->name,
-                     g->node[n->in[0]].name);
+            lost |= yf__warn(m, n->at,
+                             "layer '%s': a sigmoid of '%s', which is already a sigmoid, "
+                             "squashes everything into (0.5, 0.73); remove one of them", n->name,
+                             g->node[n->in[0]].name);
     }
 
     /* l2 on frozen parameters */
@@ -125,30 +128,32 @@ int yf__lint(yf_model *m, yf_error *err)
         for (int k = 0; k < l->n_params; k++)
             for (int p = 0; p < m->n_params; p++)
                 if (!strcmp(m->params[p].name, l->params[k]) && !m->params[p].trainable)
-                    yf__warn(m, l->params_at->kid[k],
-                             "loss 'l2': '%s' is not trained (a frozen layer's, or batch "
-                             "statistics), so its penalty only adds a constant; remove it from "
-                             "'params'", l->params[k]);
+                    lost |= yf__warn(m, l->params_at->kid[k],
+                                     "loss 'l2': '%s' is not trained (a frozen layer's, or "
+                                     "batch statistics), so its penalty only adds a constant; "
+                                     "remove it from 'params'", l->params[k]);
     }
 
     /* batch norm's momentum is the new batch's weight (PyTorch's way) */
     for (int i = 0; i < s->n_layers; i++) {
         const yf__layer_spec *l = &s->layers[i];
+        const yf__node *at = yf__map_get(l->at, "momentum") ? yf__map_get(l->at, "momentum")
+                                                            : l->at;
         if (l->type == YF_LAYER_BATCH_NORM && (l->momentum == 0 || l->momentum >= 0.5f))
-            yf__warn(m, yf__map_get(l->at, "momentum") ? yf__map_get(l->at, "momentum") : l->at,
-                     "layer '%s': momentum %g is the weight of each new batch in the running "
-                     "statistics (PyTorch's convention), so they %s; Keras's momentum 0.99 is "
-                     "0.01 here", l->name, l->momentum,
-                     l->momentum == 0 ? "never move" : "follow the last batches only");
+            lost |= yf__warn(m, at,
+                             "layer '%s': momentum %g is the weight of each new batch in the "
+                             "running statistics (PyTorch's convention), so they %s; Keras's "
+                             "momentum 0.99 is 0.01 here", l->name, l->momentum,
+                             l->momentum == 0 ? "never move" : "follow the last batches only");
     }
 
     /* a batch larger than the data */
     long n_train = train_examples(s);
     if (s->batch_size > n_train)
-        yf__warn(m, s->batch_at,
-                 "train: batch_size %d is larger than the %ld training examples, so every "
-                 "step sees the whole data; use a batch_size of at most %ld", s->batch_size,
-                 n_train, n_train);
+        lost |= yf__warn(m, s->batch_at,
+                         "train: batch_size %d is larger than the %ld training examples, so "
+                         "every step sees the whole data; use a batch_size of at most %ld",
+                         s->batch_size, n_train, n_train);
 
     /* early stopping watches a column of metrics.csv */
     if (s->stop.on) {
@@ -185,7 +190,7 @@ int yf__lint(yf_model *m, yf_error *err)
                                "train early_stopping: needs a validation split, but data.valid "
                                "is 0");
     }
-    return 0;
+    return lost ? yf__fail(err, YF_ENOMEM, "out of memory keeping the spec's warnings") : 0;
 }
 
 void yf__term_name(const yf_spec *s, int t, char out[64])

@@ -96,8 +96,12 @@ int yf__grid_png(const yf__grid *gr, const char *path, yf_error *err)
     }
     cairo_set_font_size(probe, 14);
     int title_w = gr->title ? (int)ceil(text_width(probe, gr->title)) + 28 : 0;
+    cairo_status_t pst = cairo_status(probe);
     cairo_destroy(probe);
     cairo_surface_destroy(probe_s);
+    if (pst != CAIRO_STATUS_SUCCESS) /* no measures: the labels would overlap the tiles */
+        return yf__fail(err, pst == CAIRO_STATUS_NO_MEMORY ? YF_ENOMEM : YF_EIO,
+                        "cannot draw %s: %s", path, cairo_status_to_string(pst));
     if (gr->title)
         top += 22;
     if (gr->col_labels)
@@ -112,6 +116,8 @@ int yf__grid_png(const yf__grid *gr, const char *path, yf_error *err)
                         "does not fit in a picture", path, gr->rows, gr->cols, gr->th, gr->tw, s);
     cairo_surface_t *surface;
     cairo_t *cr = page(width, height, &surface);
+    if (cairo_status(cr) != CAIRO_STATUS_SUCCESS) /* no pixels to write to */
+        return finish(surface, cr, path, err);
     cairo_surface_flush(surface);
     unsigned char *px = cairo_image_surface_get_data(surface);
     int stride = cairo_image_surface_get_stride(surface);

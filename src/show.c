@@ -415,6 +415,10 @@ static int read_csv(const char *path, table *t, yf_error *err)
     for (char *p = line; *p; p++)
         t->cols += *p == ',';
     t->name = yf__calloc(t->cols, sizeof *t->name);
+    if (!t->name) {
+        fclose(f);
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    }
     int c = 0;
     for (char *tok = strtok(line, ","); tok && c < t->cols; tok = strtok(NULL, ","))
         snprintf(t->name[c++], sizeof t->name[0], "%s", tok);
@@ -942,9 +946,11 @@ static int buckets(yf_model *m, yf_dataset *d, const char *run_dir, const char *
         free(sorted);
         /* the largest bucket of each majority class in turn (the largest
          * buckets overall are all ones), then the next largest of each */
-        bool *taken = yf__calloc(k + 1, 1);
-        int *pick = yf__malloc((size_t)rows * sizeof *pick), np = 0;
-        for (int round = 0; taken && pick && np < rows && round < rows; round++) {
+        bool *taken = rc ? NULL : yf__calloc(k + 1, 1);
+        int *pick = rc ? NULL : yf__malloc((size_t)rows * sizeof *pick), np = 0;
+        if (!rc && (!taken || !pick))
+            rc = yf__fail(err, YF_ENOMEM, "out of memory");
+        for (int round = 0; !rc && np < rows && round < rows; round++) {
             bool seen[256] = {false};
             for (size_t b = 0; b < k && np < rows; b++) {
                 if (taken[b])

@@ -4,6 +4,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +251,40 @@ static int get_name(yf__node *map, const char *key, const char *def, char *out,
 
 /* ---- sections -------------------------------------------------------------- */
 
+/* A relative data.dir is relative to the folder of the file that says it
+ * (an override or a spec given as text: the current directory), and
+ * written back absolute, so that config.yaml works from anywhere. */
+static int absolute_data_dir(yf_spec *s, yf__node *n, yf_error *err)
+{
+    if (s->data_dir[0] == '/')
+        return 0;
+    char base[PATH_MAX], joined[2 * PATH_MAX + 2], real[PATH_MAX];
+    bool in_file = s->file_dir[0] && n->file && s->tree->file && !strcmp(n->file, s->tree->file);
+    if (in_file)
+        snprintf(base, sizeof base, "%s", s->file_dir);
+    else if (!getcwd(base, sizeof base))
+        return yf__fail_at(err, n, YF_EIO, "data: cannot resolve the relative 'dir' %s: the "
+                           "current directory is unknown (%s)", s->data_dir, strerror(errno));
+    const char *rel = s->data_dir;
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += 2;
+    if (!strcmp(rel, "."))
+        rel = "";
+    snprintf(joined, sizeof joined, "%s%s%s", base, rel[0] ? "/" : "", rel);
+    const char *abs = realpath(joined, real) ? real : joined;
+    if (strlen(abs) >= sizeof s->data_dir)
+        return yf__fail_at(err, n, YF_ESPEC, "data: 'dir' resolves to a path of %zu characters "
+                           "(at most %zu)", strlen(abs), sizeof s->data_dir - 1);
+    char *copy = yf__strdup(abs);
+    if (!copy)
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    free(n->str);
+    n->str = copy;
+    n->quoted = false;
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", abs);
+    return 0;
+}
+
 static int parse_data(yf_spec *s, yf__node *root, yf_error *err)
 {
     yf__node *d = yf__map_get(root, "data");
@@ -270,6 +306,7 @@ static int parse_data(yf_spec *s, yf__node *root, yf_error *err)
         if (!s->data_dir[0])
             return yf__fail_at(err, yf__map_get(d, "dir"), YF_ESPEC,
                                "data: 'dir' is empty; remove it to read $YAFLOW_DATA or ./data");
+        CHECK(absolute_data_dir(s, yf__map_get(d, "dir"), err));
     }
     double v;
     CHECK(get_num(d, "valid", "5000", 0, 59000, true, &v, ctx, err));
@@ -1122,7 +1159,8 @@ static int parse_root(yf_spec *s, yf_error *err)
     return 0;
 }
 
-static yf_spec *finish(yf__tree *t, const char *const *ov, int n_ov, yf_error *err)
+static yf_spec *finish(yf__tree *t, const char *path, const char *const *ov, int n_ov,
+                       yf_error *err)
 {
     if (!t)
         return NULL;
@@ -1138,6 +1176,16 @@ static yf_spec *finish(yf__tree *t, const char *const *ov, int n_ov, yf_error *e
         return NULL;
     }
     s->tree = t;
+    char real[PATH_MAX];
+    if (path && realpath(path, real)) {
+        char *slash = strrchr(real, '/');
+        if (slash == real)
+            slash[1] = 0;
+        else if (slash)
+            *slash = 0;
+        if (strlen(real) < sizeof s->file_dir)
+            strcpy(s->file_dir, real);
+    }
     if (parse_root(s, err)) {
         yf_spec_free(s);
         return NULL;
@@ -1148,13 +1196,13 @@ static yf_spec *finish(yf__tree *t, const char *const *ov, int n_ov, yf_error *e
 yf_spec *yf_spec_load(const char *path, const char *const *ov, int n_ov,
                       yf_error *err)
 {
-    return finish(yf__tree_load(path, err), ov, n_ov, err);
+    return finish(yf__tree_load(path, err), path, ov, n_ov, err);
 }
 
 yf_spec *yf_spec_parse(const char *text, size_t len, const char *name,
                        const char *const *ov, int n_ov, yf_error *err)
 {
-    return finish(yf__tree_parse(text, len, name, err), ov, n_ov, err);
+    return finish(yf__tree_parse(text, len, name, err), NULL, ov, n_ov, err);
 }
 
 void yf_spec_free(yf_spec *s)
@@ -1173,6 +1221,22 @@ void yf_spec_free(yf_spec *s)
 }
 
 const char *yf_spec_name(const yf_spec *s) { return s->name; }
+
+int yf_spec_set_data_dir(yf_spec *s, const char *dir, yf_error *err)
+{
+    if (!dir || !dir[0] || strlen(dir) >= sizeof s->data_dir)
+        return yf__fail(err, YF_EUSAGE, "--data must name a folder of 1 to %zu characters",
+                        sizeof s->data_dir - 1);
+    yf__node *n = yf__node_new(YF__SCALAR, "--data", 1, 1);
+    if (n && !(n->str = yf__strdup(dir))) {
+        yf__node_free(n);
+        n = NULL;
+    }
+    if (!n || !yf__map_set_node(s->data_at, "dir", n))
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", dir);
+    return absolute_data_dir(s, n, err);
+}
 
 int yf_spec_write(const yf_spec *s, FILE *out)
 {

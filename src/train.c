@@ -776,6 +776,12 @@ void yf_run_close(yf_run *r)
 
 int yf_run_open(yf_run *r, const char *dir, int threads, int flags, yf_error *err)
 {
+    return yf_run_open_data(r, dir, threads, flags, NULL, err);
+}
+
+int yf_run_open_data(yf_run *r, const char *dir, int threads, int flags, const char *data_dir,
+                     yf_error *err)
+{
     memset(r, 0, sizeof *r);
     char cfg[1100], ckpt[1100];
     snprintf(cfg, sizeof cfg, "%s/config.yaml", dir);
@@ -785,6 +791,10 @@ int yf_run_open(yf_run *r, const char *dir, int threads, int flags, yf_error *er
         return yf__fail(err, YF_EUSAGE, "%s is not a run folder (it has no config.yaml): give a "
                         "folder that yaflow train wrote", dir);
     r->spec = yf_spec_load(cfg, NULL, 0, err);
+    if (r->spec && data_dir && yf_spec_set_data_dir(r->spec, data_dir, err)) {
+        yf_run_close(r);
+        return err->code;
+    }
     if (r->spec && (flags & YF_RUN_MEANS))
         yf_spec_sample_means(r->spec);
     r->model = r->spec ? yf_model_new(r->spec, threads, err) : NULL;

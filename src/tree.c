@@ -250,6 +250,10 @@ static yf__node *convert(yaml_document_t *doc, yaml_node_t *yn, const char *file
 static void syntax_error(const yaml_parser_t *p, const char *text, size_t len,
                          const char *file, yf_error *err)
 {
+    if (p->error == YAML_MEMORY_ERROR) { /* libyaml's own allocation failed */
+        yf__fail(err, YF_ENOMEM, "out of memory reading %s", file);
+        return;
+    }
     yf__node at = {.file = file, .line = (int)p->problem_mark.line + 1,
                    .col = (int)p->problem_mark.column + 1};
     if (p->error == YAML_READER_ERROR && p->problem_offset <= len) {
@@ -628,27 +632,34 @@ static bool flat(const yf__node *n, int depth)
     return true;
 }
 
-static void emit_flow(const yf__node *n, FILE *out)
+/* Writes n in flow style, leaving out the map entry whose value is skip. */
+static void emit_flow(const yf__node *n, const yf__node *skip, FILE *out)
 {
     if (n->kind == YF__SCALAR) {
         emit_scalar(n, out);
         return;
     }
     fputc(n->kind == YF__MAP ? '{' : '[', out);
+    bool first = true;
     for (int i = 0; i < n->n; i++) {
-        if (i)
+        if (n->kid[i] == skip)
+            continue;
+        if (!first)
             fputs(", ", out);
+        first = false;
         if (n->kind == YF__MAP)
             fprintf(out, "%s: ", n->key[i]);
-        emit_flow(n->kid[i], out);
+        emit_flow(n->kid[i], skip, out);
     }
     fputc(n->kind == YF__MAP ? '}' : ']', out);
 }
 
-static void emit_block(const yf__node *n, int indent, FILE *out)
+static void emit_block(const yf__node *n, int indent, const yf__node *skip, FILE *out)
 {
     for (int i = 0; i < n->n; i++) {
         const yf__node *k = n->kid[i];
+        if (k == skip)
+            continue;
         fprintf(out, "%*s", indent, "");
         if (n->kind == YF__MAP)
             fprintf(out, "%s:", n->key[i]);
@@ -656,23 +667,25 @@ static void emit_block(const yf__node *n, int indent, FILE *out)
             fputs("-", out);
         if (flat(k, 0) || k->n == 0) {
             fputc(' ', out);
-            emit_flow(k, out);
+            emit_flow(k, skip, out);
             fputc('\n', out);
         } else {
             fputc('\n', out);
-            emit_block(k, indent + 2, out);
+            emit_block(k, indent + 2, skip, out);
         }
     }
 }
 
-void yf__tree_emit_flow(const yf__node *n, FILE *out) { emit_flow(n, out); }
+void yf__tree_emit_flow(const yf__node *n, FILE *out) { emit_flow(n, NULL, out); }
 
-void yf__tree_emit(const yf__node *n, FILE *out)
+void yf__tree_emit_except(const yf__node *n, const yf__node *skip, FILE *out)
 {
     if (n->kind == YF__SCALAR || n->n == 0) {
-        emit_flow(n, out);
+        emit_flow(n, skip, out);
         fputc('\n', out);
     } else {
-        emit_block(n, 0, out);
+        emit_block(n, 0, skip, out);
     }
 }
+
+void yf__tree_emit(const yf__node *n, FILE *out) { yf__tree_emit_except(n, NULL, out); }

@@ -77,8 +77,15 @@ const char *yf_spec_name(const yf_spec *spec);
  * model is evaluated (as `eval: mean` in the layer would); call it before
  * yf_model_new. */
 void yf_spec_sample_means(yf_spec *spec);
-/* Writes the fully resolved spec (every default explicit) as YAML. */
+/* Writes the fully resolved spec (every default explicit) as YAML. A
+ * relative data.dir is written absolute: relative to the spec file's
+ * folder when the file says it, to the current directory when an override
+ * does. */
 int yf_spec_write(const yf_spec *spec, FILE *out);
+/* Sets data.dir (relative to the current directory), as `--data DIR`
+ * does: it wins over the spec's data.dir and $YAFLOW_DATA. Call it before
+ * yf_model_new. */
+int yf_spec_set_data_dir(yf_spec *spec, const char *dir, yf_error *err);
 
 /* ---- models ----------------------------------------------------------- */
 
@@ -189,6 +196,10 @@ enum { YF_RUN_DATA = 1, /* load the data set too */
  * dir/checkpoint.safetensors; a folder without config.yaml is refused as
  * not a run (YF_EUSAGE). */
 int yf_run_open(yf_run *r, const char *dir, int threads, int flags, yf_error *err);
+/* yf_run_open reading the data from data_dir (when not NULL) instead of
+ * where the run's config says: the run's data moved, or `--data DIR`. */
+int yf_run_open_data(yf_run *r, const char *dir, int threads, int flags, const char *data_dir,
+                     yf_error *err);
 void yf_run_close(yf_run *r);
 
 /* ---- running the model on given values, pictures, samples ------------------ */
@@ -339,6 +350,9 @@ typedef struct yf_experiment_opts {
     int threads;         /* for every model (0: all cores) */
     FILE *echo;          /* progress and the trainings' epochs (NULL: silent) */
     int bar;             /* live progress bars on echo */
+    const char *data_dir; /* every model reads its data here (NULL: as its
+                             spec says); not part of what a step's record
+                             compares */
 } yf_experiment_opts;
 
 /* Runs an experiment file: its steps in order (train, show, sample,

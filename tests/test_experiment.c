@@ -139,10 +139,12 @@ END_TEST
 
 /* ---- the experiment runner ------------------------------------------------------- */
 
+/* The specs are written to DIR/exp/: a relative data.dir is relative to
+ * the spec file's folder. */
 static const char ae_spec[] =
     "name: tiny-ae\n"
     "seed: 42\n"
-    "data: {source: mnist, dir: " DIR "/data, valid: 32}\n"
+    "data: {source: mnist, dir: ../data, valid: 32}\n"
     "model:\n"
     "  input: {name: x, shape: [64]}\n"
     "  layers:\n"
@@ -158,7 +160,7 @@ static const char ae_spec[] =
 static const char clf_spec[] =
     "name: tiny-clf\n"
     "seed: 7\n"
-    "data: {source: mnist, dir: " DIR "/data, valid: 32}\n"
+    "data: {source: mnist, dir: ../data, valid: 32}\n"
     "model:\n"
     "  input: {name: x, shape: [64]}\n"
     "  labels: {name: y, classes: 4}\n"
@@ -173,7 +175,7 @@ static const char clf_spec[] =
 static const char vae_spec[] =
     "name: tiny-vae\n"
     "seed: 3\n"
-    "data: {source: mnist, dir: " DIR "/data, valid: 0}\n"
+    "data: {source: mnist, dir: ../data, valid: 0}\n"
     "model:\n"
     "  input: {name: x, shape: [64]}\n"
     "  layers:\n"

@@ -15,6 +15,7 @@ typedef struct cli_args {
     int profile;
     int overwrite;
     int resume;
+    const char *data;     /* --data DIR */
     int help;
     int strict;
     int mean;
@@ -35,7 +36,7 @@ enum {
     CLI_PROFILE = 32, CLI_OVERWRITE = 64, CLI_STRICT = 128, CLI_LAYER = 256, CLI_SPLIT = 512,
     CLI_OUTPUT = 1024, CLI_MEAN = 2048, CLI_TIMING = 4096, CLI_MORE = 8192, CLI_COUNT = 16384,
     CLI_K = 32768, CLI_SEED = 65536, CLI_SCORE = 131072, CLI_QUERY = 262144,
-    CLI_RESUME = 524288
+    CLI_RESUME = 524288, CLI_DATA = 1048576
 };
 
 /* Parses argv[2..]; prints a message and returns 2 on bad usage. On --help
@@ -57,7 +58,8 @@ int cmd_hash(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 
 /* yf_run_open, printing the error: returns 0 or the exit code. */
-int cli_open_run(const char *dir, int threads, int flags, yf_run *r);
+/* Opens run folder dir (reading the data from a->data when given). */
+int cli_open_run(const char *dir, const struct cli_args *a, int flags, yf_run *r);
 
 /* Prints the model's warnings to stderr; with --strict they are errors:
  * returns 2 then, else 0. */

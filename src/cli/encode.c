@@ -17,7 +17,7 @@ int cmd_encode(int argc, char **argv)
 {
     cli_args a;
     int rc = cli_parse(argc, argv, usage,
-                       CLI_ARG | CLI_THREADS | CLI_LAYER | CLI_SPLIT | CLI_OUTPUT | CLI_MEAN, &a);
+                       CLI_ARG | CLI_THREADS | CLI_LAYER | CLI_SPLIT | CLI_OUTPUT | CLI_MEAN | CLI_DATA, &a);
     if (rc || a.help)
         return rc;
     if (!a.layer || !a.output) {
@@ -42,7 +42,7 @@ int cmd_encode(int argc, char **argv)
     char labels[1100];
     snprintf(labels, sizeof labels, "%.*s.labels.npy", (int)(ol - 4), a.output);
     yf_run r;
-    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA | (a.mean ? YF_RUN_MEANS : 0),
+    if ((rc = cli_open_run(a.positional, &a, YF_RUN_DATA | (a.mean ? YF_RUN_MEANS : 0),
                            &r)))
         return rc;
     yf_error err = {0};

@@ -16,11 +16,11 @@ static const char usage[] =
 int cmd_eval(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_THREADS | CLI_JSON | CLI_TIMING, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_THREADS | CLI_JSON | CLI_TIMING | CLI_DATA, &a);
     if (rc || a.help)
         return rc;
     yf_run r;
-    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA, &r)))
+    if ((rc = cli_open_run(a.positional, &a, YF_RUN_DATA, &r)))
         return rc;
     yf_error err = {0};
     yf_model *m = r.model;

@@ -51,11 +51,11 @@ int cmd_hash(int argc, char **argv)
 {
     cli_args a;
     int rc = cli_parse(argc, argv, hash_usage,
-                       CLI_ARG | CLI_LAYER | CLI_OUTPUT | CLI_JSON | CLI_THREADS | CLI_COUNT, &a);
+                       CLI_ARG | CLI_LAYER | CLI_OUTPUT | CLI_JSON | CLI_THREADS | CLI_COUNT | CLI_DATA, &a);
     if (rc || a.help)
         return rc;
     yf_run r;
-    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA, &r)))
+    if ((rc = cli_open_run(a.positional, &a, YF_RUN_DATA, &r)))
         return rc;
     char path[1100];
     snprintf(path, sizeof path, "%s", a.output ? a.output : "");
@@ -99,7 +99,7 @@ int cmd_query(int argc, char **argv)
 {
     cli_args a;
     int rc = cli_parse(argc, argv, query_usage,
-                       CLI_ARG | CLI_QUERY | CLI_OUTPUT | CLI_THREADS, &a);
+                       CLI_ARG | CLI_QUERY | CLI_OUTPUT | CLI_THREADS | CLI_DATA, &a);
     if (rc || a.help)
         return rc;
     if (a.image < 0) {
@@ -162,7 +162,7 @@ int cmd_query(int argc, char **argv)
                hits[i].dist);
     /* the picture: the query, then its neighbours (at most 40) */
     yf_run r;
-    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA, &r)) == 0) {
+    if ((rc = cli_open_run(a.positional, &a, YF_RUN_DATA, &r)) == 0) {
         char png[1200];
         if (a.output)
             snprintf(png, sizeof png, "%s", a.output);

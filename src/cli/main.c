@@ -120,6 +120,12 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
                 return 2;
             }
             a->score = argv[++i];
+        } else if (!strcmp(s, "--data") && (flags & CLI_DATA)) {
+            if (i + 1 >= argc || !argv[i + 1][0]) {
+                fprintf(stderr, "yaflow %s: --data needs a folder\n%s", argv[1], usage_text);
+                return 2;
+            }
+            a->data = argv[++i];
         } else if ((!strcmp(s, "--out") && (flags & CLI_OUT)) ||
                    (!strcmp(s, "--threads") && (flags & CLI_THREADS))) {
             if (i + 1 >= argc) {
@@ -190,10 +196,10 @@ int cli_warnings(const yf_model *m, const cli_args *a)
     return a->strict && n ? 2 : 0;
 }
 
-int cli_open_run(const char *dir, int threads, int flags, yf_run *r)
+int cli_open_run(const char *dir, const cli_args *a, int flags, yf_run *r)
 {
     yf_error err = {0};
-    return yf_run_open(r, dir, threads, flags, &err) ? cli_fail(&err) : 0;
+    return yf_run_open_data(r, dir, a->threads, flags, a->data, &err) ? cli_fail(&err) : 0;
 }
 
 int main(int argc, char **argv)

@@ -18,12 +18,12 @@ static const char usage[] =
 int cmd_run(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OUT | CLI_THREADS, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OUT | CLI_THREADS | CLI_DATA, &a);
     if (rc || a.help)
         return rc;
     yf_error err = {0};
     yf_experiment_opts o = {.out_dir = a.out, .threads = a.threads, .echo = stderr,
-                            .bar = isatty(2)};
+                            .bar = isatty(2), .data_dir = a.data};
     if (yf_experiment_run(a.positional, &o, &err))
         return cli_fail(&err);
     return 0;

@@ -31,13 +31,13 @@ int cmd_sample(int argc, char **argv)
 {
     cli_args a;
     int rc = cli_parse(argc, argv, usage,
-                       CLI_ARG | CLI_THREADS | CLI_OUTPUT | CLI_COUNT | CLI_SEED | CLI_SCORE, &a);
+                       CLI_ARG | CLI_THREADS | CLI_OUTPUT | CLI_COUNT | CLI_SEED | CLI_SCORE | CLI_DATA, &a);
     if (rc || a.help)
         return rc;
     yf_run r, c = {0};
-    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA, &r)))
+    if ((rc = cli_open_run(a.positional, &a, YF_RUN_DATA, &r)))
         return rc;
-    if (a.score && (rc = cli_open_run(a.score, a.threads, 0, &c))) {
+    if (a.score && (rc = cli_open_run(a.score, &a, 0, &c))) {
         yf_run_close(&r);
         return rc;
     }

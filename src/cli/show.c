@@ -32,7 +32,7 @@ int cmd_show(int argc, char **argv)
     cli_args a;
     int rc = cli_parse(argc, argv, usage,
                        CLI_ARG | CLI_MORE | CLI_THREADS | CLI_OUTPUT | CLI_COUNT | CLI_K |
-                           CLI_LAYER | CLI_SEED, &a);
+                           CLI_LAYER | CLI_SEED | CLI_DATA, &a);
     if (rc || a.help)
         return rc;
     if (a.n_more == 0) {
@@ -50,7 +50,7 @@ int cmd_show(int argc, char **argv)
         }
     }
     yf_run r;
-    if ((rc = cli_open_run(a.positional, a.threads, YF_RUN_DATA, &r)))
+    if ((rc = cli_open_run(a.positional, &a, YF_RUN_DATA, &r)))
         return rc;
     char dir[1100];
     int to_dir = !a.output || a.n_more > 1;

