@@ -490,6 +490,7 @@ int yf__checkpoint_load(yf_model *m, const char *path, int with_optim, bool same
  * the run finished, and metrics.csv's rows up to this point. */
 typedef struct {
     int epoch;
+    uint64_t step; /* read only: the step the checkpoint records */
     size_t position;
     double loss_sum, best;
     int best_epoch;

@@ -1221,6 +1221,7 @@ void yf_spec_free(yf_spec *s)
 }
 
 const char *yf_spec_name(const yf_spec *s) { return s->name; }
+int yf_spec_epochs(const yf_spec *s) { return s->epochs; }
 
 int yf_spec_set_data_dir(yf_spec *s, const char *dir, yf_error *err)
 {
@@ -1232,7 +1233,7 @@ int yf_spec_set_data_dir(yf_spec *s, const char *dir, yf_error *err)
         yf__node_free(n);
         n = NULL;
     }
-    if (!n || !yf__map_set_node(s->data_at, "dir", n))
+    if (!n || !yf__map_set_node((yf__node *)s->data_at, "dir", n))
         return yf__fail(err, YF_ENOMEM, "out of memory");
     snprintf(s->data_dir, sizeof s->data_dir, "%s", dir);
     return absolute_data_dir(s, n, err);

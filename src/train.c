@@ -92,14 +92,17 @@ int yf_evaluate(yf_model *m, yf_dataset *d, yf_split split, yf_metric *out, int 
     int n = 0;
     if (n < cap) {
         snprintf(out[n].name, sizeof out[n].name, "loss");
+        out[n].weight = NAN;
         out[n++].value = sm.total / count;
     }
     for (int t = 0; t < s->n_losses && n < cap; t++) {
         yf__term_name(s, t, out[n].name);
+        out[n].weight = s->losses[t].weight;
         out[n++].value = sm.terms[t] / count;
     }
     for (int i = 0; i < m->eval.n_metric && n < cap; i++) {
         snprintf(out[n].name, sizeof out[n].name, "%s", m->eval.metric[i].name);
+        out[n].weight = NAN;
         out[n++].value = sm.metrics[i] / count;
     }
     return n;
@@ -799,6 +802,14 @@ int yf_run_open_data(yf_run *r, const char *dir, int threads, int flags, const c
         yf_spec_sample_means(r->spec);
     r->model = r->spec ? yf_model_new(r->spec, threads, err) : NULL;
     bool ok = r->model && !yf__checkpoint_load(r->model, ckpt, 0, true, err);
+    r->epoch = -1;
+    yf__progress pr;
+    yf_error older = {0}; /* a checkpoint from before progress records */
+    if (ok && !yf__checkpoint_progress(ckpt, &pr, &older)) {
+        r->epoch = pr.epoch, r->best_epoch = pr.best_epoch, r->finished = pr.finished;
+        r->position = pr.position, r->step = pr.step;
+        free(pr.metrics);
+    }
     if (ok && (flags & YF_RUN_DATA))
         ok = (r->data = yf_dataset_load(r->spec, err)) != NULL;
     if (!ok) {

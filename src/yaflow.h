@@ -73,6 +73,8 @@ yf_spec *yf_spec_parse(const char *text, size_t len, const char *name,
                        yf_error *err);
 void yf_spec_free(yf_spec *spec);
 const char *yf_spec_name(const yf_spec *spec);
+/* train.epochs */
+int yf_spec_epochs(const yf_spec *spec);
 /* Makes every sample_normal layer give its mean, not a sample, when the
  * model is evaluated (as `eval: mean` in the layer would); call it before
  * yf_model_new. */
@@ -167,6 +169,9 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts,
 typedef struct yf_metric {
     char name[96];
     double value;
+    /* a loss term: its weight in the loss (0 for a term reported only);
+     * the loss itself and metrics: NAN */
+    double weight;
 } yf_metric;
 
 /* Evaluates the loss (its total, then each term) and the metrics
@@ -189,6 +194,14 @@ typedef struct yf_run {
     yf_spec *spec;
     yf_model *model;
     yf_dataset *data; /* NULL unless YF_RUN_DATA */
+    /* what the checkpoint records of where training stood (epoch -1: it
+     * does not say, written before these records): epochs finished,
+     * examples into the next one (a run interrupted inside an epoch), the
+     * optimizer step, and whether training finished (its epochs, or early
+     * stopping); with early stopping best_epoch is the epoch it holds */
+    int epoch, best_epoch, finished;
+    size_t position;
+    unsigned long long step;
 } yf_run;
 enum { YF_RUN_DATA = 1, /* load the data set too */
        YF_RUN_MEANS = 2 /* sample_normal layers give their mean (yf_spec_sample_means) */ };
