@@ -182,6 +182,8 @@ START_TEST(test_index_file)
     expect_refused(DIR "/huge.index", "truncated or corrupt");
     yf_hash_index none;
     ck_assert_int_eq(yf_hash_index_load(&none, DIR "/missing.index", &err), YF_EUSAGE);
+    ck_assert_str_eq(yf_error_format(&err), DIR "/missing.index: cannot open the hash index: No "
+                                            "such file or directory (make one with yaflow hash)");
 }
 END_TEST
 
