@@ -505,6 +505,9 @@ int yf__checkpoint_progress(const char *path, yf__progress *pr, yf_error *err);
  * 2 half the data, 3 before the rename, 4 after it), e.g. to kill the
  * process there. NULL in normal use. */
 extern void (*yf__save_hook)(int stage);
+/* The plural ending of a count: "%d thread%s", n, YF__S(n). */
+#define YF__S(n) ((n) == 1 ? "" : "s")
+
 /* Every allocation of the library goes through these (alloc.c). */
 void *yf__malloc(size_t n);
 void *yf__calloc(size_t n, size_t size);

@@ -1223,6 +1223,51 @@ void yf_spec_free(yf_spec *s)
 const char *yf_spec_name(const yf_spec *s) { return s->name; }
 int yf_spec_epochs(const yf_spec *s) { return s->epochs; }
 
+/* Every leaf of the tree below n, as the dotted path an override takes: a
+ * list element by its name when it has one, else by its index; a list of
+ * scalars (a shape) is a leaf. */
+static void keys_below(const yf__node *n, char *path, size_t len, size_t cap,
+                       void (*visit)(const char *, void *), void *ctx)
+{
+    bool leaf = n->kind == YF__SCALAR;
+    if (n->kind == YF__SEQ) {
+        leaf = true;
+        for (int i = 0; i < n->n && leaf; i++)
+            leaf = n->kid[i]->kind == YF__SCALAR;
+    }
+    if (leaf) {
+        if (len)
+            visit(path, ctx);
+        return;
+    }
+    for (int i = 0; i < n->n; i++) {
+        const yf__node *k = n->kid[i], *name = NULL;
+        char step[160];
+        if (n->kind == YF__MAP)
+            snprintf(step, sizeof step, "%s", n->key[i]);
+        else if (k->kind == YF__MAP && (name = yf__map_get(k, "name")) &&
+                 name->kind == YF__SCALAR && name->str)
+            snprintf(step, sizeof step, "%s", name->str);
+        else
+            snprintf(step, sizeof step, "%d", i);
+        size_t l = len + (size_t)snprintf(path + len, cap - len, "%s%s", len ? "." : "", step);
+        if (l < cap)
+            keys_below(k, path, l, cap, visit, ctx);
+        path[len] = 0;
+    }
+}
+
+void yf_spec_keys(const yf_spec *s, void (*visit)(const char *key, void *ctx), void *ctx)
+{
+    char path[1024] = "";
+    keys_below(s->tree->root, path, 0, sizeof path, visit, ctx);
+}
+
+const char *yf_closest(const char *word, const char *const *candidates, int n)
+{
+    return yf__closest(word, candidates, n);
+}
+
 int yf_spec_set_data_dir(yf_spec *s, const char *dir, yf_error *err)
 {
     if (!dir || !dir[0] || strlen(dir) >= sizeof s->data_dir)

@@ -511,8 +511,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         return err->code;
     if (from && pr.finished) {
         if (opts->echo)
-            fprintf(opts->echo, "%s finished its training (%d of %d epochs); nothing to do\n",
-                    fo.dir, pr.epoch, s->epochs);
+            fprintf(opts->echo, "%s finished its training (%d of %d epoch%s); nothing to do\n",
+                    fo.dir, pr.epoch, s->epochs, YF__S(s->epochs));
         free(pr.metrics);
         return 0;
     }
@@ -599,10 +599,11 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     yf_runtime_info info;
     yf_runtime_info_get(&info);
     if (from)
-        fprintf(log, "resumed from %s: %d epochs done, %zu examples into epoch %d, step %llu\n",
-                from, pr.epoch, pr.position, pr.epoch + 1, (unsigned long long)m->step);
-    fprintf(log, "yaflow: model %s, %zu parameters, %d threads, BLIS %s kernels (%s)\n",
-            s->name, yf_model_param_count(m), m->threads, info.blis_arch, info.arch_source);
+        fprintf(log, "resumed from %s: %d epoch%s done, %zu examples into epoch %d, step %llu\n",
+                from, pr.epoch, YF__S(pr.epoch), pr.position, pr.epoch + 1, (unsigned long long)m->step);
+    fprintf(log, "yaflow: model %s, %zu parameter%s, %d thread%s, BLIS %s kernels (%s)\n",
+            s->name, yf_model_param_count(m), YF__S(yf_model_param_count(m)), m->threads,
+            YF__S(m->threads), info.blis_arch, info.arch_source);
     fprintf(log, "data: %s, %zu train, %zu valid, %zu test examples\n", s->source,
             d->n_train, d->n_valid, d->test_x.count);
     for (int i = 0; i < s->n_init_src && !from; i++)
@@ -732,8 +733,9 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         }
         if (stop_col >= 0 && !better && epoch - best_epoch >= s->stop.patience) {
             snprintf(plain, sizeof plain,
-                     "early stopping: %s has not improved for %d epochs; the checkpoint is "
-                     "epoch %d's (%s=%.6g)", s->stop.metric, s->stop.patience, best_epoch,
+                     "early stopping: %s has not improved for %d epoch%s; the checkpoint is "
+                     "epoch %d's (%s=%.6g)", s->stop.metric, s->stop.patience,
+                     YF__S(s->stop.patience), best_epoch,
                      s->stop.metric, best);
             fprintf(log, "%s\n", plain);
             fflush(log);

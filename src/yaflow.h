@@ -75,6 +75,12 @@ void yf_spec_free(yf_spec *spec);
 const char *yf_spec_name(const yf_spec *spec);
 /* train.epochs */
 int yf_spec_epochs(const yf_spec *spec);
+/* Calls visit with every dotted key of the resolved spec that an override
+ * can set ("train.epochs", "model.layers.coding.units", ...), in order. */
+void yf_spec_keys(const yf_spec *spec, void (*visit)(const char *key, void *ctx), void *ctx);
+/* The candidate nearest to word (a typo, a swap of neighbours), or NULL
+ * when none is near: for "did you mean" messages. */
+const char *yf_closest(const char *word, const char *const *candidates, int n);
 /* Makes every sample_normal layer give its mean, not a sample, when the
  * model is evaluated (as `eval: mean` in the layer would); call it before
  * yf_model_new. */

@@ -2,20 +2,33 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: yaflow check SPEC [dotted.key=value ...] [--threads N] [--strict]\n"
+    "usage: yaflow check SPEC [dotted.key=value ...] [--threads N] [--strict] [--keys]\n"
     "Validates SPEC and prints its layers, output shapes, parameter counts,\n"
     "FLOPs per example and memory plan. Exit 2 with file:line:col on errors.\n"
     "Warnings (a layer no loss depends on ...) go to stderr; --strict makes them\n"
-    "errors. A checkpoint named by init.from is checked when it exists.\n";
+    "errors. A checkpoint named by init.from is checked when it exists. --keys\n"
+    "prints instead every dotted key of the resolved spec, one per line, as the\n"
+    "overrides take them (for shell completion).\n";
+
+static void print_key(const char *key, void *ctx)
+{
+    (void)ctx;
+    printf("%s\n", key);
+}
 
 int cmd_check(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_STRICT, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_STRICT | CLI_KEYS, &a);
     if (rc || a.help)
         return rc;
     yf_error err = {0};
     yf_spec *spec = yf_spec_load(a.positional, a.overrides, a.n_overrides, &err);
+    if (spec && a.keys) {
+        yf_spec_keys(spec, print_key, NULL);
+        yf_spec_free(spec);
+        return 0;
+    }
     yf_model *m = spec ? yf_model_new(spec, a.threads, &err) : NULL;
     if (!m) {
         yf_spec_free(spec);

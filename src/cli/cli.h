@@ -15,6 +15,7 @@ typedef struct cli_args {
     int profile;
     int overwrite;
     int resume;
+    int keys;
     const char *data;     /* --data DIR */
     int help;
     int strict;
@@ -36,7 +37,8 @@ enum {
     CLI_PROFILE = 32, CLI_OVERWRITE = 64, CLI_STRICT = 128, CLI_LAYER = 256, CLI_SPLIT = 512,
     CLI_OUTPUT = 1024, CLI_MEAN = 2048, CLI_TIMING = 4096, CLI_MORE = 8192, CLI_COUNT = 16384,
     CLI_K = 32768, CLI_SEED = 65536, CLI_SCORE = 131072, CLI_QUERY = 262144,
-    CLI_RESUME = 524288, CLI_DATA = 1048576
+    CLI_RESUME = 524288, CLI_DATA = 1048576,
+    CLI_KEYS = 2097152
 };
 
 /* Parses argv[2..]; prints a message and returns 2 on bad usage. On --help

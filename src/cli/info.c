@@ -4,14 +4,15 @@
 #include <stdio.h>
 
 static const char usage[] =
-    "usage: yaflow info\n"
+    "usage: yaflow info [--threads N]\n"
     "Shows the BLIS version and kernel set in use (and how it was chosen), the\n"
-    "thread counts and the CPU features.\n";
+    "thread counts and the CPU features; with --threads, the count a command\n"
+    "given the same --threads would use.\n";
 
 int cmd_info(int argc, char **argv)
 {
     cli_args a;
-    int rc = cli_parse(argc, argv, usage, 0, &a);
+    int rc = cli_parse(argc, argv, usage, CLI_THREADS, &a);
     if (rc || a.help)
         return rc;
     yf_runtime_info info;
@@ -26,5 +27,7 @@ int cmd_info(int argc, char **argv)
     printf("omp_max_threads=%d\n", info.omp_threads);
     printf("threads_default=%d (yaflow runs BLIS and its OpenMP workers within this count)\n",
            info.cores);
+    if (a.threads)
+        printf("threads=%d (--threads)\n", a.threads);
     return 0;
 }

@@ -1,7 +1,9 @@
 /* yaflow: the command-line driver. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,142 @@ static const struct {
 #undef XX
 };
 
+/* Words other tools use for a command, and yaflow's. */
+static const char *const aliases[][2] = {
+    {"summary", "check"}, {"validate", "check"}, {"lint", "check"}, {"fit", "train"},
+    {"evaluate", "eval"}, {"test", "eval"}, {"score", "eval"}, {"predict", "encode"},
+    {"infer", "encode"}, {"embed", "encode"}, {"plot", "show"}, {"visualize", "show"},
+    {"visualise", "show"}, {"draw", "show"}, {"generate", "sample"}, {"dot", "graph"},
+    {"experiment", "run"}, {"search", "query"}, {"version", "--version"},
+};
+
+/* The options a usage text names ("--out", "-o", ...), in order. */
+static int options_in(const char *usage_text, const char **out, char store[][24], int cap)
+{
+    int n = 0;
+    for (const char *p = usage_text; *p && n < cap; p++) {
+        if (*p != '-' || (p > usage_text && (isalnum((unsigned char)p[-1]) || p[-1] == '-')))
+            continue;
+        size_t l = 1;
+        while (p[l] == '-' || isalnum((unsigned char)p[l]))
+            l++;
+        if (l < 2 || l >= 24 || !isalpha((unsigned char)p[l - 1]))
+            continue;
+        memcpy(store[n], p, l);
+        store[n][l] = 0;
+        bool seen = false;
+        for (int i = 0; i < n && !seen; i++)
+            seen = !strcmp(out[i], store[n]);
+        if (!seen)
+            out[n] = store[n], n++;
+        p += l - 1;
+    }
+    return n;
+}
+
+typedef struct {
+    const char *word; /* the option's name, "-" → "_" */
+    const char *best; /* a dotted key ending in it (the shortest) */
+    char buf[256];
+} key_match;
+
+static void match_key(const char *key, void *ctx)
+{
+    key_match *k = ctx;
+    const char *last = strrchr(key, '.');
+    last = last ? last + 1 : key;
+    if (!strcmp(last, k->word) && (!k->best || strlen(key) < strlen(k->best))) {
+        snprintf(k->buf, sizeof k->buf, "%s", key);
+        k->best = k->buf;
+    }
+}
+
+/* "train --epochs 2": the model file's key train.epochs, when the spec on
+ * the command line (or, without one, any spec) has a key of that name. */
+static const char *spec_key_for(const char *option, int argc, char **argv, key_match *k)
+{
+    static const char *const common[][2] = {
+        {"epochs", "train.epochs"}, {"batch_size", "train.batch_size"},
+        {"learning_rate", "train.optimizer.learning_rate"},
+        {"lr", "train.optimizer.learning_rate"}, {"optimizer", "train.optimizer.type"},
+        {"seed", "seed"}, {"valid", "data.valid"}, {"source", "data.source"},
+        {"name", "name"}, {"patience", "train.early_stopping.patience"},
+    };
+    char word[64];
+    snprintf(word, sizeof word, "%s", option + strspn(option, "-"));
+    word[strcspn(word, "=")] = 0;
+    for (char *c = word; *c; c++)
+        if (*c == '-')
+            *c = '_';
+    k->word = word, k->best = NULL;
+    for (int i = 2; i < argc && !k->best; i++) {
+        size_t l = strlen(argv[i]);
+        if (argv[i][0] == '-' || l < 6 || (strcmp(argv[i] + l - 5, ".yaml") &&
+                                           strcmp(argv[i] + l - 4, ".yml")))
+            continue;
+        yf_error err = {0};
+        yf_spec *spec = yf_spec_load(argv[i], NULL, 0, &err);
+        if (spec) {
+            yf_spec_keys(spec, match_key, k);
+            yf_spec_free(spec);
+        }
+    }
+    for (size_t i = 0; !k->best && i < sizeof common / sizeof common[0]; i++)
+        if (!strcmp(word, common[i][0])) {
+            snprintf(k->buf, sizeof k->buf, "%s", common[i][1]);
+            k->best = k->buf;
+        }
+    return k->best;
+}
+
+/* An option the command does not take: the nearest it does, or the model
+ * file's key the user probably meant. */
+static int unknown_option(int argc, char **argv, int i, const char *usage_text, int flags)
+{
+    const char *s = argv[i], *cmd = argv[1];
+    key_match k;
+    if ((flags & CLI_OVERRIDES) && s[0] == '-' && s[1] == '-' && spec_key_for(s, argc, argv, &k)) {
+        const char *v = i + 1 < argc && argv[i + 1][0] != '-' && !strchr(argv[i + 1], '=')
+                            ? argv[i + 1] : "VALUE";
+        const char *eq = strchr(s, '=');
+        if (eq)
+            v = eq + 1;
+        fprintf(stderr, "yaflow %s: unknown option '%s': to set the model file's %s, write "
+                        "%s=%s (a dotted key, no dashes)\n", cmd, s, k.best, k.best, v);
+        return 2;
+    }
+    const char *opts[64];
+    char store[64][24];
+    int n = options_in(usage_text, opts, store, 64);
+    const char *near = yf_closest(s, opts, n);
+    fprintf(stderr, "yaflow %s: unknown option '%s'%s%s%s (yaflow %s --help lists them)\n", cmd,
+            s, near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "", cmd);
+    return 2;
+}
+
+/* The positional argument is missing: say which, with an example. */
+static int missing_argument(const char *cmd, const char *usage_text)
+{
+    const char *what = strstr(usage_text, cmd);
+    what = what ? what + strlen(cmd) + 1 : "";
+    if (!strncmp(what, "SPEC", 4))
+        fprintf(stderr, "yaflow %s: which model? Give a model file (SPEC), e.g. yaflow %s "
+                        "models/stacked-ae.yaml\n", cmd, cmd);
+    else if (!strncmp(what, "RUN", 3))
+        fprintf(stderr, "yaflow %s: which run? Give a run folder that yaflow train wrote "
+                        "(RUN), e.g. yaflow %s runs/stacked-ae%s\n", cmd, cmd,
+                !strcmp(cmd, "encode") ? " --layer coding -o codes.npy"
+                : !strcmp(cmd, "show") ? " reconstructions"
+                : !strcmp(cmd, "query") ? " --image 0" : "");
+    else if (!strncmp(what, "EXPERIMENT", 10))
+        fprintf(stderr, "yaflow %s: which experiment? Give an experiment file, e.g. yaflow %s "
+                        "examples/ex10-vae.yaml\n", cmd, cmd);
+    else
+        fprintf(stderr, "yaflow %s: an argument is missing\n", cmd);
+    fprintf(stderr, "(yaflow %s --help for more)\n", cmd);
+    return 2;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: yaflow COMMAND [ARGS]   (yaflow COMMAND --help for more)\n\n");
@@ -54,6 +192,8 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
             a->profile = 1;
         } else if (!strcmp(s, "--overwrite") && (flags & CLI_OVERWRITE)) {
             a->overwrite = 1;
+        } else if (!strcmp(s, "--keys") && (flags & CLI_KEYS)) {
+            a->keys = 1;
         } else if (!strcmp(s, "--resume") && (flags & CLI_RESUME)) {
             a->resume = 1;
         } else if (!strcmp(s, "--strict") && (flags & CLI_STRICT)) {
@@ -148,8 +288,7 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
                 a->threads = (int)t;
             }
         } else if (s[0] == '-') {
-            fprintf(stderr, "yaflow %s: unknown option '%s'\n%s", argv[1], s, usage_text);
-            return 2;
+            return unknown_option(argc, argv, i, usage_text, flags);
         } else if (!a->positional) {
             a->positional = s;
             if (!(flags & CLI_ARG)) {
@@ -174,10 +313,8 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
             return 2;
         }
     }
-    if ((flags & CLI_ARG) && !a->positional) {
-        fprintf(stderr, "%s", usage_text);
-        return 2;
-    }
+    if ((flags & CLI_ARG) && !a->positional)
+        return missing_argument(argv[1], usage_text);
     return 0;
 }
 
@@ -219,7 +356,26 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc, argv);
-    fprintf(stderr, "yaflow: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    const char *near = NULL;
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0] && !near; i++)
+        if (!strcmp(argv[1], aliases[i][0]))
+            near = aliases[i][1];
+    const char *names[32];
+    int n = 0;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        names[n++] = commands[i].name;
+    if (!near)
+        near = yf_closest(argv[1], names, n);
+    for (size_t i = 0; near && i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(near, commands[i].name)) {
+            fprintf(stderr, "yaflow: unknown command '%s' (did you mean '%s'? %s: %s)\n",
+                    argv[1], near, near, commands[i].help);
+            return 2;
+        }
+    if (near) /* --version */
+        fprintf(stderr, "yaflow: unknown command '%s' (did you mean '%s'?)\n", argv[1], near);
+    else
+        fprintf(stderr, "yaflow: unknown command '%s' (yaflow --help lists the commands)\n",
+                argv[1]);
     return 2;
 }
