@@ -3,6 +3,7 @@
  * writes), its exit codes, what it prints on stdout and stderr. */
 #include "testutil.h"
 
+#include <ctype.h>
 #include <sys/wait.h>
 
 #define DIR "test_cli.tmp"
@@ -182,6 +183,131 @@ START_TEST(test_eval_interrupted)
 }
 END_TEST
 
+/* The words of text that are options ("--out", "-o"), as options_in in
+ * main.c finds them; returns how many, stored in out. */
+static int options_of(const char *text, char out[][32], int cap)
+{
+    int n = 0;
+    for (const char *p = text; *p && n < cap; p++) {
+        if (*p != '-' || (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '-')))
+            continue;
+        size_t l = 1;
+        while (p[l] == '-' || isalnum((unsigned char)p[l]))
+            l++;
+        if (l >= 2 && l < 32 && isalpha((unsigned char)p[l - 1])) {
+            memcpy(out[n], p, l);
+            out[n++][l] = 0;
+        }
+        p += l - 1;
+    }
+    return n;
+}
+
+/* yaflow.1 (made by make from the --help texts) names every command and
+ * every option that --help shows; man renders it. */
+START_TEST(test_man_page)
+{
+    tu_workdir(DIR);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/yaflow.1", build());
+    char *man = tu_read(path, NULL);
+    ck_assert_msg(man != NULL, "%s is missing: make builds it", path);
+    /* the roff source without its escapes: "\-" is "-" */
+    char *plain = malloc(strlen(man) + 1), *w = plain;
+    for (const char *p = man; *p; p++)
+        if (!(p[0] == '\\' && p[1] == '-'))
+            *w++ = *p;
+    *w = 0;
+    result top = yaflow_in(DIR, NULL, "--help");
+    ck_assert_int_eq(top.rc, 0);
+    int commands = 0, options = 0;
+    for (const char *line = top.out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        /* "  name   what it does" */
+        char cmd[32];
+        size_t l = strspn(line + 2, "abcdefghijklmnopqrstuvwxyz");
+        if (line[0] != ' ' || line[1] != ' ' || l == 0 || l >= sizeof cmd ||
+            strncmp(line + 2 + l, "  ", 2))
+            continue;
+        memcpy(cmd, line + 2, l);
+        cmd[l] = 0;
+        commands++;
+        char heading[64];
+        snprintf(heading, sizeof heading, ".SS \"yaflow %s\"", cmd);
+        ck_assert_msg(strstr(man, heading), "yaflow.1 has no section for %s", cmd);
+        char args[64];
+        snprintf(args, sizeof args, "%s --help", cmd);
+        result h = yaflow_in(DIR, NULL, args);
+        ck_assert_int_eq(h.rc, 0);
+        char opts[128][32];
+        int n = options_of(h.out, opts, 128);
+        ck_assert_msg(n > 0 || !strcmp(cmd, "info"), "%s --help names no option", cmd);
+        for (int i = 0; i < n; i++, options++)
+            ck_assert_msg(strstr(plain, opts[i]), "yaflow.1 lacks %s of %s", opts[i], cmd);
+        /* and the usage line itself */
+        char usage[256];
+        snprintf(usage, sizeof usage, "%.*s", (int)strcspn(h.out, "\n"), h.out);
+        ck_assert_msg(strstr(plain, usage), "yaflow.1 lacks '%s'", usage);
+        done(&h);
+    }
+    ck_assert_msg(commands >= 11, "only %d commands in --help", commands);
+    printf("yaflow.1: %d commands, %d options of their --help texts, all present\n", commands,
+           options);
+    done(&top);
+    free(man);
+    free(plain);
+    /* man renders it, when man is installed */
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "command -v man > /dev/null && MANWIDTH=80 man -l '%s' > "
+             DIR "/man.txt 2> /dev/null", path);
+    if (system(cmd) == 0) {
+        char *txt = tu_read(DIR "/man.txt", NULL);
+        ck_assert_msg(txt && strstr(txt, "yaflow train --resume RUN"), "man -l output:\n%s",
+                      txt);
+        free(txt);
+    }
+}
+END_TEST
+
+/* Bash completion (completion/yaflow): commands, options, model files and
+ * a model file's dotted keys. */
+static char *complete(const char *words, int cword)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd '%s' && bash -c 'source \"%s/completion/yaflow\"; "
+             "COMP_WORDS=(%s); COMP_CWORD=%d; _yaflow; printf \"%%s\\n\" \"${COMPREPLY[@]}\"' "
+             "> '%s/" DIR "/complete.txt' 2> /dev/null", build(), tu_srcdir()[0] == '/' ? tu_srcdir() : build(), words, cword, build());
+    ck_assert(system(cmd) == 0);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/" DIR "/complete.txt", build());
+    return tu_read(path, NULL);
+}
+
+START_TEST(test_bash_completion)
+{
+    setup();
+    char *c = complete("./yaflow tr", 1);
+    ck_assert_msg(c && !strcmp(c, "train\n"), "yaflow tr<TAB>: '%s'", c);
+    free(c);
+    c = complete("./yaflow e", 1);
+    ck_assert_msg(c && strstr(c, "eval\n") && strstr(c, "encode\n"), "yaflow e<TAB>: '%s'", c);
+    free(c);
+    c = complete("./yaflow eval --js", 2);
+    ck_assert_msg(c && !strcmp(c, "--json\n"), "eval --js<TAB>: '%s'", c);
+    free(c);
+    c = complete("./yaflow train " DIR "/specs/ti", 2);
+    ck_assert_msg(c && !strcmp(c, DIR "/specs/tiny.yaml\n"), "train <TAB>: '%s'", c);
+    free(c);
+    /* the model file's keys, with '=' */
+    c = complete("./yaflow train " DIR "/specs/tiny.yaml train.ep", 3);
+    ck_assert_msg(c && !strcmp(c, "train.epochs=\n"), "train.ep<TAB>: '%s'", c);
+    free(c);
+    c = complete("./yaflow train " DIR "/specs/tiny.yaml model.layers.hidden.u", 3);
+    ck_assert_msg(c && strstr(c, "model.layers.hidden.units=\n") &&
+                  strstr(c, "model.layers.hidden.use_bias=\n"), "hidden.u<TAB>: '%s'", c);
+    free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -189,6 +315,8 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_data_dir_and_eval_elsewhere);
     tcase_add_test(tc, test_eval_interrupted);
+    tcase_add_test(tc, test_man_page);
+    tcase_add_test(tc, test_bash_completion);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     if (rc == EXIT_SUCCESS)

@@ -172,7 +172,9 @@ static void usage(FILE *out)
     fprintf(out, "usage: yaflow COMMAND [ARGS]   (yaflow COMMAND --help for more)\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-7s %s\n", commands[i].name, commands[i].help);
-    fprintf(out, "\nexit codes: 0 ok, 1 runtime failure, 2 bad input (spec, data, checkpoint)\n");
+    fprintf(out, "\n  yaflow --version   the version\n");
+    fprintf(out, "\nexit codes: 0 ok, 1 runtime failure, 2 bad input (spec, data, checkpoint),\n"
+                 "130/143 training stopped by SIGINT/SIGTERM after saving a checkpoint\n");
 }
 
 int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args *a)
