@@ -273,6 +273,7 @@ struct yf_spec {
     /* data */
     char source[32];
     char data_dir[512];   /* absolute once parsed (relative ones resolved) */
+    int log_every;        /* train.log_every: steps between steps.csv rows (0: none) */
     char file_dir[512];   /* the spec file's folder ("" for a spec given as text) */
     long valid;
     double train_fraction;

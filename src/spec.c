@@ -1070,8 +1070,11 @@ static int parse_train(yf_spec *s, yf__node *root, yf_error *err)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     CHECK(expect_map(t, "train", "", err));
     static const char *const keys[] = {"optimizer", "batch_size", "epochs", "schedule",
-                                       "early_stopping"};
+                                       "early_stopping", "log_every"};
     CHECK(check_keys(t, keys, YF__ARRAY_LEN(keys), "train: ", err));
+    /* no default written: configs without it keep their hash */
+    if (yf__map_get(t, "log_every"))
+        CHECK(get_int(t, "log_every", NULL, 1, 100000000, &s->log_every, "train: ", err));
     CHECK(get_int(t, "batch_size", "32", 1, 65536, &s->batch_size, "train: ", err));
     s->batch_at = yf__map_get(t, "batch_size");
     CHECK(get_int(t, "epochs", "1", 0, 100000, &s->epochs, "train: ", err));

@@ -418,6 +418,31 @@ static int restore_metrics(const char *dir, const char *head, const char *rows, 
     return rc;
 }
 
+/* steps.csv of a resumed run: the rows up to the checkpoint's step (the
+ * later ones are run again). */
+static int trim_steps(const char *dir, uint64_t step, yf_error *err)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/steps.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0; /* none yet: it starts with a header */
+    text keep = {0};
+    char line[512];
+    int rc = 0;
+    bool first = true;
+    while (!rc && fgets(line, sizeof line, f)) {
+        if (first || strtoull(line, NULL, 10) <= step)
+            rc = text_add(&keep, line, err);
+        first = false;
+    }
+    fclose(f);
+    if (!rc)
+        rc = write_whole(dir, "steps.csv", keep.text ? keep.text : "", "", err);
+    free(keep.text);
+    return rc;
+}
+
 /* Which of two records of progress is further on. */
 static bool later(const yf__progress *a, const yf__progress *b)
 {
@@ -615,6 +640,27 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         fprintf(opts->echo, "resuming %s at epoch %d (%zu examples into it), step %llu\n", fo.dir,
                 pr.epoch + 1, pr.position, (unsigned long long)m->step);
 
+    /* train.log_every: one steps.csv row every N steps (a resumed run
+     * keeps the rows up to its checkpoint's step) */
+    FILE *steps = NULL;
+    if (s->log_every) {
+        if (from && trim_steps(fo.dir, m->step, err)) {
+            fclose(csv);
+            fclose(log);
+            free(rows.text);
+            return err->code;
+        }
+        steps = open_in(fo.dir, "steps.csv", from ? "a" : "w", err);
+        if (!steps) {
+            fclose(csv);
+            fclose(log);
+            free(rows.text);
+            return err->code;
+        }
+        if (!from)
+            fputs("step,epoch,examples,loss,learning_rate\n", steps);
+        fflush(steps);
+    }
     yf__graph *g = &m->train;
     if (opts->profile && !g->prof_seconds)
         g->prof_seconds = yf__calloc(g->n, sizeof *g->prof_seconds);
@@ -622,6 +668,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     size_t *perm = yf__malloc(n * sizeof *perm + 1);
     if (!perm || (opts->profile && !g->prof_seconds)) {
         free(perm);
+        if (steps)
+            fclose(steps);
         fclose(csv);
         fclose(log);
         free(rows.text);
@@ -652,6 +700,11 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
                 break;
             loss_sum += loss * rows_n;
             seen += rows_n;
+            if (steps && m->step % (uint64_t)s->log_every == 0) {
+                fprintf(steps, "%llu,%d,%zu,%.6g,%.6g\n", (unsigned long long)m->step, epoch,
+                        seen, loss, m->lr);
+                fflush(steps);
+            }
             if (opts->stop && *opts->stop) { /* the step is done: save it and stop */
                 yf__progress here = {.epoch = epoch - 1, .position = seen, .loss_sum = loss_sum,
                                      .best = best, .best_epoch = best_epoch,
@@ -759,6 +812,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     if (!rc && opts->profile)
         rc = write_profile(m, fo.dir, err);
     fclose(csv);
+    if (steps)
+        fclose(steps);
     free(rows.text);
     if (rc)
         fprintf(log, "%s: %s\n", rc == YF_EINTERRUPTED ? "stopped" : "error",

@@ -34,7 +34,8 @@ static const char spec_text[] =
     "  optimizer: {type: adam, learning_rate: 0.003}\n"
     "  schedule: {type: cosine}\n"
     "  batch_size: 16\n"
-    "  epochs: 8\n";
+    "  epochs: 8\n"
+    "  log_every: 37\n";
 
 static double now(void)
 {
@@ -115,7 +116,7 @@ static int spawn(const char *out, fate f)
     return status;
 }
 
-static char *ref_ckpt, *ref_metrics;
+static char *ref_ckpt, *ref_metrics, *ref_steps;
 static size_t ref_len;
 static double ref_seconds;
 
@@ -151,6 +152,8 @@ static void reference(void)
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "reference run: status %d", st);
     ref_ckpt = tu_read(DIR "/ref/checkpoint.safetensors", &ref_len);
     ref_metrics = no_timings(DIR "/ref/metrics.csv");
+    ref_steps = tu_read(DIR "/ref/steps.csv", NULL);
+    ck_assert(ref_steps && strlen(ref_steps) > 1000);
     ck_assert(ref_ckpt && ref_len > 1000);
 }
 
@@ -196,6 +199,10 @@ static void same_as_reference(const char *dir)
     char *m = no_timings(path);
     ck_assert_msg(!strcmp(m, ref_metrics), "%s: metrics\n%s\nwant\n%s", dir, m, ref_metrics);
     free(m);
+    snprintf(path, sizeof path, "%s/steps.csv", dir);
+    char *steps = tu_read(path, NULL);
+    ck_assert_msg(steps && !strcmp(steps, ref_steps), "%s: steps.csv differs", dir);
+    free(steps);
     snprintf(path, sizeof path, "%s/checkpoint.safetensors.tmp", dir);
     ck_assert_msg(!tu_exists(path), "%s left behind", path);
     snprintf(path, sizeof path, "%s/interrupted.safetensors", dir);
