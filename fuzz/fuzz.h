@@ -72,6 +72,38 @@ static inline const char *fz_file(const uint8_t *data, size_t size, const char *
     "    - {type: mse, input: frozen, target: flat}\n"                                      \
     "train: {optimizer: {type: adam}, batch_size: 4}\n"
 
+/* The two models the experiment seeds train (as ae.yaml and cls.yaml,
+ * beside the experiment file): an autoencoder with a hash layer and a
+ * classifier. */
+#define FZ_EXP_AE                                                                           \
+    "name: ae\n"                                                                            \
+    "seed: 42\n"                                                                            \
+    "data: {source: mnist, valid: 100}\n"                                                   \
+    "model:\n"                                                                              \
+    "  input: {name: x, shape: [784]}\n"                                                    \
+    "  layers:\n"                                                                           \
+    "    - {name: h, type: dense, units: 8, activation: elu}\n"                             \
+    "    - {name: code, type: dense, units: 4, activation: sigmoid}\n"                      \
+    "    - {name: out, type: dense, units: 784, activation: sigmoid}\n"                     \
+    "  loss:\n"                                                                             \
+    "    - {type: mse, input: out, target: x}\n"                                            \
+    "hash: {layer: code}\n"                                                                 \
+    "train: {optimizer: {type: adam}, batch_size: 16, epochs: 1}\n"
+#define FZ_EXP_CLS                                                                          \
+    "name: cls\n"                                                                           \
+    "seed: 1\n"                                                                             \
+    "data: {source: mnist, valid: 100}\n"                                                   \
+    "model:\n"                                                                              \
+    "  input: {name: x, shape: [784]}\n"                                                    \
+    "  labels: {name: y, classes: 10}\n"                                                    \
+    "  layers:\n"                                                                           \
+    "    - {name: h, type: dense, units: 8, activation: relu}\n"                            \
+    "    - {name: logits, type: dense, units: 10}\n"                                        \
+    "  loss:\n"                                                                             \
+    "    - {type: softmax_cross_entropy, input: logits, target: y}\n"                       \
+    "  metrics: [accuracy]\n"                                                               \
+    "train: {optimizer: {type: sgd}, batch_size: 16, epochs: 2}\n"
+
 /* The error contract: rc is 0, or a negative code that err holds with a
  * message (and yf_error_format can print it). */
 static inline void fz_check(int rc, yf_error *err, const char *what)

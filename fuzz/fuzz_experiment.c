@@ -9,34 +9,6 @@
 
 static char dir[512], exp_path[600];
 
-static const char ae[] = "name: ae\n"
-                         "seed: 42\n"
-                         "data: {source: mnist, valid: 100}\n"
-                         "model:\n"
-                         "  input: {name: x, shape: [784]}\n"
-                         "  layers:\n"
-                         "    - {name: h, type: dense, units: 8, activation: elu}\n"
-                         "    - {name: code, type: dense, units: 4, activation: sigmoid}\n"
-                         "    - {name: out, type: dense, units: 784, activation: sigmoid}\n"
-                         "  loss:\n"
-                         "    - {type: mse, input: out, target: x}\n"
-                         "hash: {layer: code}\n"
-                         "train: {optimizer: {type: adam}, batch_size: 16, epochs: 1}\n";
-
-static const char cls[] = "name: cls\n"
-                          "seed: 1\n"
-                          "data: {source: mnist, valid: 100}\n"
-                          "model:\n"
-                          "  input: {name: x, shape: [784]}\n"
-                          "  labels: {name: y, classes: 10}\n"
-                          "  layers:\n"
-                          "    - {name: h, type: dense, units: 8, activation: relu}\n"
-                          "    - {name: logits, type: dense, units: 10}\n"
-                          "  loss:\n"
-                          "    - {type: softmax_cross_entropy, input: logits, target: y}\n"
-                          "  metrics: [accuracy]\n"
-                          "train: {optimizer: {type: sgd}, batch_size: 16, epochs: 2}\n";
-
 static void put(const char *name, const char *text)
 {
     char path[700];
@@ -68,8 +40,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     atexit(cleanup);
-    put("ae.yaml", ae);
-    put("cls.yaml", cls);
+    put("ae.yaml", FZ_EXP_AE);
+    put("cls.yaml", FZ_EXP_CLS);
     snprintf(exp_path, sizeof exp_path, "%s/exp.yaml", dir);
     return 0;
 }
