@@ -350,6 +350,7 @@ static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int
         w = add_param(m, pname, 2, (int[]){K, N}, K, N, l->init, l->trainable, l->at, err);
         if (w < 0)
             return w;
+        m->params[w].init_value = l->init_value;
     }
     int wn = param_node(g, m, w, err);
     if (wn < 0)
@@ -361,6 +362,7 @@ static int compile_dense(yf_model *m, yf__graph *g, const yf__layer_spec *l, int
                           err);
         if (b < 0)
             return b;
+        m->params[b].init_value = l->bias_value;
         if ((in[n_in++] = param_node(g, m, b, err)) < 0)
             return in[2];
     }
@@ -449,6 +451,7 @@ static int compile_conv(yf_model *m, yf__graph *g, const yf__layer_spec *l, int 
                        l->trainable, l->at, err);
     if (wp < 0)
         return wp;
+    m->params[wp].init_value = l->init_value;
     int in[3] = {x, param_node(g, m, wp, err), -1}, n_in = 2;
     if (in[1] < 0)
         return in[1];
@@ -456,6 +459,8 @@ static int compile_conv(yf_model *m, yf__graph *g, const yf__layer_spec *l, int 
         snprintf(pname, sizeof pname, "%s.b", l->name);
         int b = add_param(m, pname, 1, (int[]){Co}, K, Co, l->bias_init, l->trainable, l->at,
                           err);
+        if (b >= 0)
+            m->params[b].init_value = l->bias_value;
         if (b < 0 || (in[n_in++] = param_node(g, m, b, err)) < 0)
             return err->code;
     }

@@ -112,7 +112,8 @@ typedef enum {
 #define YF_INITS(XX)                                                        \
     XX(GLOROT_UNIFORM, glorot_uniform) XX(HE_NORMAL, he_normal) XX(ZEROS, zeros) \
     XX(LECUN_NORMAL, lecun_normal) XX(LECUN_UNIFORM, lecun_uniform)            \
-    XX(FAN_IN_UNIFORM, fan_in_uniform) XX(ONES, ones)
+    XX(FAN_IN_UNIFORM, fan_in_uniform) XX(ONES, ones) XX(HE_UNIFORM, he_uniform)       \
+    XX(GLOROT_NORMAL, glorot_normal) XX(ORTHOGONAL, orthogonal) XX(CONSTANT, constant)
 
 typedef enum {
 #define XX(e, s) YF_INIT_##e,
@@ -194,6 +195,7 @@ typedef struct yf__layer_spec {
     yf__act activation;
     float alpha; /* elu / leaky_relu */
     yf__init init, bias_init;
+    float init_value, bias_value; /* init: constant's value, bias_init: constant's */
     char weights[YF__NAME_MAX]; /* shared weight "layer.W", or "" */
     bool weights_transposed;
     const yf__node *weights_at;
@@ -371,6 +373,7 @@ typedef struct yf__param {
     int ndim, dims[YF__MAX_DIMS];
     size_t size, offset; /* in the parameter block */
     yf__init init;
+    float init_value; /* init: constant */
     int fan_in, fan_out;
     bool trainable;
     const yf__node *at;

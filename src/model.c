@@ -18,6 +18,34 @@ static float *block(size_t n)
     return p;
 }
 
+/* Saxe et al.'s orthogonal initialisation: the rows × cols matrix a
+ * (row-major, Gaussian) made to have orthonormal columns (rows ≥ cols) or
+ * rows, by modified Gram–Schmidt in double precision; a vector that comes
+ * out (nearly) dependent on the others is left as drawn. */
+static void orthonormalise(float *a, size_t rows, size_t cols)
+{
+    bool by_cols = rows >= cols;
+    size_t n = by_cols ? cols : rows, len = by_cols ? rows : cols;
+    size_t step = by_cols ? cols : 1, stride = by_cols ? 1 : cols; /* element i of vector v */
+    for (size_t v = 0; v < n; v++) {
+        float *x = a + v * stride;
+        for (size_t u = 0; u < v; u++) {
+            const float *y = a + u * stride;
+            double dot = 0;
+            for (size_t i = 0; i < len; i++)
+                dot += (double)x[i * step] * y[i * step];
+            for (size_t i = 0; i < len; i++)
+                x[i * step] = (float)(x[i * step] - dot * y[i * step]);
+        }
+        double norm = 0;
+        for (size_t i = 0; i < len; i++)
+            norm += (double)x[i * step] * x[i * step];
+        if (norm > 1e-20)
+            for (size_t i = 0; i < len; i++)
+                x[i * step] = (float)(x[i * step] / sqrt(norm));
+    }
+}
+
 /* Parameter p's values from the seed alone: stream INIT, step p. */
 static void init_param(const yf_model *m, int p)
 {
@@ -50,6 +78,23 @@ static void init_param(const yf_model *m, int p)
         yf__rand_uniform(m->spec->seed, YF__STREAM_INIT, (uint64_t)p, w, pp->size, -lim, lim);
         break;
     }
+    case YF_INIT_HE_UNIFORM: { /* ±√(6 / fan_in): variance 2 / fan_in */
+        float lim = sqrtf(6.0f / pp->fan_in);
+        yf__rand_uniform(m->spec->seed, YF__STREAM_INIT, (uint64_t)p, w, pp->size, -lim, lim);
+        break;
+    }
+    case YF_INIT_GLOROT_NORMAL:
+        yf__rand_normal(m->spec->seed, YF__STREAM_INIT, (uint64_t)p, w, pp->size, 0.0f,
+                        sqrtf(2.0f / (pp->fan_in + pp->fan_out)));
+        break;
+    case YF_INIT_CONSTANT:
+        for (size_t i = 0; i < pp->size; i++)
+            w[i] = pp->init_value;
+        break;
+    case YF_INIT_ORTHOGONAL:
+        yf__rand_normal(m->spec->seed, YF__STREAM_INIT, (uint64_t)p, w, pp->size, 0.0f, 1.0f);
+        orthonormalise(w, (size_t)pp->dims[0], pp->size / (size_t)pp->dims[0]);
+        break;
     }
 }
 

@@ -383,6 +383,28 @@ static int parse_act(yf__layer_spec *l, yf__node *map, const char *key, const ch
     return 0;
 }
 
+/* `init: constant` takes its value from value_key (init_value,
+ * bias_value), which no other initialiser takes. */
+static int constant_value(yf__node *map, const char *init_key, const char *value_key,
+                          yf__init init, float *out, const char *ctx, yf_error *err)
+{
+    yf__node *v = yf__map_get(map, value_key);
+    if (init != YF_INIT_CONSTANT) {
+        if (v)
+            return yf__fail_at(err, v, YF_ESPEC, "%s'%s' is the value of %s: constant, but %s "
+                               "is %s", ctx, value_key, init_key, init_key,
+                               init_names[init]);
+        return 0;
+    }
+    if (!v)
+        return yf__fail_at(err, yf__map_get(map, init_key), YF_ESPEC, "%s%s: constant needs "
+                           "its value: add %s: <number>", ctx, init_key, value_key);
+    double d;
+    CHECK(get_num(map, value_key, NULL, -1e6, 1e6, false, &d, ctx, err));
+    *out = (float)d;
+    return 0;
+}
+
 /* The keys of a layer with weights (dense, conv2d): activation, alpha,
  * init (when it owns its weight), use_bias, bias_init, trainable. */
 static int parse_weighted(yf__layer_spec *l, yf__node *map, const char *act_key, bool owns_w,
@@ -394,6 +416,7 @@ static int parse_weighted(yf__layer_spec *l, yf__node *map, const char *act_key,
         CHECK(get_enum(map, "init", "glorot_uniform", init_names, YF__ARRAY_LEN(init_names), &e,
                        ctx, err));
         l->init = (yf__init)e;
+        CHECK(constant_value(map, "init", "init_value", l->init, &l->init_value, ctx, err));
     } else if (yf__map_get(map, "init")) {
         return yf__fail_at(err, yf__map_get(map, "init"), YF_ESPEC,
                            "%s'init' does not apply: the layer uses another layer's "
@@ -410,6 +433,11 @@ static int parse_weighted(yf__layer_spec *l, yf__node *map, const char *act_key,
         CHECK(get_enum(map, "bias_init", "zeros", init_names, YF__ARRAY_LEN(init_names), &e,
                        ctx, err));
         l->bias_init = (yf__init)e;
+        CHECK(constant_value(map, "bias_init", "bias_value", l->bias_init, &l->bias_value, ctx,
+                             err));
+    } else if (yf__map_get(map, "bias_value")) {
+        return yf__fail_at(err, yf__map_get(map, "bias_value"), YF_ESPEC,
+                           "%s'bias_value' does nothing with use_bias: false", ctx);
     }
     return get_bool(map, "trainable", "true", &l->trainable, ctx, err);
 }
@@ -492,7 +520,8 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
     case YF_LAYER_DENSE: {
         static const char *const keys[] = {"name", "type", "input", "units", "activation",
                                            "alpha", "init", "bias_init", "weights",
-                                           "use_bias", "trainable"};
+                                           "use_bias", "trainable", "init_value",
+                                           "bias_value"};
         CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
         CHECK(get_int(map, "units", NULL, 1, 1 << 20, &l->units, ctx, err));
         CHECK(parse_weighted(l, map, "activation", !yf__map_get(map, "weights"), ctx, err));
@@ -569,7 +598,8 @@ static int parse_layer(yf_spec *s, int idx, yf__node *map, yf_error *err)
         static const char *const keys[] = {"name", "type", "input", "filters", "kernel",
                                            "stride", "padding", "dilation", "groups",
                                            "activation", "alpha", "init", "bias_init",
-                                           "use_bias", "trainable"};
+                                           "use_bias", "trainable", "init_value",
+                                           "bias_value"};
         CHECK(check_keys(map, keys, YF__ARRAY_LEN(keys), ctx, err));
         yf__window *w = &l->win;
         CHECK(get_int(map, "filters", NULL, 1, 1 << 16, &l->units, ctx, err));
