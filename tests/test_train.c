@@ -1073,17 +1073,18 @@ END_TEST
 /* ---- quality: the chapter's stacked autoencoder on MNIST --------------------------- */
 
 /* The folder holding MNIST's files (train-images-idx3-ubyte ...):
- * $YAFLOW_DATA, else ./data (bootstrap.sh puts it there, and the suites
+ * $YAFLOW_TEST_DATA (configure's, which make distcheck points at the
+ * source tree's data/), else $YAFLOW_DATA, else ./data (bootstrap.sh puts it there, and the suites
  * run in the build folder), else $top_srcdir/data; NULL if none has them. */
 static const char *mnist_dir(void)
 {
     static char dir[1100];
-    const char *env = getenv("YAFLOW_DATA");
-    const char *try[3] = {env && *env ? env : NULL, "data", NULL};
+    const char *env = getenv("YAFLOW_DATA"), *test = getenv("YAFLOW_TEST_DATA");
+    const char *try[4] = {test && *test ? test : NULL, env && *env ? env : NULL, "data", NULL};
     char src[1100];
     snprintf(src, sizeof src, "%s/data", tu_srcdir());
-    try[2] = src;
-    for (int i = 0; i < 3; i++) {
+    try[3] = src;
+    for (int i = 0; i < 4; i++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", try[i] ? try[i] : "");
         if (try[i] && tu_exists(path)) {

@@ -37,15 +37,21 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
-/* Trains m on d into out (continuing the run there with --resume), with
- * SIGINT and SIGTERM asking it to save and stop. */
+/* From the start of the command, SIGINT and SIGTERM ask training to save
+ * and stop (one that comes while the model is built stops it after its
+ * first step). */
+static void catch_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Trains m on d into out (continuing the run there with --resume). */
 static int train_into(yf_model *m, yf_dataset *d, const yf_spec *spec, const char *out,
                       const cli_args *a)
 {
-    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
     yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = isatty(2),
                           .profile = a->profile, .resume = a->resume,
                           .overwrite = a->overwrite, .stop = &stop_signal};
@@ -59,8 +65,6 @@ static int train_into(yf_model *m, yf_dataset *d, const yf_spec *spec, const cha
     int rc = yf_train(m, d, &opts, &err) ? cli_fail(&err) : 0;
     if (err.code == YF_EINTERRUPTED)
         rc = 128 + stop_signal;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     if (!rc)
         printf("%s\n", out);
     return rc;
@@ -105,6 +109,7 @@ int cmd_train(int argc, char **argv)
     int rc = cli_parse(argc, argv, usage, CLI_ARG | CLI_OVERRIDES | CLI_THREADS | CLI_OUT | CLI_PROFILE | CLI_OVERWRITE | CLI_STRICT | CLI_RESUME | CLI_DATA, &a);
     if (rc || a.help)
         return rc;
+    catch_signals();
     if (a.resume)
         return resume(&a);
     yf_error err = {0};
