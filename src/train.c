@@ -862,10 +862,15 @@ int yf_run_open_data(yf_run *r, const char *dir, int threads, int flags, const c
     r->epoch = -1;
     yf__progress pr;
     yf_error older = {0}; /* a checkpoint from before progress records */
-    if (ok && !yf__checkpoint_progress(ckpt, &pr, &older)) {
+    int prc = ok ? yf__checkpoint_progress(ckpt, &pr, &older) : 0;
+    if (ok && !prc) {
         r->epoch = pr.epoch, r->best_epoch = pr.best_epoch, r->finished = pr.finished;
         r->position = pr.position, r->step = pr.step;
         free(pr.metrics);
+    }
+    if (ok && prc && prc != YF_ECKPT) { /* only the missing records are forgiven */
+        *err = older;
+        ok = false;
     }
     if (ok && (flags & YF_RUN_DATA))
         ok = (r->data = yf_dataset_load(r->spec, err)) != NULL;
