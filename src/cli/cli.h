@@ -44,6 +44,10 @@ enum {
 /* Parses argv[2..]; prints a message and returns 2 on bad usage. On --help
  * it prints the usage, sets a->help and returns 0. */
 int cli_parse(int argc, char **argv, const char *usage, int flags, cli_args *a);
+/* Whether stderr takes a live progress bar (carriage returns and an
+ * erase-line sequence): a terminal that is not TERM=dumb. yaflow writes
+ * no colour, so NO_COLOR has nothing to turn off. */
+int cli_live_bar(void);
 /* Prints the error and returns the exit code for it. */
 int cli_fail(yf_error *err);
 

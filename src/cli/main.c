@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define COMMANDS(XX)                                                               \
     XX(check, "validate a model spec and print its layers, shapes, parameters, FLOPs") \
@@ -318,6 +319,12 @@ int cli_parse(int argc, char **argv, const char *usage_text, int flags, cli_args
     if ((flags & CLI_ARG) && !a->positional)
         return missing_argument(argv[1], usage_text);
     return 0;
+}
+
+int cli_live_bar(void)
+{
+    const char *term = getenv("TERM");
+    return isatty(2) && !(term && !strcmp(term, "dumb"));
 }
 
 int cli_fail(yf_error *err)

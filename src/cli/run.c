@@ -23,7 +23,7 @@ int cmd_run(int argc, char **argv)
         return rc;
     yf_error err = {0};
     yf_experiment_opts o = {.out_dir = a.out, .threads = a.threads, .echo = stderr,
-                            .bar = isatty(2), .data_dir = a.data};
+                            .bar = cli_live_bar(), .data_dir = a.data};
     if (yf_experiment_run(a.positional, &o, &err))
         return cli_fail(&err);
     return 0;

@@ -52,7 +52,7 @@ static void catch_signals(void)
 static int train_into(yf_model *m, yf_dataset *d, const yf_spec *spec, const char *out,
                       const cli_args *a)
 {
-    yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = isatty(2),
+    yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = cli_live_bar(),
                           .profile = a->profile, .resume = a->resume,
                           .overwrite = a->overwrite, .stop = &stop_signal};
     yf_runtime_info info;
