@@ -53,7 +53,8 @@ static int collect(yf_model *m, entry *e)
 /* FNV-1a of the resolved config (as config.yaml holds it, without its
  * first line, which names the file it came from, and without data.dir,
  * which says where the data are, not what they are): which config a
- * checkpoint's parameters belong to. */
+ * checkpoint's parameters belong to. 0 when memory ran out writing it out
+ * (a hash of part of it would pass for another config's). */
 static uint64_t config_hash(const yf_spec *spec)
 {
     char *text = NULL;
@@ -63,7 +64,11 @@ static uint64_t config_hash(const yf_spec *spec)
         return 0;
     const yf__node *data = yf__map_get(spec->tree->root, "data");
     yf__tree_emit_except(spec->tree->root, data ? yf__map_get(data, "dir") : NULL, f);
-    fclose(f);
+    int bad = ferror(f);
+    if (fclose(f) || bad || !text) {
+        free(text);
+        return 0;
+    }
     uint64_t h = UINT64_C(14695981039346656037);
     for (size_t i = 0; text && i < len; i++)
         h = (h ^ (unsigned char)text[i]) * UINT64_C(1099511628211);
@@ -110,6 +115,12 @@ int yf__checkpoint_save(yf_model *m, const char *path, const yf__progress *pr, y
         free(hdr);
         return yf__fail(err, YF_ENOMEM, "out of memory writing checkpoint %s", path);
     }
+    uint64_t config = config_hash(m->spec);
+    if (!config) {
+        free(e);
+        free(hdr);
+        return yf__fail(err, YF_ENOMEM, "out of memory writing checkpoint %s", path);
+    }
     int n = collect(m, e);
     /* the data's CRC-32 and the optimizer go in the metadata: a damaged
      * file or another optimizer's state is refused when read */
@@ -126,7 +137,7 @@ int yf__checkpoint_save(yf_model *m, const char *path, const yf__progress *pr, y
                     "{\"__metadata__\":{\"format\":\"yaflow\",\"model\":\"%s\",\"step\":\"%llu\","
                     "\"optimizer\":\"%s\",\"crc32\":\"%08lx\",\"config\":\"%016llx\"}",
                     m->spec->name, (unsigned long long)m->step, optim_names[m->spec->optim.type],
-                    (unsigned long)crc, (unsigned long long)config_hash(m->spec));
+                    (unsigned long)crc, (unsigned long long)config);
     if (pr) { /* where training stands, so that --resume continues exactly */
         len--; /* reopen __metadata__ */
         len += snprintf(hdr + len, cap - len,
@@ -423,7 +434,12 @@ int yf__checkpoint_load(yf_model *m, const char *path, int with_optim, bool same
     const yf__json *name = meta ? yf__json_get(meta, "model") : NULL;
     if (same_config && cfg && cfg->t == YF__J_STR) {
         char want[32];
-        snprintf(want, sizeof want, "%016llx", (unsigned long long)config_hash(m->spec));
+        uint64_t config = config_hash(m->spec);
+        if (!config) {
+            rc = yf__fail(err, YF_ENOMEM, "out of memory loading %s", path);
+            goto done;
+        }
+        snprintf(want, sizeof want, "%016llx", (unsigned long long)config);
         if (strcmp(cfg->str, want)) {
             rc = yf__fail_file(err, YF_ECKPT, path, "it was written for another config (model "
                                "'%s', config hash %s) than this one ('%s', %s): the folder's "
