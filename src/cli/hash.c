@@ -134,19 +134,32 @@ int cmd_query(int argc, char **argv)
         n = yf_hash_ball_items(t, q, ix.bits, (int)a.radius, NULL, 0);
         uint32_t *items = malloc(n * sizeof *items + 1);
         hits = malloc(n * sizeof *hits + 1);
-        yf_hash_ball_items(t, q, ix.bits, (int)a.radius, items, n);
-        for (size_t i = 0; i < n; i++)
-            hits[i].item = items[i], hits[i].dist = __builtin_popcountll(ix.db[items[i]] ^ q);
+        if (items && hits) {
+            yf_hash_ball_items(t, q, ix.bits, (int)a.radius, items, n);
+            for (size_t i = 0; i < n; i++)
+                hits[i].item = items[i], hits[i].dist = __builtin_popcountll(ix.db[items[i]] ^ q);
+        }
+        if (!items)
+            free(hits), hits = NULL;
         free(items);
         yf_hash_table_free(t);
     } else {
-        uint8_t *d = malloc(ix.n_db);
-        hits = malloc(ix.n_db * sizeof *hits);
-        yf_hash_distances(ix.db, ix.n_db, q, d);
-        for (size_t i = 0; i < ix.n_db; i++)
-            hits[i].item = (uint32_t)i, hits[i].dist = d[i];
+        uint8_t *d = malloc(ix.n_db + 1);
+        hits = malloc(ix.n_db * sizeof *hits + 1);
+        if (d && hits) {
+            yf_hash_distances(ix.db, ix.n_db, q, d);
+            for (size_t i = 0; i < ix.n_db; i++)
+                hits[i].item = (uint32_t)i, hits[i].dist = d[i];
+        }
+        if (!d)
+            free(hits), hits = NULL;
         free(d);
         n = ix.n_db;
+    }
+    if (!hits) {
+        fprintf(stderr, "yaflow query: out of memory for %zu neighbours\n", n);
+        yf_hash_index_free(&ix);
+        return 1;
     }
     qsort(hits, n, sizeof *hits, by_distance);
     size_t shown = a.radius >= 0 ? n : (size_t)(a.top > 0 ? a.top : 10);
@@ -173,10 +186,13 @@ int cmd_query(int argc, char **argv)
         }
         size_t k = shown < 40 ? shown : 40;
         uint32_t *items = malloc((k + 1) * sizeof *items);
-        for (size_t i = 0; i < k; i++)
+        for (size_t i = 0; items && i < k; i++)
             items[i] = hits[i].item;
         yf_show_strip_opts so = {.query = (size_t)a.image, .items = items, .n = k};
-        if (yf_show_strip(r.data, &so, png, &err))
+        if (!items) {
+            fprintf(stderr, "yaflow query: out of memory\n");
+            rc = 1;
+        } else if (yf_show_strip(r.data, &so, png, &err))
             rc = cli_fail(&err);
         else
             printf("%s\n", png);
