@@ -443,6 +443,35 @@ static int trim_steps(const char *dir, uint64_t step, yf_error *err)
     return rc;
 }
 
+/* metrics.csv's header, and the column early stopping watches (-1:
+ * none): the loss, its terms and the metrics on the validation split. */
+static int columns(const yf_model *m, text *head, int *stop_col, yf_error *err)
+{
+    const yf_spec *s = m->spec;
+    char line[200];
+    *stop_col = -1;
+    int rc = text_add(head, "epoch,train_loss,valid_loss", err);
+    for (int t = 0; t < s->n_losses && !rc; t++) {
+        char name[64];
+        yf__term_name(s, t, name);
+        snprintf(line, sizeof line, ",valid_%s", name);
+        rc = text_add(head, line, err);
+        if (s->stop.on && !strcmp(s->stop.metric + 6, name))
+            *stop_col = 1 + t;
+    }
+    for (int i = 0; i < m->eval.n_metric && !rc; i++) {
+        snprintf(line, sizeof line, ",valid_%s", m->eval.metric[i].name);
+        rc = text_add(head, line, err);
+        if (s->stop.on && !strcmp(s->stop.metric + 6, m->eval.metric[i].name))
+            *stop_col = 1 + s->n_losses + i;
+    }
+    if (s->stop.on && !strcmp(s->stop.metric, "valid_loss"))
+        *stop_col = 0;
+    if (!rc)
+        rc = text_add(head, ",learning_rate,seconds,examples_per_s\n", err);
+    return rc;
+}
+
 /* Which of two records of progress is further on. */
 static bool later(const yf__progress *a, const yf__progress *b)
 {
@@ -535,11 +564,20 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     if (opts->resume && resume_point(fo.ckpt, fo.paused, &pr, &from, err))
         return err->code;
     if (from && pr.finished) {
-        if (opts->echo)
+        /* killed after its last checkpoint, before the rows that describe
+         * it: the records are restored from the checkpoint */
+        text head = {0};
+        int stop_col, rc = columns(m, &head, &stop_col, err);
+        if (!rc)
+            rc = restore_metrics(fo.dir, head.text, pr.metrics ? pr.metrics : "", err);
+        if (!rc && s->log_every)
+            rc = trim_steps(fo.dir, pr.step, err);
+        free(head.text);
+        free(pr.metrics);
+        if (!rc && opts->echo)
             fprintf(opts->echo, "%s finished its training (%d of %d epoch%s); nothing to do\n",
                     fo.dir, pr.epoch, s->epochs, YF__S(s->epochs));
-        free(pr.metrics);
-        return 0;
+        return rc;
     }
     if (from && yf__checkpoint_load(m, from, 1, true, err)) {
         free(pr.metrics);
@@ -578,31 +616,12 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         snprintf(stale, sizeof stale, "%s.tmp", i ? fo.paused : fo.ckpt);
         remove(stale);
     }
-    /* columns: the loss, its terms and the metrics on the validation split */
-    int n_cols = 1 + s->n_losses + m->eval.n_metric, stop_col = -1;
+    int n_cols = 1 + s->n_losses + m->eval.n_metric, stop_col;
     text head = {0}, rows = {.text = pr.metrics, .len = pr.metrics ? strlen(pr.metrics) : 0,
                              .cap = pr.metrics ? strlen(pr.metrics) + 1 : 0};
     pr.metrics = NULL;
     char line[4096];
-    int rc = text_add(&head, "epoch,train_loss,valid_loss", err);
-    for (int t = 0; t < s->n_losses && !rc; t++) {
-        char name[64];
-        yf__term_name(s, t, name);
-        snprintf(line, sizeof line, ",valid_%s", name);
-        rc = text_add(&head, line, err);
-        if (s->stop.on && !strcmp(s->stop.metric + 6, name))
-            stop_col = 1 + t;
-    }
-    for (int i = 0; i < m->eval.n_metric && !rc; i++) {
-        snprintf(line, sizeof line, ",valid_%s", m->eval.metric[i].name);
-        rc = text_add(&head, line, err);
-        if (s->stop.on && !strcmp(s->stop.metric + 6, m->eval.metric[i].name))
-            stop_col = 1 + s->n_losses + i;
-    }
-    if (s->stop.on && !strcmp(s->stop.metric, "valid_loss"))
-        stop_col = 0;
-    if (!rc)
-        rc = text_add(&head, ",learning_rate,seconds,examples_per_s\n", err);
+    int rc = columns(m, &head, &stop_col, err);
     /* a resumed run's metrics.csv is the checkpoint's rows: a kill between
      * a checkpoint and its row loses neither, and rows of epochs after the
      * checkpoint (to be run again) go */

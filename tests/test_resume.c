@@ -339,6 +339,12 @@ START_TEST(test_resume_finished_and_fresh)
     ck_assert(!tu_exists(DIR "/early/checkpoint.safetensors"));
     ck_assert_int_eq(finish(DIR "/early"), 1);
     same_as_reference(DIR "/early");
+    /* killed after the last checkpoint's rename, before its metrics row:
+     * the resume finds the run finished and restores the row */
+    st = spawn(DIR "/last", (fate){.save = 8, .stage = 4, .after = -1});
+    ck_assert(WIFSIGNALED(st));
+    ck_assert_int_eq(finish(DIR "/last"), 1);
+    same_as_reference(DIR "/last");
 }
 END_TEST
 
