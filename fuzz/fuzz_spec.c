@@ -1,7 +1,8 @@
-/* Model specs: the YAML reader (tree.c on libyaml), the spec's checks
- * (spec.c) and the compiler (model.c, compile.c, autodiff.c, plan.c,
- * lint.c): yf_spec_parse, yf_model_new, and the resolved spec written back
- * (yf_spec_write) and read again, which must succeed. The fuzz build
+/* Model specs: the YAML reader (tree.c on libyaml), command-line overrides
+ * (each line "#= key=value" of the input, a YAML comment, is one), the
+ * spec's checks (spec.c) and the compiler (model.c, compile.c, autodiff.c,
+ * plan.c, lint.c): yf_spec_parse, yf_model_new, and the resolved spec
+ * written back (yf_spec_write) and read again, which must succeed. The fuzz build
  * pretends the machine has YF_FUZZ_MEMORY_MB of memory, so a valid but
  * large model is refused before it reaches libFuzzer's limit. */
 #include "fuzz.h"
@@ -17,8 +18,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    enum { MAX_OV = 8 };
+    char *ov[MAX_OV];
+    int n_ov = 0;
+    const char *text = (const char *)data, *end = text + size;
+    for (const char *p = text; p < end && n_ov < MAX_OV;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        if (eol - p >= 3 && !memcmp(p, "#= ", 3))
+            ov[n_ov++] = strndup(p + 3, (size_t)(eol - p - 3));
+        p = eol + 1;
+    }
     yf_error err = {0};
-    yf_spec *s = yf_spec_parse((const char *)data, size, "fuzz.yaml", NULL, 0, &err);
+    yf_spec *s = yf_spec_parse(text, size, "fuzz.yaml", (const char *const *)ov, n_ov, &err);
+    for (int i = 0; i < n_ov; i++)
+        free(ov[i]);
     if (!s) {
         fz_check(err.code ? err.code : -1, &err, "yf_spec_parse");
         return 0;
