@@ -201,10 +201,22 @@ static void same_as_reference(const char *dir)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
-    size_t len;
+    size_t len = 0;
     char *ck = tu_read(path, &len);
-    ck_assert_msg(ck && len == ref_len && !memcmp(ck, ref_ckpt, len),
-                  "%s: the resumed run's checkpoint differs from the uninterrupted run's", dir);
+    if (!ck || len != ref_len || memcmp(ck, ref_ckpt, len)) {
+        /* where: the first differing byte, and both headers */
+        size_t at = 0;
+        while (ck && at < len && at < ref_len && ck[at] == ref_ckpt[at])
+            at++;
+        uint64_t h = 0, rh = 0;
+        for (int i = 0; ck && len >= 8 && i < 8; i++)
+            h |= (uint64_t)(uint8_t)ck[i] << (8 * i), rh |= (uint64_t)(uint8_t)ref_ckpt[i] << (8 * i);
+        ck_assert_msg(false, "%s: the resumed run's checkpoint differs from the uninterrupted "
+                      "run's: %zu bytes against %zu, first difference at byte %zu (header "
+                      "%llu bytes)\nresumed: %.*s\nreference: %.*s", dir, len, ref_len, at,
+                      (unsigned long long)h, (int)(h < 2000 ? h : 2000), ck ? ck + 8 : "",
+                      (int)(rh < 2000 ? rh : 2000), ref_ckpt + 8);
+    }
     free(ck);
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
     char *m = no_timings(path);
