@@ -509,6 +509,9 @@ int yf__checkpoint_progress(const char *path, yf__progress *pr, yf_error *err);
  * 2 half the data, 3 before the rename, 4 after it), e.g. to kill the
  * process there. NULL in normal use. */
 extern void (*yf__save_hook)(int stage);
+/* Tests only: called by yf_train after each step (e.g. to ask it to stop
+ * at an exact step). NULL in normal use. */
+extern void (*yf__step_hook)(const yf_model *m);
 /* The plural ending of a count: "%d thread%s", n, YF__S(n). */
 #define YF__S(n) ((n) == 1 ? "" : "s")
 

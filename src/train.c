@@ -317,6 +317,8 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
     return 0;
 }
 
+void (*yf__step_hook)(const yf_model *m);
+
 /* metrics.csv's rows so far: every checkpoint records them, so that a
  * resumed run's metrics.csv agrees with its checkpoint. */
 typedef struct {
@@ -583,6 +585,12 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         free(pr.metrics);
         return err->code;
     }
+    if (from && m->step > 0) {
+        /* the rate of the last step taken, which the epoch's row reports
+         * even when the checkpoint ends the epoch (no step left in it) */
+        double per_epoch = ceil((double)yf_dataset_count(d, YF_SPLIT_TRAIN) / s->batch_size);
+        m->lr = yf__schedule_lr(s, (double)(m->step - 1) / per_epoch);
+    }
     if (!from) {
         /* parameters copied from another run come first: a missing or
          * mismatched source fails before anything in the folder changes */
@@ -719,6 +727,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
                 break;
             loss_sum += loss * rows_n;
             seen += rows_n;
+            if (yf__step_hook)
+                yf__step_hook(m);
             if (steps && m->step % (uint64_t)s->log_every == 0) {
                 fprintf(steps, "%llu,%d,%zu,%.6g,%.6g\n", (unsigned long long)m->step, epoch,
                         seen, loss, m->lr);

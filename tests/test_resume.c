@@ -211,11 +211,15 @@ static void same_as_reference(const char *dir)
         uint64_t h = 0, rh = 0;
         for (int i = 0; ck && len >= 8 && i < 8; i++)
             h |= (uint64_t)(uint8_t)ck[i] << (8 * i), rh |= (uint64_t)(uint8_t)ref_ckpt[i] << (8 * i);
+        size_t from = at > 60 ? at - 60 : 0;
+        int shown = at < h + 8 ? 120 : 0; /* text only inside the header */
         ck_assert_msg(false, "%s: the resumed run's checkpoint differs from the uninterrupted "
                       "run's: %zu bytes against %zu, first difference at byte %zu (header "
-                      "%llu bytes)\nresumed: %.*s\nreference: %.*s", dir, len, ref_len, at,
-                      (unsigned long long)h, (int)(h < 2000 ? h : 2000), ck ? ck + 8 : "",
-                      (int)(rh < 2000 ? rh : 2000), ref_ckpt + 8);
+                      "%llu bytes); around it, resumed: %.*s / reference: %.*s", dir, len,
+                      ref_len, at, (unsigned long long)h,
+                      ck && from + shown <= len ? shown : 0, ck ? ck + from : "",
+                      from + shown <= ref_len ? shown : 0, ref_ckpt + from);
+        (void)rh;
     }
     free(ck);
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
@@ -329,6 +333,41 @@ START_TEST(test_interrupt_and_resume)
         same_as_reference(dir);
     }
     ck_assert_msg(interrupted >= 3, "only %d of 4 runs were interrupted", interrupted);
+}
+END_TEST
+
+/* Asked to stop at the last step of an epoch (step 256 of 256) and of the
+ * run: the resumed run has no step left in that epoch, and its row still
+ * reports that step's learning rate. */
+static uint64_t stop_at;
+
+static void stop_hook(const yf_model *m)
+{
+    if (m->step == stop_at)
+        stop_flag = 1;
+}
+
+START_TEST(test_interrupt_at_epoch_end)
+{
+    reference();
+    const uint64_t at[] = {256, 257, 8 * 256};
+    for (int k = 0; k < 3; k++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, DIR "/end-%d", k);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            stop_at = at[k];
+            yf__step_hook = stop_hook;
+            child_train(dir, NULL, 0, false, true);
+        }
+        int st;
+        ck_assert(waitpid(pid, &st, 0) == pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 3, "stop at step %llu: status %d",
+                      (unsigned long long)at[k], st);
+        finish(dir);
+        same_as_reference(dir);
+    }
 }
 END_TEST
 
@@ -513,6 +552,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_kill_and_resume);
     tcase_add_test(tc, test_interrupt_and_resume);
+    tcase_add_test(tc, test_interrupt_at_epoch_end);
     tcase_add_test(tc, test_resume_finished_and_fresh);
     tcase_add_test(tc, test_overwrite_staged);
     tcase_add_test(tc, test_disk_full);
