@@ -665,7 +665,8 @@ static int run_train(experiment *e, int si, int rep, const char *const *extra, i
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!rc) {
-        yf_train_opts to = {.out_dir = r->dir, .echo = e->o->echo, .bar = e->o->bar};
+        yf_train_opts to = {.out_dir = r->dir, .echo = e->o->echo, .bar = e->o->bar,
+                            .adapt_threads = e->o->threads == 0};
         rc = yf_train(m, d, &to, err);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -959,7 +960,7 @@ static int run_fold(experiment *e, int si, const trial *t, int fold, int epochs,
     yf_dataset *d = m ? yf_dataset_load(spec, err) : NULL;
     int rc = d ? 0 : err->code;
     if (!rc) {
-        yf_train_opts to = {.out_dir = dir, .echo = NULL};
+        yf_train_opts to = {.out_dir = dir, .echo = NULL, .adapt_threads = e->o->threads == 0};
         rc = yf_train(m, d, &to, err);
     }
     if (!rc && hash_metric(st->metric)) {

@@ -419,7 +419,8 @@ typedef struct yf__warning {
 
 struct yf_model {
     const yf_spec *spec;
-    int threads;
+    int threads; /* at most this many; scratch and reductions are sized for it */
+    int active;  /* the threads kernels use now, 1 to threads (train.c adapts it) */
     int n_params;
     yf__param *params;
     size_t param_floats;

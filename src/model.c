@@ -111,6 +111,7 @@ yf_model *yf_model_new(const yf_spec *spec, int threads, yf_error *err)
     yf_runtime_info info;
     yf_runtime_info_get(&info);
     m->threads = threads > 0 ? threads : info.cores;
+    m->active = m->threads;
     /* FTZ stays set in the OpenMP workers that run the kernels; the
      * calling thread gets its own mode back (entry points set it anew) */
     unsigned saved = yf__ftz_enter();

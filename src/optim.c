@@ -47,7 +47,7 @@ void yf__optim_step(yf_model *m)
     float lr_t = (float)(lr / (1.0 - pow(o->beta1, t)));
     float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
     int np = m->n_params;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(m->threads) if (m->threads > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(m->active) if (m->active > 1)
     for (int i = 0; i < np; i++) {
         const yf__param *p = &m->params[i];
         if (!p->trainable)

@@ -30,13 +30,13 @@ void yf__run(yf_model *m, yf__graph *g, int rows) { yf__run_at(m, g, rows, m->st
 
 void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
 {
-    yf__exec ex = {.rows = rows, .threads = m->threads, .seed = m->spec->seed,
+    yf__exec ex = {.rows = rows, .threads = m->active, .seed = m->spec->seed,
                    .step = step, .g = g};
     if (g->prof_seconds)
         g->prof_rows += rows;
     for (int l = 1; l < g->n_levels; l++) {
         int a = g->level_start[l], b = g->level_start[l + 1];
-        if (m->threads == 1 || !g->side_by_side[l]) {
+        if (m->active == 1 || !g->side_by_side[l]) {
             for (int k = a; k < b; k++) {
                 yf__gnode *n = &g->node[g->order[k]];
                 double t0 = g->prof_seconds ? omp_get_wtime() : 0;
@@ -46,7 +46,7 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
             }
             continue;
         }
-        int nt = m->threads < b - a ? m->threads : b - a;
+        int nt = m->active < b - a ? m->active : b - a;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (int k = a; k < b; k++) {
             yf__exec one = ex;
@@ -62,7 +62,7 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
 
 int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step)
 {
-    yf__exec ex = {.rows = rows, .threads = m->threads, .seed = m->spec->seed,
+    yf__exec ex = {.rows = rows, .threads = m->active, .seed = m->spec->seed,
                    .step = step, .g = g};
     for (int l = 1; l < g->n_levels; l++)
         for (int k = g->level_start[l]; k < g->level_start[l + 1]; k++) {

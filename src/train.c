@@ -319,6 +319,61 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
 
 void (*yf__step_hook)(const yf_model *m);
 
+/* ---- threads that follow the machine's load ---------------------------------- *
+ *
+ * On a machine where other processes hold cores, a step split over every
+ * core waits for the thread that shares its core with them, at every
+ * BLIS partition and barrier: with one core busy, two threads ran at
+ * 0.34-0.61x the speed of one. So with adapt_threads the loop measures
+ * the examples per second of windows of steps, now and then tries another
+ * thread count for one window, and keeps the faster. The results do not
+ * depend on the count (BLIS does not split the inner dimension; reductions
+ * are chunked by the model's thread count, not the active one). */
+typedef struct {
+    bool on;
+    int cand;         /* the count being tried this window (0: none) */
+    int prev;         /* the count before the trial */
+    double prev_rate; /* its examples per second in the window before */
+    double win_s;     /* seconds of steps in the current window */
+    size_t win_ex;    /* examples in it */
+    int win_steps;
+    double next_try;  /* time of the next trial */
+    double backoff;   /* seconds between trials, doubled after each failed one */
+    double ex_threads, ex_total; /* Σ threads·examples, Σ examples: the mean count */
+} tuner;
+
+#define TUNE_WINDOW_S 0.05 /* at least this long and 6 steps */
+
+static void tuner_step(tuner *t, yf_model *m, double secs, int rows)
+{
+    t->ex_threads += (double)m->active * rows, t->ex_total += rows;
+    if (!t->on || m->threads < 2)
+        return;
+    t->win_s += secs, t->win_ex += (size_t)rows, t->win_steps++;
+    /* a trial clearly slower than the count before it ends early */
+    bool hopeless = t->cand && t->win_steps >= 2 && t->win_s > 0.2 * TUNE_WINDOW_S &&
+                    t->win_ex / t->win_s < 0.7 * t->prev_rate;
+    if (!hopeless && (t->win_s < TUNE_WINDOW_S || t->win_steps < 6))
+        return;
+    double rate = t->win_ex / t->win_s, clock = now();
+    if (t->cand) { /* the trial's window ends: keep the faster */
+        if (rate < 1.05 * t->prev_rate) {
+            m->active = t->prev;
+            t->backoff = t->backoff < 4.0 ? 2 * t->backoff : 8.0;
+        } else {
+            t->backoff = 0.5;
+        }
+        t->cand = 0;
+        t->next_try = clock + t->backoff;
+    } else if (clock >= t->next_try) { /* try a neighbour, more threads first */
+        t->prev = m->active, t->prev_rate = rate;
+        int up = m->active + 1, down = m->active - 1;
+        t->cand = up <= m->threads && (down < 1 || ((long)(clock * 4) & 1)) ? up : down;
+        m->active = t->cand;
+    }
+    t->win_s = 0, t->win_ex = 0, t->win_steps = 0;
+}
+
 /* metrics.csv's rows so far: every checkpoint records them, so that a
  * resumed run's metrics.csv agrees with its checkpoint. */
 typedef struct {
@@ -711,6 +766,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
              unstage(&fo, err) ? err->code : 0;
     double best = pr.best;
     int best_epoch = pr.best_epoch, epoch = pr.epoch + 1;
+    tuner tune = {.on = opts->adapt_threads, .backoff = 0.5, .next_try = now() + 0.2};
     for (; epoch <= s->epochs && !rc; epoch++) {
         shuffle(perm, n, s->seed, epoch);
         size_t start = epoch == pr.epoch + 1 ? pr.position : 0;
@@ -722,9 +778,10 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
                 yf__prefetch(d, YF_SPLIT_TRAIN, perm + b + rows_n,
                              (int)(n - b - rows_n < (size_t)rows_n ? n - b - rows_n
                                                                    : (size_t)rows_n));
-            double loss;
+            double loss, ts = now();
             if ((rc = yf_train_step(m, d, perm + b, rows_n, &loss, err)))
                 break;
+            tuner_step(&tune, m, now() - ts, rows_n);
             loss_sum += loss * rows_n;
             seen += rows_n;
             if (yf__step_hook)
@@ -803,8 +860,11 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
                 l += snprintf(plain + l, sizeof plain - l, " valid_%s=%.6g", vm[c].name,
                               vm[c].value);
         if (l < sizeof plain)
-            snprintf(plain + l, sizeof plain - l, " seconds=%.2f examples_per_s=%.0f", secs,
-                     (seen - start) / secs);
+            l += snprintf(plain + l, sizeof plain - l, " seconds=%.2f examples_per_s=%.0f", secs,
+                          (seen - start) / secs);
+        if (tune.on && m->threads > 1 && tune.ex_total > 0 && l < sizeof plain)
+            snprintf(plain + l, sizeof plain - l, " threads=%.2f", tune.ex_threads / tune.ex_total);
+        tune.ex_threads = tune.ex_total = 0;
         fprintf(log, "%s\n", plain);
         fflush(log);
         if (opts->echo) {

@@ -145,6 +145,10 @@ typedef struct yf_train_opts {
     int overwrite;       /* 1: out_dir may hold a run: the new one is staged
                             beside it and replaces it once its first
                             checkpoint is saved */
+    int adapt_threads;   /* 1: use 1 to the model's threads, whichever count
+                            trains fastest now (measured as it goes: other
+                            processes may hold cores); the results do not
+                            depend on it */
     int resume;          /* 1: continue the run in out_dir from its last
                             checkpoint (from the start when it has none; a
                             finished run is left as it is) */

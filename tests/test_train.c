@@ -404,6 +404,57 @@ static const char conv_spec[] =
  * (BLIS does not split a GEMM's inner dimension among threads, rows are
  * split without changing a value, and the sums of losses and bias
  * gradients run on one thread); that is printed, not required. */
+/* A model of 2 threads gives the same bits whether its steps use 2
+ * threads, 1, or alternate (what adapt_threads does on a busy machine):
+ * BLIS does not split the inner dimension, and the convolutions' weight
+ * gradients are summed in chunks of the model's thread count. Dense and
+ * convolutional models, steps and an evaluation. */
+START_TEST(test_active_threads_invariant)
+{
+    write_data();
+    char dense[2048];
+    snprintf(dense, sizeof dense, spec_fmt, "adam", "0.01", 2);
+    const char *yamls[2] = {dense, conv_spec}, *names[2] = {"dense", "conv"};
+    for (int k = 0; k < 2; k++) {
+        float *params[3] = {0};
+        double valid[3];
+        size_t n = 0;
+        for (int pattern = 0; pattern < 3; pattern++) { /* 2 always, 1 always, alternating */
+            run r = setup_yaml(yamls[k], 2, NULL, 0);
+            size_t idx[32];
+            for (int s = 0; s < 12; s++) {
+                r.m->active = pattern == 0 ? 2 : pattern == 1 ? 1 : 1 + s % 2;
+                for (int i = 0; i < 32; i++)
+                    idx[i] = (size_t)(s * 37 + i * 5) % 192;
+                double loss;
+                yf_error err = {0};
+                ck_assert_msg(yf_train_step(r.m, r.d, idx, 32, &loss, &err) == 0, "%s",
+                              yf_error_format(&err));
+            }
+            r.m->active = pattern == 1 ? 1 : 2;
+            yf_metric met[8];
+            yf_error err = {0};
+            ck_assert(yf_evaluate(r.m, r.d, YF_SPLIT_VALID, met, 8, &err) > 0);
+            valid[pattern] = met[0].value;
+            n = r.m->param_floats;
+            params[pattern] = malloc(n * sizeof(float));
+            memcpy(params[pattern], r.m->param_block, n * sizeof(float));
+            teardown(&r);
+        }
+        for (int pattern = 1; pattern < 3; pattern++) {
+            ck_assert_msg(!memcmp(params[0], params[pattern], n * sizeof(float)),
+                          "%s model: %s active threads change the parameters", names[k],
+                          pattern == 1 ? "1" : "alternating");
+            ck_assert_msg(valid[0] == valid[pattern], "%s model: validation loss %.9g vs %.9g",
+                          names[k], valid[0], valid[pattern]);
+        }
+        for (int pattern = 0; pattern < 3; pattern++)
+            free(params[pattern]);
+    }
+    tu_rmtree(DIR);
+}
+END_TEST
+
 START_TEST(test_reproducible_two_threads)
 {
     write_data();
@@ -1214,6 +1265,7 @@ int main(void)
     tcase_set_timeout(tc2, 60);
     tcase_add_test(tc2, test_reproducible);
     tcase_add_test(tc2, test_reproducible_two_threads);
+    tcase_add_test(tc2, test_active_threads_invariant);
     suite_add_tcase(s, tc2);
     TCase *tcp = tcase_create("process");
     tcase_set_timeout(tcp, 120);

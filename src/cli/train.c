@@ -54,7 +54,8 @@ static int train_into(yf_model *m, yf_dataset *d, const yf_spec *spec, const cha
 {
     yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = cli_live_bar(),
                           .profile = a->profile, .resume = a->resume,
-                          .overwrite = a->overwrite, .stop = &stop_signal};
+                          .overwrite = a->overwrite, .stop = &stop_signal,
+                          .adapt_threads = a->threads == 0};
     yf_runtime_info info;
     yf_runtime_info_get(&info);
     fprintf(stderr, "training %s: %zu parameters, %zu train / %zu valid examples, "

@@ -352,18 +352,19 @@ void yf__conv2d_dw_fwd(yf__gnode *n, const yf__exec *ex)
                         scratch, ex);
         return;
     }
-    int nblk = (ex->rows + nb - 1) / nb, T = ex->threads < nblk ? ex->threads : nblk;
+    /* The blocks are dealt to P chunks, P the model's thread count (not
+     * the threads running now), each summed into its own partial and the
+     * partials added in chunk order: the result does not depend on how
+     * many threads ran, so the thread count may change between steps. */
+    int nblk = (ex->rows + nb - 1) / nb, P = ex->g->threads < nblk ? ex->g->threads : nblk;
+    int T = ex->threads < P ? ex->threads : P;
     bool small = g.K <= SMALL_K;
-    int team = 1; /* the threads OpenMP actually gives (fewer under a limit) */
 #pragma omp parallel num_threads(T) if (T > 1)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-        team = nt;
-        float *col = scratch + (size_t)t * (per + wsize);
+    for (int c = omp_get_thread_num(); c < P; c += omp_get_num_threads()) {
+        float *col = scratch + (size_t)c * (per + wsize);
         float *part = col + per;
         memset(part, 0, wsize * sizeof(float));
-        for (int blk = (int)((long)nblk * t / nt); blk < (int)((long)nblk * (t + 1) / nt); blk++) {
+        for (int blk = (int)((long)nblk * c / P); blk < (int)((long)nblk * (c + 1) / P); blk++) {
             int r0 = blk * nb, cnt = ex->rows - r0 < nb ? ex->rows - r0 : nb;
             size_t ld = (size_t)cnt * HW;
             float *d = col + (size_t)g.K * g.G * ld;
@@ -385,7 +386,7 @@ void yf__conv2d_dw_fwd(yf__gnode *n, const yf__exec *ex)
     }
     if (!n->accumulate)
         memset(n->buf, 0, wsize * sizeof(float));
-    for (int t = 0; t < team; t++) {
+    for (int t = 0; t < P; t++) {
         const float *part = scratch + (size_t)t * (per + wsize) + per;
         if (small) {
             add_to(n->buf, part, (int)wsize);

@@ -373,17 +373,16 @@ void yf__winograd_dw(const float *x, size_t x_size, const float *dy, size_t dy_s
 {
     plan p = plan_of(g);
     size_t per = p.V + p.M + p.pad + p.U;
-    int nblk = (ex->rows + p.nb - 1) / p.nb, T_ = ex->threads < nblk ? ex->threads : nblk;
-    int team = 1; /* the threads OpenMP actually gives (fewer under a limit) */
+    /* P chunks, P the model's thread count, partials added in chunk order:
+     * the result does not depend on how many threads ran (conv.c) */
+    int nblk = (ex->rows + p.nb - 1) / p.nb, P = ex->g->threads < nblk ? ex->g->threads : nblk;
+    int T_ = ex->threads < P ? ex->threads : P;
 #pragma omp parallel num_threads(T_) if (T_ > 1)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#pragma omp single
-        team = nt;
-        float *V = scratch + (size_t)t * per, *Z = V + p.V, *xp = Z + p.M, *dU = xp + p.pad;
+    for (int c = omp_get_thread_num(); c < P; c += omp_get_num_threads()) {
+        float *V = scratch + (size_t)c * per, *Z = V + p.V, *xp = Z + p.M, *dU = xp + p.pad;
         float *dyp = xp + (size_t)g->C * p.Hp * p.Wx;
         memset(dU, 0, p.U * sizeof(float));
-        for (int blk = (int)((long)nblk * t / nt); blk < (int)((long)nblk * (t + 1) / nt); blk++) {
+        for (int blk = (int)((long)nblk * c / P); blk < (int)((long)nblk * (c + 1) / P); blk++) {
             int r0 = blk * p.nb, cnt = ex->rows - r0 < p.nb ? ex->rows - r0 : p.nb;
             size_t T = (size_t)cnt * p.P, ld = T + LANES;
             for (int e = 0; e < cnt; e++) {
@@ -397,7 +396,7 @@ void yf__winograd_dw(const float *x, size_t x_size, const float *dy, size_t dy_s
         }
     }
     float *sum = scratch + p.V + p.M + p.pad; /* thread 0's partial */
-    for (int t = 1; t < team; t++) {
+    for (int t = 1; t < P; t++) {
         const float *part = scratch + (size_t)t * per + p.V + p.M + p.pad;
         for (size_t i = 0; i < p.U; i++)
             sum[i] += part[i];
