@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,54 +327,109 @@ void (*yf__step_hook)(const yf_model *m);
  * On a machine where other processes hold cores, a step split over every
  * core waits for the thread that shares its core with them, at every
  * BLIS partition and barrier: with one core busy, two threads ran at
- * 0.34-0.61x the speed of one. So with adapt_threads the loop measures
- * the examples per second of windows of steps, now and then tries another
- * thread count for one window, and keeps the faster. The results do not
- * depend on the count (BLIS does not split the inner dimension; reductions
- * are chunked by the model's thread count, not the active one). */
+ * 0.34-0.61x the speed of one. So with adapt_threads the loop uses as many
+ * threads as there are cores the others leave free: every quarter second
+ * it reads the CPU time of the cores it may run on (/proc/stat) and its own
+ * (getrusage), and the difference is what other processes took. (Trying
+ * thread counts and timing them was slower: on a loaded machine the
+ * timings are too noisy to decide on quickly, and a wrong trial costs a
+ * lot.) The results do not depend on the count: BLIS does not split the
+ * inner dimension, and reductions are chunked by the model's thread count. */
 typedef struct {
     bool on;
-    int cand;         /* the count being tried this window (0: none) */
-    int prev;         /* the count before the trial */
-    double prev_rate; /* its examples per second in the window before */
-    double win_s;     /* seconds of steps in the current window */
-    size_t win_ex;    /* examples in it */
-    int win_steps;
-    double next_try;  /* time of the next trial */
-    double backoff;   /* seconds between trials, doubled after each failed one */
-    double ex_threads, ex_total; /* Σ threads·examples, Σ examples: the mean count */
+    double last;                   /* the time of the last reading (0: none yet) */
+    double busy_s, own_s;          /* the cores' busy seconds, this process's, then */
+    int calm;                      /* readings in a row that allowed more threads */
+    double ex_threads, ex_total;   /* Σ threads·examples, Σ examples: the mean count */
 } tuner;
 
-#define TUNE_WINDOW_S 0.05 /* at least this long and 6 steps */
+#define TUNE_PERIOD_S 0.25
 
-static void tuner_step(tuner *t, yf_model *m, double secs, int rows)
+/* Busy seconds of the CPUs this thread may run on and their count, from
+ * /proc/stat (user, nice, system, irq, softirq, steal); -1 when unknown. */
+static double cores_busy(int *n)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return -1;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    double ticks = (double)sysconf(_SC_CLK_TCK), busy = 0;
+    char line[512];
+    *n = 0;
+    while (fgets(line, sizeof line, f)) {
+        int cpu;
+        unsigned long long v[8] = {0};
+        if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 8 ||
+            cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set))
+            continue;
+        busy += (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / ticks;
+        ++*n;
+    }
+    fclose(f);
+    return *n > 0 && ticks > 0 ? busy : -1;
+}
+
+static double own_cpu(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* Before the first step: one thread until the first reading (a tenth of a
+ * second) shows how many cores are free; a busy machine then loses
+ * nothing, a quiet one a twentieth of a second. */
+static void tuner_start(tuner *t, yf_model *m)
+{
+    int n;
+    if (!t->on || m->threads < 2)
+        return;
+    t->busy_s = cores_busy(&n), t->own_s = own_cpu();
+    if (t->busy_s < 0 || t->own_s < 0) {
+        t->on = false;
+        return;
+    }
+    t->last = now() - (TUNE_PERIOD_S - 0.1);
+    m->active = 1;
+}
+
+static void tuner_step(tuner *t, yf_model *m, int rows)
 {
     t->ex_threads += (double)m->active * rows, t->ex_total += rows;
     if (!t->on || m->threads < 2)
         return;
-    t->win_s += secs, t->win_ex += (size_t)rows, t->win_steps++;
-    /* a trial clearly slower than the count before it ends early */
-    bool hopeless = t->cand && t->win_steps >= 2 && t->win_s > 0.2 * TUNE_WINDOW_S &&
-                    t->win_ex / t->win_s < 0.7 * t->prev_rate;
-    if (!hopeless && (t->win_s < TUNE_WINDOW_S || t->win_steps < 6))
+    double clock = now();
+    if (t->last && clock - t->last < TUNE_PERIOD_S)
         return;
-    double rate = t->win_ex / t->win_s, clock = now();
-    if (t->cand) { /* the trial's window ends: keep the faster */
-        if (rate < 1.05 * t->prev_rate) {
-            m->active = t->prev;
-            t->backoff = t->backoff < 4.0 ? 2 * t->backoff : 8.0;
-        } else {
-            t->backoff = 0.5;
-        }
-        t->cand = 0;
-        t->next_try = clock + t->backoff;
-    } else if (clock >= t->next_try) { /* try a neighbour, more threads first */
-        t->prev = m->active, t->prev_rate = rate;
-        int up = m->active + 1, down = m->active - 1;
-        t->cand = up <= m->threads && (down < 1 || ((long)(clock * 4) & 1)) ? up : down;
-        m->active = t->cand;
+    int n;
+    double busy = cores_busy(&n), own = own_cpu();
+    if (busy < 0 || own < 0) {
+        t->on = false; /* not Linux, or no /proc: the fixed count */
+        return;
     }
-    t->win_s = 0, t->win_ex = 0, t->win_steps = 0;
+    if (t->last) {
+        /* the cores the other processes kept busy: a core taken by more
+         * than 0.3 of its time is not free; more threads only after two
+         * readings in a row that allow them (a loaded machine's load comes
+         * and goes, and a thread too many costs far more than one too few) */
+        double wall = clock - t->last;
+        double others = ((busy - t->busy_s) - (own - t->own_s)) / wall;
+        int free = n - (int)ceil(others - 0.3);
+        free = free < 1 ? 1 : free > m->threads ? m->threads : free;
+        if (free < m->active) {
+            m->active = free, t->calm = 0;
+        } else if (free > m->active && ++t->calm >= 2) {
+            m->active = free, t->calm = 0;
+        } else if (free <= m->active) {
+            t->calm = 0;
+        }
+    }
+    t->last = clock, t->busy_s = busy, t->own_s = own;
 }
 
 /* metrics.csv's rows so far: every checkpoint records them, so that a
@@ -766,7 +824,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
              unstage(&fo, err) ? err->code : 0;
     double best = pr.best;
     int best_epoch = pr.best_epoch, epoch = pr.epoch + 1;
-    tuner tune = {.on = opts->adapt_threads, .backoff = 0.5, .next_try = now() + 0.2};
+    tuner tune = {.on = opts->adapt_threads};
+    tuner_start(&tune, m);
     for (; epoch <= s->epochs && !rc; epoch++) {
         shuffle(perm, n, s->seed, epoch);
         size_t start = epoch == pr.epoch + 1 ? pr.position : 0;
@@ -778,10 +837,10 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
                 yf__prefetch(d, YF_SPLIT_TRAIN, perm + b + rows_n,
                              (int)(n - b - rows_n < (size_t)rows_n ? n - b - rows_n
                                                                    : (size_t)rows_n));
-            double loss, ts = now();
+            double loss;
             if ((rc = yf_train_step(m, d, perm + b, rows_n, &loss, err)))
                 break;
-            tuner_step(&tune, m, now() - ts, rows_n);
+            tuner_step(&tune, m, rows_n);
             loss_sum += loss * rows_n;
             seen += rows_n;
             if (yf__step_hook)
