@@ -13,6 +13,8 @@
 #   BENCH_REPEAT  runs of each (default 3)
 #   BENCH_MODEL   the model file (default models/stacked-ae.yaml); its peer is
 #                 TORCH_REF (bench/bench-vae.sh sets both for the VAE)
+#   BENCH_THREADS threads of both (default 1)
+#   BENCH_BATCH   batch size of both (default 128)
 # Needs python3-torch python3-numpy libopenblas0-pthread; installs them with
 # apt when missing.
 set -euo pipefail
@@ -32,6 +34,8 @@ torch_ref=${TORCH_REF:-$(dirname "$root")/shared/reference/torch_ae.py}
 [ -f "$torch_ref" ] || die "reference script $torch_ref not found; set TORCH_REF"
 
 repeat=${BENCH_REPEAT:-3}
+threads=${BENCH_THREADS:-1}
+batch=${BENCH_BATCH:-128}
 case "$repeat" in ''|*[!0-9]*|0) die "BENCH_REPEAT must be a positive integer, not '$repeat'" ;; esac
 
 . "$root/bench/setup.sh"   # MNIST in $data_dir, the peer's packages installed
@@ -43,7 +47,8 @@ trap 'rm -rf "$tmp"' EXIT
 # run_yaflow: print yaflow's examples/s for one epoch (last row of metrics.csv)
 run_yaflow() {
   rm -rf "$tmp/yf"
-  if ! "$yaflow" train "$model" --threads 1 --out "$tmp/yf" train.epochs=1 data.valid=0 \
+  if ! "$yaflow" train "$model" --threads "$threads" --out "$tmp/yf" train.epochs=1 data.valid=0 \
+       train.batch_size="$batch" \
        >"$tmp/yf.log" 2>&1; then
     cat "$tmp/yf.log" >&2
     die "yaflow train failed"
@@ -58,8 +63,8 @@ run_yaflow() {
 
 # run_torch: print the reference's examples/s for one epoch
 run_torch() {
-  if ! env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 \
-       /usr/bin/python3 "$torch_ref" "$data_dir" --threads 1 --epochs 1 \
+  if ! env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" \
+       /usr/bin/python3 "$torch_ref" "$data_dir" --threads "$threads" --batch "$batch" --epochs 1 \
        >"$tmp/torch.log" 2>&1; then
     cat "$tmp/torch.log" >&2
     die "the torch reference failed"
@@ -70,7 +75,7 @@ run_torch() {
 
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b + 0 > a + 0) ? b : a }'; }
 
-say "bench-ae: $model, 1 epoch, 1 thread, best of $repeat (yaflow and torch alternate)"
+say "bench-ae: $model, 1 epoch, batch $batch, $threads thread(s), best of $repeat (yaflow and torch alternate)"
 best_yf=0 best_torch=0 ratios=()
 for i in $(seq 1 "$repeat"); do
   yf=$(run_yaflow)

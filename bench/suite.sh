@@ -1,0 +1,67 @@
+#!/bin/bash
+# suite.sh -- make bench: every benchmark case, each running yaflow and its
+# PyTorch peer (../shared/reference/, pinned to the same thread count) on
+# the same model, data and batch size, alternating over BENCH_REPEAT rounds
+# (default 3), and a summary table of yaflow/PyTorch ratios at the end:
+#   stacked autoencoder, batch 32, 128, 512, on 1 and 2 threads (bench-ae.sh)
+#   the VAE (bench-vae.sh)            the CNN classifier, training and
+#   inference on 1 and 2 threads (bench-cnn.sh)
+#   peak resident memory of one epoch of the stacked autoencoder
+#   training while a busy process holds one core, then every core
+#   (bench-contention.sh)
+# Environment: YAFLOW, YAFLOW_DATA, BENCH_REPEAT as the scripts it runs.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export YAFLOW=${YAFLOW:-$root/yaflow}
+log=$(mktemp "${TMPDIR:-/tmp}/bench-suite.XXXXXX")
+trap 'rm -f "$log"' EXIT
+summary=()
+failed=0
+
+run() { # name, command...
+  local name=$1
+  shift
+  echo "== $name"
+  if ! "$@" 2>&1 | tee "$log"; then
+    summary+=("$name: FAILED")
+    failed=1
+    return
+  fi
+  local r
+  r=$(sed -n 's/.*ratio *yaflow\/torch=\([0-9.]*\).*/\1/p; s/.*median of pairs=\([0-9.]*\).*/median \1/p' "$log" |
+      tr '\n' ' ')
+  summary+=("$name: ${r:-see above}")
+}
+
+for threads in 1 2; do
+  for batch in 32 128 512; do
+    run "stacked-ae batch $batch, $threads thread(s)" \
+      env BENCH_THREADS=$threads BENCH_BATCH=$batch bash bench/bench-ae.sh
+  done
+done
+run "vae, 1 thread" bash bench/bench-vae.sh
+echo "== cnn classifier (training and inference, 1 and 2 threads)"
+bash bench/bench-cnn.sh 2>&1 | tee "$log" || failed=1
+summary+=("cnn: $(grep -i 'ratio' "$log" | tr -s ' ' | tr '\n' ';')")
+
+# peak resident memory of one epoch, one thread
+. bench/setup.sh > /dev/null
+tmp=$(mktemp -d)
+/usr/bin/time -f '%M' -o "$tmp/yf.kb" "$YAFLOW" train models/stacked-ae.yaml --threads 1 \
+  --out "$tmp/run" train.epochs=1 > /dev/null 2>&1
+env OMP_NUM_THREADS=1 /usr/bin/time -f '%M' -o "$tmp/torch.kb" /usr/bin/python3 \
+  "$(dirname "$root")/shared/reference/torch_ae.py" "$data_dir" --threads 1 --epochs 1 > /dev/null 2>&1
+yk=$(tail -n 1 "$tmp/yf.kb"); tk=$(tail -n 1 "$tmp/torch.kb")
+echo "== peak resident memory, stacked-ae 1 epoch: yaflow $((yk / 1024)) MB, torch $((tk / 1024)) MB"
+summary+=("peak RSS: yaflow $((yk / 1024)) MB, torch $((tk / 1024)) MB, ratio $(awk -v y="$yk" -v t="$tk" 'BEGIN { printf "%.3f", y / t }')")
+rm -rf "$tmp"
+
+echo "== contention"
+bash bench/bench-contention.sh 2>&1 | tee "$log" || failed=1
+summary+=("contention: $(grep 'ratio default' "$log" | tr -s ' ' | tr '\n' ';')")
+
+echo
+echo "== summary (yaflow/PyTorch unless said; date $(date -u +%F), $(nproc) cores)"
+printf '  %s\n' "${summary[@]}"
+exit $failed
