@@ -241,6 +241,9 @@ START_TEST(test_man_page)
         char opts[128][32];
         int n = options_of(h.out, opts, 128);
         ck_assert_msg(n > 0 || !strcmp(cmd, "info"), "%s --help names no option", cmd);
+        /* every command that reads data takes --data */
+        bool reads = strcmp(cmd, "check") && strcmp(cmd, "graph") && strcmp(cmd, "info");
+        ck_assert_msg(!reads || strstr(h.out, "[--data DIR]"), "%s --help has no --data", cmd);
         for (int i = 0; i < n; i++, options++)
             ck_assert_msg(strstr(plain, opts[i]), "yaflow.1 lacks %s of %s", opts[i], cmd);
         /* and the usage line itself */

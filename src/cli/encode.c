@@ -6,7 +6,7 @@
 
 static const char usage[] =
     "usage: yaflow encode RUN --layer NAME [--split train|valid|test] [--mean] -o FILE.npy\n"
-    "                   [--threads N]\n"
+    "                   [--threads N] [--data DIR]\n"
     "Runs the trained model of RUN (its config.yaml and checkpoint.safetensors) in\n"
     "evaluation mode over a split (default test) and writes layer NAME's outputs as\n"
     "a float32 NumPy array of shape (examples, units) to FILE.npy, and the labels\n"

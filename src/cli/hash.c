@@ -10,6 +10,7 @@
 
 static const char hash_usage[] =
     "usage: yaflow hash RUN [--layer NAME] [-o FILE] [-n QUERIES] [--json] [--threads N]\n"
+    "                 [--data DIR]\n"
     "Runs every training and test image through the trained model of RUN, rounds the\n"
     "coding layer (--layer, default the spec's hash: {layer}) into binary codes (at 0.5\n"
     "after a logistic activation, else at 0), writes the index FILE (default\n"
@@ -77,6 +78,7 @@ int cmd_hash(int argc, char **argv)
 
 static const char query_usage[] =
     "usage: yaflow query RUN --image N [--radius R | --top K] [-o FILE.png] [--threads N]\n"
+    "                  [--data DIR]\n"
     "The training images nearest to test image N in RUN's hash index (RUN/hash.index,\n"
     "written by yaflow hash): every one within Hamming distance R (a lookup of the\n"
     "codes within R in a hash table of buckets), or the K nearest (a linear scan;\n"

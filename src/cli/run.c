@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: yaflow run EXPERIMENT.yaml [--out DIR] [--threads N]\n"
+    "usage: yaflow run EXPERIMENT.yaml [--out DIR] [--threads N] [--data DIR]\n"
     "Runs the steps of an experiment file in order: trainings (each a model file with\n"
     "dotted overrides, repeated over seeds), pictures, samples and codes, where a step\n"
     "refers to an earlier training's folder as ${name}. Writes DIR (default\n"

@@ -7,7 +7,7 @@
 
 static const char usage[] =
     "usage: yaflow sample RUN [-n N] [--seed S] [-o PREFIX] [--score CLASSIFIER_RUN]\n"
-    "                   [--threads N]\n"
+    "                   [--threads N] [--data DIR]\n"
     "Generates N images (default 100) from the trained generative model of RUN (a VAE:\n"
     "codes drawn from N(0, I) with seed S, default 1, then decoded) and writes\n"
     "PREFIX.npy (float32, N x the input's shape, values in [0, 1]) and PREFIX.png (the\n"

@@ -8,7 +8,7 @@
 
 static const char usage[] =
     "usage: yaflow show RUN WHAT... [-o PATH] [-n N] [-k K] [--layer NAME] [--seed S]\n"
-    "                 [--threads N]\n"
+    "                 [--threads N] [--data DIR]\n"
     "Draws pictures of the trained run RUN as PNG files, RUN/pictures/WHAT.png unless\n"
     "-o names the file (one WHAT) or a folder (several). WHAT is one or more of:\n"
     "  reconstructions  test images, their corrupted versions (denoising models) and\n"
