@@ -1,0 +1,139 @@
+/* roofline SPEC [--threads T] [--steps N] [--rounds R] -- how close a
+ * training step comes to BLIS's own sgemm rate on the same shapes, both
+ * measured in this one run (alternating R rounds, medians):
+ *   yaflow: N training steps of SPEC at its batch size (forward, backward,
+ *           optimizer, batch gathering: everything), GEMM FLOPs / time;
+ *   BLIS:   the same GEMMs (every dense node of the training graph, its
+ *           shapes, transposes and beta), called one after the other,
+ *           FLOPs / time.
+ * The ratio is the share of BLIS's rate the whole step keeps. */
+#include "../src/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    bool ta, tb;
+    int m, n, k;
+    float beta;
+} shape;
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int threads = 1, steps = 200, rounds = 5;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+            steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+            rounds = atoi(argv[++i]);
+        else
+            path = argv[i];
+    }
+    if (!path || threads < 1 || steps < 1 || rounds < 1) {
+        fprintf(stderr, "usage: roofline SPEC [--threads T] [--steps N] [--rounds R]\n");
+        return 2;
+    }
+    yf_error err = {0};
+    if (yf_runtime_choose_kernels(&err)) {
+        fprintf(stderr, "roofline: %s\n", yf_error_format(&err));
+        return 1;
+    }
+    yf_spec *s = yf_spec_load(path, NULL, 0, &err);
+    yf_model *m = s ? yf_model_new(s, threads, &err) : NULL;
+    yf_dataset *d = m ? yf_dataset_load(s, &err) : NULL;
+    if (!d) {
+        fprintf(stderr, "roofline: %s\n", yf_error_format(&err));
+        return 2;
+    }
+    int rows = s->batch_size;
+    /* the GEMMs of one training step, as dense.c calls them */
+    const yf__graph *g = &m->train;
+    shape sh[256];
+    int n_sh = 0;
+    double flops = 0;
+    for (int i = 0; i < g->n && n_sh < 256; i++) {
+        const yf__gnode *nd = &g->node[i];
+        int K, N;
+        switch (nd->op) {
+        case YF_OP_DENSE:
+            K = (int)g->node[nd->in[0]].size, N = (int)nd->size;
+            sh[n_sh++] = (shape){false, nd->trans, rows, N, K, 1.0f};
+            break;
+        case YF_OP_DENSE_DX:
+            N = (int)g->node[nd->in[0]].size, K = (int)nd->size;
+            sh[n_sh++] = (shape){false, !nd->trans, rows, K, N, 0.0f};
+            break;
+        case YF_OP_DENSE_DW:
+            K = (int)g->node[nd->in[0]].size, N = (int)g->node[nd->in[1]].size;
+            sh[n_sh++] = nd->trans ? (shape){true, false, N, K, rows, 0.0f}
+                                   : (shape){true, false, K, N, rows, 0.0f};
+            break;
+        default:
+            continue;
+        }
+        flops += yf__node_flops(g, nd, rows);
+    }
+    size_t big = 0;
+    for (int i = 0; i < n_sh; i++) {
+        size_t a = (size_t)sh[i].m * sh[i].k, b = (size_t)sh[i].k * sh[i].n,
+               c = (size_t)sh[i].m * sh[i].n;
+        big = a > big ? a : big, big = b > big ? b : big, big = c > big ? c : big;
+    }
+    float *A = calloc(big + 64, 4), *B = calloc(big + 64, 4), *C = calloc(big + 64, 4);
+    for (size_t i = 0; i < big; i++)
+        A[i] = (float)(i % 7) * 0.01f, B[i] = (float)(i % 5) * 0.01f;
+    size_t n = yf_dataset_count(d, YF_SPLIT_TRAIN), *idx = malloc(rows * sizeof *idx);
+    double *yf = malloc(rounds * sizeof *yf), *bl = malloc(rounds * sizeof *bl);
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now();
+        for (int st = 0; st < steps; st++) {
+            for (int i = 0; i < rows; i++)
+                idx[i] = ((size_t)st * rows + i) % n;
+            double loss;
+            if (yf_train_step(m, d, idx, rows, &loss, &err)) {
+                fprintf(stderr, "roofline: %s\n", yf_error_format(&err));
+                return 1;
+            }
+        }
+        yf[r] = flops * steps / (now() - t0) * 1e-9;
+        t0 = now();
+        for (int st = 0; st < steps; st++)
+            for (int i = 0; i < n_sh; i++) {
+                const shape *q = &sh[i];
+                int lda = q->ta ? q->m : q->k, ldb = q->tb ? q->k : q->n;
+                yf__sgemm(q->ta, q->tb, q->m, q->n, q->k, 1.0f, A, lda, B, ldb, q->beta, C, q->n,
+                          threads);
+            }
+        bl[r] = flops * steps / (now() - t0) * 1e-9;
+        printf("round %d: yaflow step %.1f GFLOP/s, BLIS sgemm alone %.1f GFLOP/s, ratio %.3f\n",
+               r + 1, yf[r], bl[r], yf[r] / bl[r]);
+    }
+    qsort(yf, rounds, sizeof *yf, cmp);
+    qsort(bl, rounds, sizeof *bl, cmp);
+    printf("%s, batch %d, %d thread(s), %d GEMMs per step (%.1f MFLOP): median yaflow %.1f "
+           "GFLOP/s, BLIS %.1f GFLOP/s, ratio %.3f\n", path, rows, threads, n_sh, flops * 1e-6,
+           yf[rounds / 2], bl[rounds / 2], yf[rounds / 2] / bl[rounds / 2]);
+    free(A), free(B), free(C), free(idx), free(yf), free(bl);
+    yf_dataset_free(d);
+    yf_model_free(m);
+    yf_spec_free(s);
+    return 0;
+}
