@@ -123,8 +123,15 @@ int main(int argc, char **argv)
                           threads);
             }
         bl[r] = flops * steps / (now() - t0) * 1e-9;
-        printf("round %d: yaflow step %.1f GFLOP/s, BLIS sgemm alone %.1f GFLOP/s, ratio %.3f\n",
-               r + 1, yf[r], bl[r], yf[r] / bl[r]);
+        /* and what the optimizer update alone costs (it changes the
+         * parameters: the model is not used for anything after this) */
+        t0 = now();
+        for (int st = 0; st < steps; st++)
+            yf__optim_step(m);
+        double opt = (now() - t0) / steps, step = flops / (yf[r] * 1e9);
+        printf("round %d: yaflow step %.1f GFLOP/s, BLIS sgemm alone %.1f GFLOP/s, ratio %.3f; "
+               "optimizer %.3f ms of a %.3f ms step (%.1f%%)\n", r + 1, yf[r], bl[r],
+               yf[r] / bl[r], opt * 1e3, step * 1e3, 100 * opt / step);
     }
     qsort(yf, rounds, sizeof *yf, cmp);
     qsort(bl, rounds, sizeof *bl, cmp);
