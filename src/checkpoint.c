@@ -520,8 +520,12 @@ int yf__checkpoint_progress(const char *path, yf__progress *pr, yf_error *err)
         pr->finished = !strcmp(v[5]->str, "true");
         pr->metrics = yf__strdup(v[6]->str);
         const yf__json *step = yf__json_get(meta, "step");
+        char *end4 = NULL;
         if (step && step->t == YF__J_STR)
-            pr->step = strtoull(step->str, NULL, 10);
+            pr->step = strtoull(step->str, &end4, 10);
+        if (!step || step->t != YF__J_STR || !step->str[0] || *end4)
+            rc = yf__fail_file(err, YF_ECKPT, path, "its step '%s' is not a whole number",
+                               step && step->t == YF__J_STR ? step->str : "?");
         if (*end1 || *end2 || *end3 || ep < 0 || ep > 1000000 || be < 0 || be > ep)
             rc = yf__fail_file(err, YF_ECKPT, path, "its record of where training stood is "
                                "corrupt (epoch '%s', position '%s')", v[0]->str, v[1]->str);

@@ -678,6 +678,17 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     const char *from = NULL;
     if (opts->resume && resume_point(fo.ckpt, fo.paused, &pr, &from, err))
         return err->code;
+    if (from && (pr.epoch > s->epochs || pr.position > yf_dataset_count(d, YF_SPLIT_TRAIN) ||
+                 pr.best_epoch > pr.epoch)) {
+        /* a record this run cannot have written (another data set, or
+         * damaged): refused rather than replayed */
+        yf__fail_file(err, YF_ECKPT, from, "its record of where training stood (epoch %d, "
+                      "%zu examples into the next) does not fit this run (%d epochs of %zu "
+                      "examples)", pr.epoch, pr.position, s->epochs,
+                      yf_dataset_count(d, YF_SPLIT_TRAIN));
+        free(pr.metrics);
+        return err->code;
+    }
     if (from && pr.finished) {
         /* killed after its last checkpoint, before the rows that describe
          * it: the records are restored from the checkpoint */

@@ -396,6 +396,34 @@ START_TEST(test_resume_finished_and_fresh)
     ck_assert(WIFSIGNALED(st));
     ck_assert_int_eq(finish(DIR "/last"), 1);
     same_as_reference(DIR "/last");
+
+    /* a record this run cannot have written (epoch 9 of 8; the header's
+     * bytes are not in the CRC) is refused, not replayed */
+    tu_mkdirs(DIR "/odd");
+    char *cfg = tu_read(DIR "/ref/config.yaml", NULL);
+    tu_write(DIR "/odd/config.yaml", cfg, strlen(cfg));
+    free(cfg);
+    char *odd = malloc(ref_len);
+    memcpy(odd, ref_ckpt, ref_len);
+    char *e = memmem(odd, ref_len, "\"epoch\":\"8\"", 11);
+    ck_assert(e != NULL);
+    e[9] = '9';
+    tu_write(DIR "/odd/checkpoint.safetensors", odd, ref_len);
+    free(odd);
+    yf_error err = {0};
+    yf_spec *s = yf_spec_parse(spec_text, sizeof spec_text - 1, "resume.yaml", NULL, 0, &err);
+    yf_model *m = s ? yf_model_new(s, 1, &err) : NULL;
+    yf_dataset *d = m ? yf_dataset_load(s, &err) : NULL;
+    ck_assert(d != NULL);
+    int rc = yf_train(m, d, &(yf_train_opts){.out_dir = DIR "/odd", .resume = 1}, &err);
+    ck_assert_int_eq(rc, YF_ECKPT);
+    ck_assert_msg(!strcmp(yf_error_format(&err), DIR "/odd/checkpoint.safetensors: its record "
+                          "of where training stood (epoch 9, 0 examples into the next) does "
+                          "not fit this run (8 epochs of 4096 examples)"), "%s",
+                  yf_error_format(&err));
+    yf_dataset_free(d);
+    yf_model_free(m);
+    yf_spec_free(s);
 }
 END_TEST
 
