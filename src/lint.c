@@ -185,7 +185,7 @@ int yf__lint(yf_model *m, yf_error *err)
                                near ? " (did you mean '" : "", near ? near : "",
                                near ? "'?)" : "", list);
         }
-        if (s->valid == 0)
+        if (s->valid == 0 && s->folds == 0) /* with folds, the held-out fold validates */
             return yf__fail_at(err, key_at(s->stop.at, "metric"), YF_ESPEC,
                                "train early_stopping: needs a validation split, but data.valid "
                                "is 0");
