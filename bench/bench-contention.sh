@@ -63,7 +63,7 @@ for load in 1 "$cores"; do
     runs[all]+="$(run_yaflow --threads "$cores") "
     runs[t1]+="$(run_torch 1) "
     runs[tall]+="$(run_torch "$cores") "
-    say "  round $i/$repeat: default ${runs[auto]##* } ..."
+    say "  round $i/$repeat done"
   done
   stop_load
   for k in auto one all t1 tall; do

@@ -381,9 +381,32 @@ static double own_cpu(void)
            ru.ru_stime.tv_usec * 1e-6;
 }
 
-/* Before the first step: one thread until the first reading (a tenth of a
- * second) shows how many cores are free; a busy machine then loses
- * nothing, a quiet one a twentieth of a second. */
+/* Processes running now besides this one: the least of a few samples of
+ * /proc/loadavg's runnable count (which counts the reader itself); -1
+ * when unknown. */
+static int others_running(void)
+{
+    int least = -1;
+    for (int i = 0; i < 5; i++) {
+        FILE *f = fopen("/proc/loadavg", "r");
+        int running = 0, total = 0;
+        bool ok = f && fscanf(f, "%*f %*f %*f %d/%d", &running, &total) == 2;
+        if (f)
+            fclose(f);
+        if (!ok)
+            return -1;
+        if (least < 0 || running - 1 < least)
+            least = running - 1;
+        usleep(2000);
+    }
+    return least;
+}
+
+/* Before the first step: as many threads as the processes running now
+ * leave cores for (a glance at /proc/loadavg), until the first reading of
+ * CPU times a tenth of a second in. (Starting on one thread cost a quiet
+ * machine a third of a short epoch; starting on every thread cost a busy
+ * one a twentieth.) */
 static void tuner_start(tuner *t, yf_model *m)
 {
     int n;
@@ -395,7 +418,8 @@ static void tuner_start(tuner *t, yf_model *m)
         return;
     }
     t->last = now() - (TUNE_PERIOD_S - 0.1);
-    m->active = 1;
+    int others = others_running(), free = n - (others < 0 ? 0 : others);
+    m->active = free < 1 ? 1 : free > m->threads ? m->threads : free;
 }
 
 static void tuner_step(tuner *t, yf_model *m, int rows)
