@@ -59,14 +59,14 @@ static void checkpoints(void)
         m->m_block[i] = 0.001f * (float)i, m->v_block[i] = 1e-6f * (float)i;
     m->step = 12;
     char path[1024];
-    path_of(path, sizeof path, "checkpoint", "adam.safetensors");
+    path_of(path, sizeof path, "checkpoint", "adam.seed");
     if (yf_checkpoint_save(m, path, &err))
         die(&err);
     /* as yaflow train writes them: where training stood, for --resume */
     yf__progress pr = {.epoch = 2, .position = 96, .loss_sum = 1.5, .best = 0.25,
                        .best_epoch = 1, .finished = false,
                        .metrics = "epoch,train_loss,valid_loss\n1,0.5,0.25\n2,0.4,0.3\n"};
-    path_of(path, sizeof path, "checkpoint", "progress.safetensors");
+    path_of(path, sizeof path, "checkpoint", "progress.seed");
     if (yf__checkpoint_save(m, path, &pr, &err))
         die(&err);
     yf_model_free(m);
@@ -81,7 +81,7 @@ static void checkpoints(void)
     m = s ? yf_model_new(s, 1, &err) : NULL;
     if (!m)
         die(&err);
-    path_of(path, sizeof path, "checkpoint", "sgd.safetensors");
+    path_of(path, sizeof path, "checkpoint", "sgd.seed");
     if (yf_checkpoint_save(m, path, &err))
         die(&err);
     yf_model_free(m);

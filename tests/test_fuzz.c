@@ -187,7 +187,7 @@ START_TEST(test_seeds_checkpoint)
         char *data = seed("checkpoint", names[i], &len);
         yf_error err = {0};
         int rc = read_checkpoint(data, len, 1, false, &err);
-        if (!strcmp(names[i], "sgd.safetensors")) {
+        if (!strcmp(names[i], "sgd.seed")) {
             /* another optimizer's state: its parameters alone load */
             ck_assert_int_eq(rc, YF_ECKPT);
             ck_assert_msg(strstr(err.msg, "it holds the state of optimizer 'sgd', but the model "
@@ -201,7 +201,7 @@ START_TEST(test_seeds_checkpoint)
         yf__progress pr;
         yf_error err3 = {0};
         rc = yf__checkpoint_progress(WORK "/input.safetensors", &pr, &err3);
-        if (!strcmp(names[i], "progress.safetensors")) {
+        if (!strcmp(names[i], "progress.seed")) {
             ck_assert_msg(rc == 0, "%s", yf_error_format(&err3));
             ck_assert_int_eq(pr.epoch, 2);
             ck_assert_uint_eq(pr.position, 96);
