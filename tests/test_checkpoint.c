@@ -324,7 +324,7 @@ START_TEST(test_bad_files)
     /* a header made to cost memory: a megabyte of "0," would take 24 MB
      * of parsed values; the reader stops at 16 bytes per header byte */
     size_t hl = 1 << 20, at = 6;
-    char *hostile = malloc(hl + 1);
+    char *hostile = malloc(hl + 4);
     memcpy(hostile, "{\"a\":[", 6);
     while (at + 3 < hl)
         memcpy(hostile + at, "0,", 2), at += 2;
