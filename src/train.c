@@ -422,6 +422,16 @@ static void tuner_start(tuner *t, yf_model *m)
     m->active = free < 1 ? 1 : free > m->threads ? m->threads : free;
 }
 
+void yf_model_fit_threads(yf_model *m)
+{
+    cpu_set_t set;
+    int others = others_running();
+    if (others < 0 || sched_getaffinity(0, sizeof set, &set) != 0)
+        return;
+    int free = CPU_COUNT(&set) - others;
+    m->active = free < 1 ? 1 : free > m->threads ? m->threads : free;
+}
+
 static void tuner_step(tuner *t, yf_model *m, int rows)
 {
     t->ex_threads += (double)m->active * rows, t->ex_total += rows;

@@ -110,6 +110,11 @@ void yf_model_summary(const yf_model *m, FILE *out);
 size_t yf_model_param_count(const yf_model *m);
 /* Parameters in one contiguous block, in the order of yf_model_summary. */
 float *yf_model_params(yf_model *m);
+/* Uses as many of the model's threads as the processes running now leave
+ * cores for (a glance at /proc/loadavg), for work that follows (an
+ * evaluation, encoding, pictures); results do not depend on it. Training
+ * with adapt_threads follows the load by itself. */
+void yf_model_fit_threads(yf_model *m);
 /* Remarks about specs that are valid but probably not what was meant (a
  * layer no loss depends on, l2 on frozen weights ...), each
  * "file:line:col: message". */

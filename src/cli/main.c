@@ -345,7 +345,11 @@ int cli_warnings(const yf_model *m, const cli_args *a)
 int cli_open_run(const char *dir, const cli_args *a, int flags, yf_run *r)
 {
     yf_error err = {0};
-    return yf_run_open_data(r, dir, a->threads, flags, a->data, &err) ? cli_fail(&err) : 0;
+    if (yf_run_open_data(r, dir, a->threads, flags, a->data, &err))
+        return cli_fail(&err);
+    if (!a->threads) /* no --threads: the cores other processes leave free */
+        yf_model_fit_threads(r->model);
+    return 0;
 }
 
 int main(int argc, char **argv)
