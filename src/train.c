@@ -407,6 +407,16 @@ static int others_running(void)
  * CPU times a tenth of a second in. (Starting on one thread cost a quiet
  * machine a third of a short epoch; starting on every thread cost a busy
  * one a twentieth.) */
+void yf_model_fit_threads(yf_model *m)
+{
+    cpu_set_t set;
+    int others = others_running();
+    if (others < 0 || sched_getaffinity(0, sizeof set, &set) != 0)
+        return;
+    int free = CPU_COUNT(&set) - others;
+    m->active = free < 1 ? 1 : free > m->threads ? m->threads : free;
+}
+
 static void tuner_start(tuner *t, yf_model *m)
 {
     int n;
@@ -418,19 +428,9 @@ static void tuner_start(tuner *t, yf_model *m)
         return;
     }
     t->last = now() - (TUNE_PERIOD_S - 0.1);
-    int others = others_running(), free = n - (others < 0 ? 0 : others);
-    m->active = free < 1 ? 1 : free > m->threads ? m->threads : free;
+    yf_model_fit_threads(m);
 }
 
-void yf_model_fit_threads(yf_model *m)
-{
-    cpu_set_t set;
-    int others = others_running();
-    if (others < 0 || sched_getaffinity(0, sizeof set, &set) != 0)
-        return;
-    int free = CPU_COUNT(&set) - others;
-    m->active = free < 1 ? 1 : free > m->threads ? m->threads : free;
-}
 
 static void tuner_step(tuner *t, yf_model *m, int rows)
 {

@@ -83,6 +83,23 @@ START_TEST(test_random_initialisers)
 }
 END_TEST
 
+/* The largest |GᵀG − I| over the vectors of the rows × cols matrix w:
+ * its columns when by_cols, else its rows. */
+static double gram_error(const float *w, int rows, int cols, bool by_cols)
+{
+    int n = by_cols ? cols : rows, len = by_cols ? rows : cols;
+    double worst = 0;
+    for (int a = 0; a < n; a++)
+        for (int b = a; b < n; b++) {
+            double dot = 0;
+            for (int i = 0; i < len; i++)
+                dot += by_cols ? (double)w[i * cols + a] * w[i * cols + b]
+                               : (double)w[a * cols + i] * w[b * cols + i];
+            worst = fmax(worst, fabs(dot - (a == b)));
+        }
+    return worst;
+}
+
 /* orthogonal: the 512 x 256 weight has orthonormal columns (WᵀW = I);
  * for a 256 x 512 one (units 512 on 256 inputs), orthonormal rows. */
 START_TEST(test_orthogonal)
@@ -91,15 +108,7 @@ START_TEST(test_orthogonal)
     const float *w;
     size_t n;
     yf_model *m = layer("orthogonal", "", &s, &w, &n);
-    int rows = 512, cols = 256;
-    double worst = 0;
-    for (int a = 0; a < cols; a++)
-        for (int b = a; b < cols; b++) {
-            double dot = 0;
-            for (int i = 0; i < rows; i++)
-                dot += (double)w[i * cols + a] * w[i * cols + b];
-            worst = fmax(worst, fabs(dot - (a == b)));
-        }
+    double worst = gram_error(w, 512, 256, true);
     printf("orthogonal 512x256: max |WᵀW - I| = %.2e\n", worst);
     ck_assert_msg(worst < 1e-5, "WᵀW differs from I by %g", worst);
     tu_free(m, s);
@@ -112,14 +121,7 @@ START_TEST(test_orthogonal)
         "  loss:\n    - {type: mse, input: out, target: x}\n";
     m = tu_model(wide, &s);
     w = m->param_block + m->params[tu_param(m, "a.W")].offset;
-    rows = 256, cols = 512, worst = 0;
-    for (int a = 0; a < rows; a++)
-        for (int b = a; b < rows; b++) {
-            double dot = 0;
-            for (int i = 0; i < cols; i++)
-                dot += (double)w[a * cols + i] * w[b * cols + i];
-            worst = fmax(worst, fabs(dot - (a == b)));
-        }
+    worst = gram_error(w, 256, 512, false);
     printf("orthogonal 256x512: max |WWᵀ - I| = %.2e\n", worst);
     ck_assert_msg(worst < 1e-5, "WWᵀ differs from I by %g", worst);
     tu_free(m, s);
