@@ -34,6 +34,9 @@ int yf__graph_add(yf__graph *g, yf__op op, const char *name, const yf__node *at,
     n->term = -1;
     n->metric = -1;
     n->fused = -1;
+    n->epi = -1;
+    n->colsum = -1;
+    n->sum_into = -1;
     n->at = at;
     snprintf(n->name, sizeof n->name, "%s", name);
     return g->n++;

@@ -361,6 +361,18 @@ typedef struct yf__gnode {
     int term;        /* loss nodes: index of the spec's loss term */
     int metric;      /* metric nodes: index in the graph's metric list */
     int fused;       /* loss nodes: the activation whose logits they take, or -1 */
+    /* set by the plan (yf__plan): an element-wise node folded into its
+     * producer's kernel, which applies it row by row while the rows are
+     * still in cache; the folded node shares the producer's buffer and
+     * its own kernel does nothing */
+    int epi;         /* the node this one's kernel also computes (-1: none) */
+    /* and two folds made only when the run has one thread (exec.team),
+     * where they keep the order of a sum, so the bits are the same: */
+    int colsum;      /* a dense_db node whose column sums of this node's
+                        output this kernel adds, row by row (-1: none) */
+    int sum_into;    /* mse_grad: the mse loss node it also computes (-1) */
+    bool folded;     /* computed by another node's kernel (on one thread
+                        only, for colsum and sum_into targets) */
     yf__feed feed;   /* input nodes */
     /* placement */
     int level;
@@ -409,6 +421,7 @@ typedef struct yf__graph {
     int *param_writer; /* autodiff: last node writing each parameter's gradient */
     double *prof_seconds; /* per node, when profiling */
     double prof_rows;     /* examples run while profiling */
+    bool grads_bad; /* the last run wrote a non-finite parameter gradient */
 } yf__graph;
 
 /* A compile-time remark about the spec: kept on the model, printed by the
@@ -437,11 +450,27 @@ struct yf_model {
 typedef struct yf__exec {
     int rows;
     int threads; /* threads this node may use */
+    int team;    /* threads of the whole run (m->active): folds that change
+                    the order of a sum are only made when it is 1 */
     uint64_t seed, step;
     yf__graph *g;
 } yf__exec;
 
 typedef void (*yf__fwd_fn)(yf__gnode *n, const yf__exec *ex);
+
+/* Runs body for rows [r0, r0 + nr) in each of ex->threads chunks of the R
+ * rows (one chunk under 16 rows). Row-wise kernels split this way give the
+ * same bits on any number of threads. */
+#define YF__FOR_ROW_CHUNKS(ex, R, r0, nr, body)                             \
+    do {                                                                    \
+        int nt_ = (ex)->threads > 1 && (R) >= 16 ? (ex)->threads : 1;       \
+        _Pragma("omp parallel for num_threads(nt_) if(nt_ > 1)")            \
+        for (int t_ = 0; t_ < nt_; t_++) {                                  \
+            size_t r0 = (size_t)(R) * t_ / nt_;                             \
+            size_t nr = (size_t)(R) * (t_ + 1) / nt_ - r0;                  \
+            body;                                                           \
+        }                                                                   \
+    } while (0)
 /* Appends the backward nodes of node `id` given the gradient node `dy`
  * (dy < 0 for a loss term: d(total)/d(term) = 1). */
 typedef int (*yf__bwd_fn)(yf__graph *g, int id, int dy, yf_error *err);
@@ -454,6 +483,9 @@ typedef int (*yf__bwd_fn)(yf__graph *g, int id, int dy, yf_error *err);
 #undef YF_OP
 
 extern const yf__fwd_fn yf__op_fwd[YF_OP_COUNT];
+/* The BLIS call alone of a dense, dense_dx or dense_dw node (bench/roofline
+ * times them on a training step's own buffers). */
+void yf__dense_sgemm(const yf__gnode *n, const yf__exec *ex);
 extern const yf__bwd_fn yf__op_bwd[YF_OP_COUNT];
 
 int yf__graph_add(yf__graph *g, yf__op op, const char *name, const yf__node *at,
@@ -536,6 +568,10 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step);
 /* Runs g again one node at a time and returns the first node (in the
  * order they run) whose output holds a NaN or an infinity, or -1. */
 int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step);
+/* Tests: plans made while this is set fold nothing (yf__plan). */
+extern bool yf__no_folds;
+/* Whether x[0..n) are all finite. */
+bool yf__finite(const float *x, size_t n);
 /* yf__run_at with the model's optimizer step. */
 void yf__run(yf_model *m, yf__graph *g, int rows);
 /* A node writing into parameter p's gradient: chains it after the previous
@@ -609,6 +645,8 @@ unsigned yf__ftz_enter(void);
 void yf__ftz_leave(unsigned *saved);
 #define YF__FTZ_SCOPE                                                                    \
     unsigned yf__saved_csr __attribute__((cleanup(yf__ftz_leave), unused)) = yf__ftz_enter()
+/* db[0..C) += the R rows of dy, one after the other (dense_db's sum) */
+void yf__colsum(float *db, const float *dy, size_t R, size_t C);
 void yf__act_forward(int act, float alpha, const float *x, float *y,
                      size_t rows, size_t cols);
 void yf__act_backward(int act, float alpha, const float *y, const float *dy,
@@ -633,6 +671,7 @@ enum { YF__STREAM_INIT = 1, YF__STREAM_SHUFFLE = 2, YF__STREAM_SUBSET = 3, YF__S
 /* ---- optimisers (optim.c) ------------------------------------------------------ */
 
 /* One update with learning rate m->lr. */
+void yf__optim_param(yf_model *m, int i);
 void yf__optim_step(yf_model *m);
 /* The schedule's learning rate at fractional epoch e (0 at the start). */
 float yf__schedule_lr(const yf_spec *s, double e);

@@ -38,35 +38,41 @@ YF__CLONES static void sgd(float *p, const float *g, size_t n, float lr, float w
         p[i] -= lr * (g[i] + wd * p[i]);
 }
 
-void yf__optim_step(yf_model *m)
+/* The update of parameter i alone, for the step m->step (already counted). */
+void yf__optim_param(yf_model *m, int i)
 {
     const yf__optim_spec *o = &m->spec->optim;
-    m->step++;
+    const yf__param *p = &m->params[i];
+    if (!p->trainable)
+        return;
     double t = (double)m->step;
     float lr = m->lr;
-    float lr_t = (float)(lr / (1.0 - pow(o->beta1, t)));
-    float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
+    float *w = m->param_block + p->offset, *g = m->grad_block + p->offset;
+    switch (o->type) {
+    case YF_OPTIM_SGD:
+        sgd(w, g, p->size, lr, o->weight_decay);
+        break;
+    case YF_OPTIM_MOMENTUM:
+        momentum(w, g, m->m_block + p->offset, p->size, lr, o->momentum, o->weight_decay,
+                 o->nesterov, m->step == 1);
+        break;
+    case YF_OPTIM_ADAM: {
+        float lr_t = (float)(lr / (1.0 - pow(o->beta1, t)));
+        float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
+        adam(w, g, m->m_block + p->offset, m->v_block + p->offset, p->size, lr_t, o->beta1,
+             o->beta2, o->epsilon, o->weight_decay, c2);
+        break;
+    }
+    }
+}
+
+void yf__optim_step(yf_model *m)
+{
+    m->step++;
     int np = m->n_params;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(m->active) if (m->active > 1)
-    for (int i = 0; i < np; i++) {
-        const yf__param *p = &m->params[i];
-        if (!p->trainable)
-            continue;
-        float *w = m->param_block + p->offset, *g = m->grad_block + p->offset;
-        switch (o->type) {
-        case YF_OPTIM_SGD:
-            sgd(w, g, p->size, lr, o->weight_decay);
-            break;
-        case YF_OPTIM_MOMENTUM:
-            momentum(w, g, m->m_block + p->offset, p->size, lr, o->momentum,
-                     o->weight_decay, o->nesterov, m->step == 1);
-            break;
-        case YF_OPTIM_ADAM:
-            adam(w, g, m->m_block + p->offset, m->v_block + p->offset, p->size, lr_t,
-                 o->beta1, o->beta2, o->epsilon, o->weight_decay, c2);
-            break;
-        }
-    }
+    for (int i = 0; i < np; i++)
+        yf__optim_param(m, i);
 }
 
 float yf__schedule_lr(const yf_spec *s, double e)

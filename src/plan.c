@@ -17,6 +17,80 @@ static int by_offset(const void *a, const void *b)
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* Folding: an element-wise node that is its producer's only reader is
+ * computed by the producer's kernel, row by row while the rows are in
+ * cache, in the producer's buffer:
+ *   dense -> activation               (yf__dense_fwd applies f in place)
+ *   mse_grad -> activation_grad       (yf__mse_grad_fwd multiplies by f')
+ * and, when the run has one thread, two reductions are folded where the
+ * order of their sums stays the same:
+ *   activation_grad or mse_grad -> dense_db   (the bias gradient's column
+ *                                 sums, added as each row is made)
+ *   mse -> mse_grad               (the loss, summed in the gradient's pass)
+ * The arithmetic is the same as the nodes', so the results are too; passes
+ * over the rows are saved, and on several threads forks and joins. A
+ * producer that is kept, or read by anything else, is left alone. */
+typedef struct {
+    int *readers, *epi, *colsum, *sum_into;
+    bool *folded;
+} folds;
+
+bool yf__no_folds;
+
+static void fold(const yf__graph *g, const folds *f)
+{
+    for (int i = 0; i < g->n; i++)
+        f->epi[i] = f->colsum[i] = f->sum_into[i] = -1, f->folded[i] = false,
+        f->readers[i] = 0;
+    if (yf__no_folds)
+        return;
+    for (int i = 0; i < g->n; i++) {
+        const yf__gnode *nd = &g->node[i];
+        for (int k = 0; k < nd->n_in; k++)
+            f->readers[nd->in[k]]++;
+        if (nd->after >= 0)
+            f->readers[nd->after]++;
+    }
+    for (int i = 0; i < g->n; i++) {
+        const yf__gnode *q = &g->node[i];
+        if ((q->op != YF_OP_ACT && q->op != YF_OP_ACT_GRAD) || q->act == YF_ACT_SOFTMAX ||
+            !q->per_row)
+            continue;
+        int src = q->op == YF_OP_ACT ? q->in[0] : q->in[1];
+        const yf__gnode *p = &g->node[src];
+        bool fits = q->op == YF_OP_ACT
+                        ? p->op == YF_OP_DENSE
+                        : p->op == YF_OP_MSE_GRAD && p->slot == 0 && p->in[0] == q->in[0];
+        if (!fits || src > i || f->readers[src] != 1 || p->keep || !p->per_row ||
+            p->size != q->size || f->epi[src] >= 0 || p->grad_of >= 0)
+            continue;
+        f->epi[src] = i;
+        f->folded[i] = true;
+    }
+    for (int i = 0; i < g->n; i++) {
+        const yf__gnode *q = &g->node[i];
+        if (q->op == YF_OP_DENSE_DB && !q->accumulate) {
+            int src = q->in[0]; /* dy, or the folded node holding it */
+            for (int k = 0; k < i && f->folded[src]; k++)
+                if (f->epi[k] == src)
+                    src = k;
+            const yf__gnode *p = &g->node[src];
+            if ((p->op == YF_OP_ACT_GRAD || p->op == YF_OP_MSE_GRAD) && !f->folded[src] &&
+                f->colsum[src] < 0 && p->per_row && p->size == q->size)
+                f->colsum[src] = i, f->folded[i] = true;
+        }
+        if (q->op == YF_OP_MSE_GRAD && q->slot == 0)
+            for (int k = 0; k < i; k++) {
+                const yf__gnode *l = &g->node[k];
+                if (l->op == YF_OP_MSE && l->in[0] == q->in[0] && l->in[1] == q->in[1] &&
+                    l->reduce_sum == q->reduce_sum && f->readers[k] == 0 && !f->folded[k]) {
+                    f->sum_into[i] = k, f->folded[k] = true;
+                    break;
+                }
+            }
+    }
+}
+
 /* The new plan is made beside the old one and replaces it only when it is
  * whole: a failure (out of memory, a graph too large for the machine)
  * leaves g running exactly as before. */
@@ -54,9 +128,15 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     interval **placed = yf__malloc((n ? n : 1) * sizeof *placed);
     interval **live = yf__malloc((n ? n : 1) * sizeof *live);
     int *fill = yf__calloc(n_levels, sizeof *fill);
+    int *readers = yf__calloc(n ? n : 1, sizeof *readers);
+    int *epi = yf__calloc(n ? n : 1, sizeof *epi);
+    int *colsum = yf__calloc(n ? n : 1, sizeof *colsum);
+    int *sum_into = yf__calloc(n ? n : 1, sizeof *sum_into);
+    bool *folded = yf__calloc(n ? n : 1, sizeof *folded);
     float *arena = NULL;
     int rc = 0;
-    if (!level_start || !order || !scalars || !side_by_side || !iv || !placed || !live || !fill) {
+    if (!level_start || !order || !scalars || !side_by_side || !iv || !placed || !live || !fill ||
+        !readers || !epi || !colsum || !sum_into || !folded) {
         rc = yf__fail(err, YF_ENOMEM, "out of memory planning the graph");
         goto done;
     }
@@ -82,7 +162,8 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
         side_by_side[l] = level_start[l + 1] - level_start[l] > 1 && most < 0.6 * total;
     }
 
-    /* liveness */
+    /* liveness; a folded node lives in its producer's buffer */
+    fold(g, &(folds){readers, epi, colsum, sum_into, folded});
     for (int i = 0; i < n; i++)
         iv[i].first = iv[i].last = g->node[i].level;
     for (int i = 0; i < n; i++)
@@ -91,12 +172,18 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
             if (g->node[i].level > iv[src].last)
                 iv[src].last = g->node[i].level;
         }
+    for (int i = 0; i < n; i++) {
+        int e = epi[i];
+        if (e >= 0)
+            iv[i].last = g->node[e].keep ? n_levels : iv[e].last > iv[i].last ? iv[e].last
+                                                                               : iv[i].last;
+    }
     /* first fit among the buffers live at the same time */
     size_t top = 0, naive = 0;
     int n_placed = 0;
     for (int i = 0; i < n; i++) {
         yf__gnode *nd = &g->node[i];
-        if (!nd->per_row)
+        if (!nd->per_row || (folded[i] && nd->op != YF_OP_DENSE_DB && nd->op != YF_OP_MSE))
             continue;
         if (nd->keep)
             iv[i].last = n_levels;
@@ -149,8 +236,12 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     size_t next_scalar = 0;
     for (int i = 0; i < n; i++) {
         yf__gnode *nd = &g->node[i];
+        nd->epi = epi[i], nd->colsum = colsum[i], nd->sum_into = sum_into[i];
+        nd->folded = folded[i];
         if (nd->per_row)
             nd->offset = iv[i].off;
+        if (epi[i] >= 0)
+            iv[epi[i]].off = iv[i].off; /* the folded node comes later */
         if (nd->op == YF_OP_PARAM)
             nd->buf = m->param_block + m->params[nd->param].offset;
         else if (nd->grad_of >= 0)
@@ -164,7 +255,8 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     }
 done:
     free(level_start), free(order), free(scalars), free(side_by_side), free(arena);
-    free(iv), free(placed), free(live), free(fill);
+    free(iv), free(placed), free(live), free(fill), free(readers), free(epi),
+        free(colsum), free(sum_into), free(folded);
     return rc;
 }
 

@@ -28,22 +28,49 @@ const yf__bwd_fn yf__op_bwd[YF_OP_COUNT] = {
 
 void yf__run(yf_model *m, yf__graph *g, int rows) { yf__run_at(m, g, rows, m->step); }
 
+/* Whether n floats are all finite: x·0 is 0 for a finite x and NaN
+ * otherwise, so the sum of them cannot overflow; 16 lanes vectorise. */
+YF__CLONES bool yf__finite(const float *x, size_t n)
+{
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++)
+            acc[j] += x[i + j] * 0.0f;
+    for (; i < n; i++)
+        acc[0] += x[i] * 0.0f;
+    float sum = 0;
+    for (int j = 0; j < 16; j++)
+        sum += acc[j];
+    return sum == 0;
+}
+
+/* Runs node id. A parameter's gradient is checked for NaN and infinity
+ * right after the last node writing it, while it is still in cache. */
+static void run_node(yf_model *m, yf__graph *g, int id, const yf__exec *ex)
+{
+    yf__gnode *n = &g->node[id];
+    double t0 = g->prof_seconds ? omp_get_wtime() : 0;
+    yf__op_fwd[n->op](n, ex);
+    if (n->grad_of >= 0 && g->param_writer && g->param_writer[n->grad_of] == id &&
+        !yf__finite(n->buf, m->params[n->grad_of].size))
+        __atomic_store_n(&g->grads_bad, true, __ATOMIC_RELAXED);
+    if (g->prof_seconds) /* a node is one worker's: no race */
+        g->prof_seconds[id] += omp_get_wtime() - t0;
+}
+
 void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
 {
-    yf__exec ex = {.rows = rows, .threads = m->active, .seed = m->spec->seed,
-                   .step = step, .g = g};
+    yf__exec ex = {.rows = rows, .threads = m->active, .team = m->active,
+                   .seed = m->spec->seed, .step = step, .g = g};
+    g->grads_bad = false;
     if (g->prof_seconds)
         g->prof_rows += rows;
     for (int l = 1; l < g->n_levels; l++) {
         int a = g->level_start[l], b = g->level_start[l + 1];
         if (m->active == 1 || !g->side_by_side[l]) {
-            for (int k = a; k < b; k++) {
-                yf__gnode *n = &g->node[g->order[k]];
-                double t0 = g->prof_seconds ? omp_get_wtime() : 0;
-                yf__op_fwd[n->op](n, &ex);
-                if (g->prof_seconds)
-                    g->prof_seconds[g->order[k]] += omp_get_wtime() - t0;
-            }
+            for (int k = a; k < b; k++)
+                run_node(m, g, g->order[k], &ex);
             continue;
         }
         int nt = m->active < b - a ? m->active : b - a;
@@ -51,19 +78,15 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
         for (int k = a; k < b; k++) {
             yf__exec one = ex;
             one.threads = 1;
-            yf__gnode *n = &g->node[g->order[k]];
-            double t0 = g->prof_seconds ? omp_get_wtime() : 0;
-            yf__op_fwd[n->op](n, &one);
-            if (g->prof_seconds) /* each node is one worker's: no race */
-                g->prof_seconds[g->order[k]] += omp_get_wtime() - t0;
+            run_node(m, g, g->order[k], &one);
         }
     }
 }
 
 int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step)
 {
-    yf__exec ex = {.rows = rows, .threads = m->active, .seed = m->spec->seed,
-                   .step = step, .g = g};
+    yf__exec ex = {.rows = rows, .threads = m->active, .team = m->active,
+                   .seed = m->spec->seed, .step = step, .g = g};
     for (int l = 1; l < g->n_levels; l++)
         for (int k = g->level_start[l]; k < g->level_start[l + 1]; k++) {
             yf__gnode *n = &g->node[g->order[k]];

@@ -180,23 +180,6 @@ int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, con
 
 /* ---- training ------------------------------------------------------------------ */
 
-/* Whether n floats are all finite: x·0 is 0 for a finite x and NaN
- * otherwise, so the sum of them cannot overflow; 16 lanes vectorise. */
-static bool finite_block(const float *x, size_t n)
-{
-    float acc[16] = {0};
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++)
-            acc[j] += x[i + j] * 0.0f;
-    for (; i < n; i++)
-        acc[0] += x[i] * 0.0f;
-    float sum = 0;
-    for (int j = 0; j < 16; j++)
-        sum += acc[j];
-    return sum == 0;
-}
-
 int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, double *loss,
                   yf_error *err)
 {
@@ -212,7 +195,7 @@ int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, doubl
     yf__gather(d, YF_SPLIT_TRAIN, idx, rows, g);
     yf__run(m, g, rows);
     double l = losses(g, NULL);
-    if (!isfinite(l) || !finite_block(m->grad_block, m->param_floats)) {
+    if (!isfinite(l) || g->grads_bad) {
         /* nothing is updated; run the step again node by node to name the
          * first that produced a NaN or an infinity */
         int bad = yf__find_nonfinite(m, g, rows, m->step);
@@ -310,11 +293,16 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
         if (g->prof_seconds[ids[k]] <= 0)
             continue;
         double flops = yf__node_flops(g, n, 1) * examples;
-        fprintf(f, "%-16s %-26s %9.3f %6.1f %12.1f\n", n->name, yf__op_names[n->op],
+        char op[96]; /* with what the plan folded into it */
+        snprintf(op, sizeof op, "%s%s%s%s%s", yf__op_names[n->op], n->epi >= 0 ? "+" : "",
+                 n->epi >= 0 ? yf__op_names[g->node[n->epi].op] : "",
+                 n->colsum >= 0 ? "+dense_db" : "", n->sum_into >= 0 ? "+mse" : "");
+        fprintf(f, "%-16s %-26s %9.3f %6.1f %12.1f\n", n->name, op,
                 g->prof_seconds[ids[k]], 100 * g->prof_seconds[ids[k]] / total,
                 flops / g->prof_seconds[ids[k]] * 1e-9);
     }
-    fprintf(f, "total in graph nodes: %.3f s for %.0f examples\n", total, examples);
+    fprintf(f, "total in graph nodes: %.3f s for %.0f examples (a+b: b folded into a's "
+            "pass; +dense_db and +mse only on one thread)\n", total, examples);
     free(ids);
     fclose(f);
     return 0;

@@ -408,30 +408,48 @@ static const char conv_spec[] =
  * threads, 1, or alternate (what adapt_threads does on a busy machine):
  * BLIS does not split the inner dimension, and the convolutions' weight
  * gradients are summed in chunks of the model's thread count. Dense and
- * convolutional models, steps and an evaluation. */
+ * convolutional models, steps and an evaluation. The plan's folds (an
+ * activation into its dense layer, the loss, its gradient and the bias
+ * gradient into one pass; some only on one thread) change no bit either:
+ * patterns 3 and 4 plan without them. */
 START_TEST(test_active_threads_invariant)
 {
     write_data();
     char dense[2048];
     snprintf(dense, sizeof dense, spec_fmt, "adam", "0.01", 2);
     const char *yamls[2] = {dense, conv_spec}, *names[2] = {"dense", "conv"};
+    enum { PATTERNS = 5, STEPS = 12 };
+    const char *what[PATTERNS] = {"2", "1", "alternating", "2 without folds",
+                                  "1 without folds"};
     for (int k = 0; k < 2; k++) {
-        float *params[3] = {0};
-        double valid[3];
+        float *params[PATTERNS] = {0};
+        double valid[PATTERNS], losses[PATTERNS][STEPS];
         size_t n = 0;
-        for (int pattern = 0; pattern < 3; pattern++) { /* 2 always, 1 always, alternating */
+        for (int pattern = 0; pattern < PATTERNS; pattern++) {
+            yf__no_folds = pattern >= 3;
             run r = setup_yaml(yamls[k], 2, NULL, 0);
+            yf__no_folds = false;
+            int epi = 0, colsum = 0, sum_into = 0;
+            for (int i = 0; i < r.m->train.n; i++) {
+                const yf__gnode *nd = &r.m->train.node[i];
+                epi += nd->epi >= 0, colsum += nd->colsum >= 0, sum_into += nd->sum_into >= 0;
+            }
+            if (k == 0 && pattern < 3) /* the dense model has all three kinds */
+                ck_assert_msg(epi >= 4 && colsum >= 1 && sum_into == 1,
+                              "folds: %d activations, %d bias sums, %d losses", epi, colsum,
+                              sum_into);
+            if (pattern >= 3)
+                ck_assert_int_eq(epi + colsum + sum_into, 0);
             size_t idx[32];
-            for (int s = 0; s < 12; s++) {
-                r.m->active = pattern == 0 ? 2 : pattern == 1 ? 1 : 1 + s % 2;
+            for (int s = 0; s < STEPS; s++) {
+                r.m->active = pattern == 1 || pattern == 4 ? 1 : pattern == 2 ? 1 + s % 2 : 2;
                 for (int i = 0; i < 32; i++)
                     idx[i] = (size_t)(s * 37 + i * 5) % 192;
-                double loss;
                 yf_error err = {0};
-                ck_assert_msg(yf_train_step(r.m, r.d, idx, 32, &loss, &err) == 0, "%s",
-                              yf_error_format(&err));
+                ck_assert_msg(yf_train_step(r.m, r.d, idx, 32, &losses[pattern][s], &err) == 0,
+                              "%s", yf_error_format(&err));
             }
-            r.m->active = pattern == 1 ? 1 : 2;
+            r.m->active = pattern == 1 || pattern == 4 ? 1 : 2;
             yf_metric met[8];
             yf_error err = {0};
             ck_assert(yf_evaluate(r.m, r.d, YF_SPLIT_VALID, met, 8, &err) > 0);
@@ -441,17 +459,58 @@ START_TEST(test_active_threads_invariant)
             memcpy(params[pattern], r.m->param_block, n * sizeof(float));
             teardown(&r);
         }
-        for (int pattern = 1; pattern < 3; pattern++) {
+        for (int pattern = 1; pattern < PATTERNS; pattern++) {
             ck_assert_msg(!memcmp(params[0], params[pattern], n * sizeof(float)),
                           "%s model: %s active threads change the parameters", names[k],
-                          pattern == 1 ? "1" : "alternating");
+                          what[pattern]);
             ck_assert_msg(valid[0] == valid[pattern], "%s model: validation loss %.9g vs %.9g",
                           names[k], valid[0], valid[pattern]);
+            for (int s = 0; s < STEPS; s++)
+                ck_assert_msg(losses[0][s] == losses[pattern][s],
+                              "%s model, %s threads: step %d's loss %.17g vs %.17g", names[k],
+                              what[pattern], s + 1, losses[pattern][s], losses[0][s]);
         }
-        for (int pattern = 0; pattern < 3; pattern++)
+        for (int pattern = 0; pattern < PATTERNS; pattern++)
             free(params[pattern]);
     }
     tu_rmtree(DIR);
+}
+END_TEST
+
+/* An activation's value and gradient do not depend on how its elements
+ * are split into calls (threads' rows, one row at a time): GCC's vector
+ * loop and scalar remainder would round differently. */
+START_TEST(test_act_split_invariant)
+{
+    enum { N = 256 };
+    static float x[N], dy[N], y1[N], y2[N], d1[N], d2[N];
+    uint32_t r = 12345;
+    for (int i = 0; i < N; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = (float)(r >> 8) / (1 << 24) * 6.0f - 3.0f;
+        r = r * 1664525u + 1013904223u;
+        dy[i] = (float)(r >> 8) / (1 << 24) * 2.0f - 1.0f;
+    }
+    const int acts[] = {YF_ACT_LINEAR, YF_ACT_RELU, YF_ACT_LEAKY_RELU, YF_ACT_ELU, YF_ACT_SELU,
+                        YF_ACT_SIGMOID, YF_ACT_TANH};
+    const int pieces[] = {8, 5, 16, 23, 1}; /* calls of this many elements */
+    for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
+        yf__act_forward(acts[a], 0.3f, x, y1, 1, N);
+        yf__act_backward(acts[a], 0.3f, y1, dy, d1, 1, N);
+        for (size_t c = 0; c < sizeof pieces / sizeof *pieces; c++) {
+            for (int at = 0; at < N; at += pieces[c]) {
+                int len = at + pieces[c] <= N ? pieces[c] : N - at;
+                yf__act_forward(acts[a], 0.3f, x + at, y2 + at, 1, len);
+                yf__act_backward(acts[a], 0.3f, y1 + at, dy + at, d2 + at, 1, len);
+            }
+            for (int i = 0; i < N; i++) {
+                ck_assert_msg(y1[i] == y2[i], "activation %d in calls of %d: y[%d] %.9g vs %.9g",
+                              acts[a], pieces[c], i, y1[i], y2[i]);
+                ck_assert_msg(d1[i] == d2[i], "activation %d in calls of %d: dx[%d] %.9g vs %.9g",
+                              acts[a], pieces[c], i, d1[i], d2[i]);
+            }
+        }
+    }
 }
 END_TEST
 
@@ -1266,6 +1325,7 @@ int main(void)
     tcase_add_test(tc2, test_reproducible);
     tcase_add_test(tc2, test_reproducible_two_threads);
     tcase_add_test(tc2, test_active_threads_invariant);
+    tcase_add_test(tc2, test_act_split_invariant);
     suite_add_tcase(s, tc2);
     TCase *tcp = tcase_create("process");
     tcase_set_timeout(tcp, 120);

@@ -5,58 +5,88 @@
 
 #include <string.h>
 
-/* x is (R,K); W is (K,N), or (N,K) when trans; b is (N); y is (R,N) */
+/* x is (R,K); W is (K,N), or (N,K) when trans; b is (N); y is (R,N). With an
+ * activation folded in (n->epi, set by the plan), it is applied in place,
+ * rows at a time after the GEMM: one pass fewer over the output, and one
+ * buffer for both. */
 void yf__dense_fwd(yf__gnode *n, const yf__exec *ex)
 {
-    const yf__gnode *x = &ex->g->node[n->in[0]], *w = &ex->g->node[n->in[1]];
-    int R = ex->rows, K = (int)x->size, N = (int)n->size;
-    float beta = 0.0f;
-    if (n->n_in == 3) {
+    const yf__gnode *a = n->epi >= 0 ? &ex->g->node[n->epi] : NULL;
+    size_t N = n->size;
+    if (n->n_in == 3) { /* the bias rows go in first, then C = b + x·W */
         const float *b = ex->g->node[n->in[2]].buf;
-        for (int r = 0; r < R; r++)
-            memcpy(n->buf + (size_t)r * N, b, N * sizeof(float));
-        beta = 1.0f;
+        for (int r = 0; r < ex->rows; r++)
+            memcpy(n->buf + (size_t)r * n->size, b, n->size * sizeof(float));
     }
-    yf__sgemm(false, n->trans, R, N, K, 1.0f, x->buf, K, w->buf, n->trans ? K : N,
-              beta, n->buf, N, ex->threads);
+    yf__dense_sgemm(n, ex);
+    if (!a)
+        return;
+    YF__FOR_ROW_CHUNKS(ex, ex->rows, r0, nr,
+                       yf__act_forward(a->act, a->alpha, n->buf + r0 * N, n->buf + r0 * N,
+                                       nr, N));
 }
 
-/* dy is (R,N); W is (K,N), or (N,K) when trans; dx is (R,K) */
-void yf__dense_dx_fwd(yf__gnode *n, const yf__exec *ex)
+/* The one BLIS call of a dense, dense_dx or dense_dw node, on its buffers:
+ *   dense:    x (R,K) · W (K,N), or x · Wᵀ with W (N,K) when trans, into y
+ *             (R,N), added to what y holds when there is a bias;
+ *   dense_dx: dy (R,N) · Wᵀ into dx (R,K) (dy · W when trans);
+ *   dense_dw: xᵀ · dy into dW (K,N), or dyᵀ · x into dW (N,K) when trans,
+ *             added to what it holds when another node wrote it first. */
+void yf__dense_sgemm(const yf__gnode *n, const yf__exec *ex)
 {
-    const yf__gnode *dy = &ex->g->node[n->in[0]], *w = &ex->g->node[n->in[1]];
-    int R = ex->rows, N = (int)dy->size, K = (int)n->size;
-    yf__sgemm(false, !n->trans, R, K, N, 1.0f, dy->buf, N, w->buf, n->trans ? K : N,
-              0.0f, n->buf, K, ex->threads);
+    const yf__gnode *a = &ex->g->node[n->in[0]], *b = &ex->g->node[n->in[1]];
+    int R = ex->rows;
+    switch (n->op) {
+    case YF_OP_DENSE: {
+        int K = (int)a->size, N = (int)n->size;
+        yf__sgemm(false, n->trans, R, N, K, 1.0f, a->buf, K, b->buf, n->trans ? K : N,
+                  n->n_in == 3 ? 1.0f : 0.0f, n->buf, N, ex->threads);
+        break;
+    }
+    case YF_OP_DENSE_DX: {
+        int N = (int)a->size, K = (int)n->size;
+        yf__sgemm(false, !n->trans, R, K, N, 1.0f, a->buf, N, b->buf, n->trans ? K : N, 0.0f,
+                  n->buf, K, ex->threads);
+        break;
+    }
+    case YF_OP_DENSE_DW: {
+        int K = (int)a->size, N = (int)b->size;
+        float beta = n->accumulate ? 1.0f : 0.0f;
+        if (n->trans)
+            yf__sgemm(true, false, N, K, R, 1.0f, b->buf, N, a->buf, K, beta, n->buf, K,
+                      ex->threads);
+        else
+            yf__sgemm(true, false, K, N, R, 1.0f, a->buf, K, b->buf, N, beta, n->buf, N,
+                      ex->threads);
+        break;
+    }
+    default:
+        break;
+    }
 }
 
-/* x is (R,K); dy is (R,N); dW (K,N) += xᵀ·dy, or dW (N,K) += dyᵀ·x when trans */
-void yf__dense_dw_fwd(yf__gnode *n, const yf__exec *ex)
-{
-    const yf__gnode *x = &ex->g->node[n->in[0]], *dy = &ex->g->node[n->in[1]];
-    int R = ex->rows, K = (int)x->size, N = (int)dy->size;
-    float beta = n->accumulate ? 1.0f : 0.0f;
-    if (n->trans)
-        yf__sgemm(true, false, N, K, R, 1.0f, dy->buf, N, x->buf, K, beta, n->buf, K,
-                  ex->threads);
-    else
-        yf__sgemm(true, false, K, N, R, 1.0f, x->buf, K, dy->buf, N, beta, n->buf, N,
-                  ex->threads);
-}
+void yf__dense_dx_fwd(yf__gnode *n, const yf__exec *ex) { yf__dense_sgemm(n, ex); }
 
-/* dy is (R,N); db is (N) += column sums of dy */
-void yf__dense_db_fwd(yf__gnode *n, const yf__exec *ex)
+void yf__dense_dw_fwd(yf__gnode *n, const yf__exec *ex) { yf__dense_sgemm(n, ex); }
+
+/* dy is (R,N); db is (N) += column sums of dy. On one thread the node
+ * that makes dy usually adds them itself, row by row (n->folded). */
+YF__CLONES void yf__colsum(float *db, const float *dy, size_t R, size_t C)
 {
-    const float *dy = ex->g->node[n->in[0]].buf;
-    int R = ex->rows, N = (int)n->size;
-    float *db = n->buf;
-    if (!n->accumulate)
-        memset(db, 0, N * sizeof(float));
-    for (int r = 0; r < R; r++) {
-        const float *row = dy + (size_t)r * N;
-        for (int j = 0; j < N; j++)
+    for (size_t r = 0; r < R; r++) {
+        const float *row = dy + r * C;
+        for (size_t j = 0; j < C; j++)
             db[j] += row[j];
     }
+}
+
+void yf__dense_db_fwd(yf__gnode *n, const yf__exec *ex)
+{
+    if (n->folded && ex->team == 1)
+        return;
+    if (!n->accumulate)
+        memset(n->buf, 0, n->size * sizeof(float));
+    yf__colsum(n->buf, ex->g->node[n->in[0]].buf, ex->rows, n->size);
 }
 
 int yf__dense_bwd(yf__graph *g, int id, int dy, yf_error *err)

@@ -10,8 +10,7 @@
 #define SELU_ALPHA 1.6732632423543772f
 #define SELU_SCALE 1.0507009873554805f
 
-YF__CLONES static void act_fwd_flat(int act, float alpha, const float *x, float *y,
-                                    size_t n)
+YF__CLONES static void act_fwd_vec(int act, float alpha, const float *x, float *y, size_t n)
 {
     switch (act) {
     case YF_ACT_LINEAR:
@@ -54,8 +53,8 @@ YF__CLONES static void act_fwd_flat(int act, float alpha, const float *x, float 
 
 /* dx from the output y and dy; every activation's derivative is a function
  * of its output, so the input need not be kept. */
-YF__CLONES static void act_bwd_flat(int act, float alpha, const float *y,
-                                    const float *dy, float *dx, size_t n)
+YF__CLONES static void act_bwd_vec(int act, float alpha, const float *y, const float *dy,
+                                   float *dx, size_t n)
 {
     switch (act) {
     case YF_ACT_LINEAR:
@@ -87,6 +86,39 @@ YF__CLONES static void act_bwd_flat(int act, float alpha, const float *y,
         for (size_t i = 0; i < n; i++)
             dx[i] = dy[i] * (1.0f - y[i] * y[i]);
         break;
+    }
+}
+
+/* GCC vectorises the loops above with fused multiply-adds in places its
+ * scalar remainder loop does not use them, so an element's bits would
+ * depend on whether it fell in the remainder: on where a split into
+ * threads or rows ends. The remainder is therefore padded to a whole
+ * vector and run through the same vector loop. */
+static void act_fwd_flat(int act, float alpha, const float *x, float *y, size_t n)
+{
+    size_t body = n & ~(size_t)15;
+    if (body)
+        act_fwd_vec(act, alpha, x, y, body);
+    if (n > body) {
+        float tx[16] = {0}, ty[16];
+        memcpy(tx, x + body, (n - body) * sizeof(float));
+        act_fwd_vec(act, alpha, tx, ty, 16);
+        memcpy(y + body, ty, (n - body) * sizeof(float));
+    }
+}
+
+static void act_bwd_flat(int act, float alpha, const float *y, const float *dy, float *dx,
+                         size_t n)
+{
+    size_t body = n & ~(size_t)15;
+    if (body)
+        act_bwd_vec(act, alpha, y, dy, dx, body);
+    if (n > body) {
+        float ty[16] = {0}, tdy[16] = {0}, tdx[16];
+        memcpy(ty, y + body, (n - body) * sizeof(float));
+        memcpy(tdy, dy + body, (n - body) * sizeof(float));
+        act_bwd_vec(act, alpha, ty, tdy, tdx, 16);
+        memcpy(dx + body, tdx, (n - body) * sizeof(float));
     }
 }
 
@@ -135,35 +167,37 @@ void yf__act_backward(int act, float alpha, const float *y, const float *dy,
     }
 }
 
-/* Splits R rows among ex->threads threads. */
-#define FOR_ROW_CHUNKS(ex, R, r0, nr, body)                                 \
-    do {                                                                    \
-        int nt_ = (ex)->threads > 1 && (R) >= 16 ? (ex)->threads : 1;       \
-        _Pragma("omp parallel for num_threads(nt_) if(nt_ > 1)")            \
-        for (int t_ = 0; t_ < nt_; t_++) {                                  \
-            size_t r0 = (size_t)(R) * t_ / nt_;                             \
-            size_t nr = (size_t)(R) * (t_ + 1) / nt_ - r0;                  \
-            body;                                                           \
-        }                                                                   \
-    } while (0)
-
 /* x, y are (R, size) */
 void yf__act_fwd(yf__gnode *n, const yf__exec *ex)
 {
+    if (n->folded) /* done by the dense layer below (yf__dense_fwd) */
+        return;
     const float *x = ex->g->node[n->in[0]].buf;
     size_t C = n->size;
-    FOR_ROW_CHUNKS(ex, ex->rows, r0, nr,
+    YF__FOR_ROW_CHUNKS(ex, ex->rows, r0, nr,
                    yf__act_forward(n->act, n->alpha, x + r0 * C, n->buf + r0 * C, nr, C));
 }
 
-/* in[0] = y (the activation's output), in[1] = dy; dx is (R, size) */
+/* in[0] = y (the activation's output), in[1] = dy; dx is (R, size). On one
+ * thread it also adds each row of dx to the bias gradient below (n->colsum). */
 void yf__act_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
+    if (n->folded) /* done by the loss gradient that is its dy (yf__mse_grad_fwd) */
+        return;
     const float *y = ex->g->node[n->in[0]].buf, *dy = ex->g->node[n->in[1]].buf;
     size_t C = n->size;
-    FOR_ROW_CHUNKS(ex, ex->rows, r0, nr,
-                   yf__act_backward(n->act, n->alpha, y + r0 * C, dy + r0 * C,
-                                    n->buf + r0 * C, nr, C));
+    if (n->colsum >= 0 && ex->team == 1) {
+        float *db = ex->g->node[n->colsum].buf;
+        memset(db, 0, C * sizeof(float));
+        for (size_t r = 0; r < (size_t)ex->rows; r++) {
+            yf__act_backward(n->act, n->alpha, y + r * C, dy + r * C, n->buf + r * C, 1, C);
+            yf__colsum(db, n->buf + r * C, 1, C);
+        }
+        return;
+    }
+    YF__FOR_ROW_CHUNKS(ex, ex->rows, r0, nr,
+                       yf__act_backward(n->act, n->alpha, y + r0 * C, dy + r0 * C,
+                                        n->buf + r0 * C, nr, C));
 }
 
 /* An element-wise activation whose whole gradient comes from the max

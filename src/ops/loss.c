@@ -69,25 +69,91 @@ YF__CLONES static double sum_sigmoid_ce(const float *x, const float *t, size_t n
     LANE_SUM(sigmoid_ce);
 }
 
-/* pred, target are (R, size); out = mean (pred − target)² */
+/* pred, target are (R, size); out = mean (pred − target)². On one thread
+ * its gradient node computes it in its own pass (n->folded). */
 void yf__mse_fwd(yf__gnode *n, const yf__exec *ex)
 {
+    if (n->folded && ex->team == 1)
+        return;
     const yf__gnode *p = &ex->g->node[n->in[0]];
     const float *a = p->buf, *t = ex->g->node[n->in[1]].buf;
     size_t count = (size_t)ex->rows * p->size;
     n->buf[0] = (float)(sum_sq_diff(a, t, count) / norm(n, ex->rows, p->size));
 }
 
-/* dpred = weight · 2 (pred − target) / norm; dtarget (slot 1) = −dpred */
+/* dpred = weight · 2 (pred − target) / norm; dtarget (slot 1) = −dpred.
+ * With the gradient of pred's activation folded in (n->epi, set by the
+ * plan), it goes on through it in place: dz = f'(pred) ⊙ dpred, the same
+ * arithmetic as the activation_grad node, in one pass while the rows are
+ * in cache. */
+YF__CLONES static void diff_rows(const float *a, const float *t, float k, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = k * (a[i] - t[i]);
+}
+
+/* The one-thread pass of a gradient node with folds: Σ (a − t)² in the
+ * blocks and lanes of sum_sq_diff (so the same bits), y = k (a − t), and
+ * each row, once whole, through the activation's gradient and into the
+ * bias gradient. */
+YF__CLONES static double mse_pass(const float *a, const float *t, float k, float *y, size_t R,
+                                  size_t C, const yf__gnode *act, float *db)
+{
+    double s = 0.0;
+    size_t n = R * C, done = 0;
+    for (size_t i = 0; i < n; i += 1024) {
+        size_t end = i + 1024 < n ? i + 1024 : n;
+        float lane[16] = {0};
+        size_t j = i;
+        for (; j + 16 <= end; j += 16)
+            for (int q = 0; q < 16; q++) {
+                lane[q] += sq_diff(a[j + q], t[j + q]);
+                y[j + q] = k * (a[j + q] - t[j + q]);
+            }
+        for (; j < end; j++) {
+            lane[0] += sq_diff(a[j], t[j]);
+            y[j] = k * (a[j] - t[j]);
+        }
+        for (int q = 0; q < 16; q++)
+            s += lane[q];
+        for (; done < end / C; done++) { /* rows now whole */
+            float *row = y + done * C;
+            if (act)
+                yf__act_backward(act->act, act->alpha, a + done * C, row, row, 1, C);
+            if (db)
+                yf__colsum(db, row, 1, C);
+        }
+    }
+    return s;
+}
+
 void yf__mse_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *a = ex->g->node[n->in[0]].buf, *t = ex->g->node[n->in[1]].buf;
-    size_t count = (size_t)ex->rows * n->size;
+    size_t C = n->size;
     float k = (float)(2.0 * n->weight / norm(n, ex->rows, n->size));
     if (n->slot)
         k = -k;
-    for (size_t i = 0; i < count; i++)
-        n->buf[i] = k * (a[i] - t[i]);
+    const yf__gnode *e = n->epi >= 0 ? &ex->g->node[n->epi] : NULL;
+    if (ex->team == 1 && (n->sum_into >= 0 || n->colsum >= 0)) {
+        float *db = n->colsum >= 0 ? ex->g->node[n->colsum].buf : NULL;
+        if (db)
+            memset(db, 0, C * sizeof(float));
+        double s = mse_pass(a, t, k, n->buf, ex->rows, C, e, db);
+        if (n->sum_into >= 0) {
+            yf__gnode *l = &ex->g->node[n->sum_into];
+            l->buf[0] = (float)(s / norm(l, ex->rows, C));
+        }
+        return;
+    }
+    YF__FOR_ROW_CHUNKS(ex, ex->rows, r0, nr, {
+        for (size_t r = r0; r < r0 + nr; r++) {
+            float *y = n->buf + r * C;
+            diff_rows(a + r * C, t + r * C, k, y, C);
+            if (e)
+                yf__act_backward(e->act, e->alpha, a + r * C, y, y, 1, C);
+        }
+    });
 }
 
 int yf__mse_bwd(yf__graph *g, int id, int dy, yf_error *err)
