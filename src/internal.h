@@ -441,6 +441,7 @@ struct yf_model {
     yf__graph train, eval;
     /* optimizer state: one block per moment */
     float *m_block, *v_block;
+    int *optim_order; /* parameters, largest first (the optimizer's threads) */
     uint64_t step;
     float lr; /* the learning rate of the next step (schedules change it) */
     int n_warn;
@@ -708,6 +709,9 @@ size_t yf__row_of(const yf_dataset *d, yf_split split, size_t i);
 /* Fills a graph's inputs with examples idx[0..n) of a split: the images as
  * floats in [0, 1] (n, dim), and the labels as int32 when the graph has a
  * label input. */
+/* yf__gather with the rows split among threads */
+void yf__gather_threads(const yf_dataset *d, yf_split split, const size_t *idx, int n,
+                        yf__graph *g, int threads);
 void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx, int n,
                 yf__graph *g);
 void yf__prefetch(const yf_dataset *d, yf_split split, const size_t *idx, int n);

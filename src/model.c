@@ -98,6 +98,13 @@ static void init_param(const yf_model *m, int p)
     }
 }
 
+static int larger_first(const void *a, const void *b, void *ctx)
+{
+    const yf__param *p = ctx;
+    size_t x = p[*(const int *)a].size, y = p[*(const int *)b].size;
+    return x > y ? -1 : x < y ? 1 : *(const int *)a - *(const int *)b;
+}
+
 yf_model *yf_model_new(const yf_spec *spec, int threads, yf_error *err)
 {
     if (yf_runtime_init(err))
@@ -141,6 +148,16 @@ yf_model *yf_model_new(const yf_spec *spec, int threads, yf_error *err)
     }
     for (int p = 0; p < m->n_params; p++)
         init_param(m, p);
+    /* the optimizer's threads take the parameters largest first, so that
+     * their shares come out even */
+    m->optim_order = yf__malloc((m->n_params + 1) * sizeof *m->optim_order);
+    if (!m->optim_order) {
+        yf__fail(err, YF_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int p = 0; p < m->n_params; p++)
+        m->optim_order[p] = p;
+    qsort_r(m->optim_order, m->n_params, sizeof *m->optim_order, larger_first, m->params);
     if (yf__compile(m, &m->eval, false, err) || yf__autodiff(m, &m->train, err) ||
         yf__plan(m, &m->train, err))
         goto fail;
@@ -165,6 +182,7 @@ void yf_model_free(yf_model *m)
     free(m->grad_block);
     free(m->m_block);
     free(m->v_block);
+    free(m->optim_order);
     free(m->warn);
     free(m);
 }

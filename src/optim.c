@@ -72,7 +72,7 @@ void yf__optim_step(yf_model *m)
     int np = m->n_params;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(m->active) if (m->active > 1)
     for (int i = 0; i < np; i++)
-        yf__optim_param(m, i);
+        yf__optim_param(m, m->optim_order[i]);
 }
 
 float yf__schedule_lr(const yf_spec *s, double e)

@@ -59,7 +59,7 @@ static int sweep(yf_model *m, yf_dataset *d, yf_split split,
         int rows = (int)(count - b < (size_t)g->max_rows ? count - b : (size_t)g->max_rows);
         for (int r = 0; r < rows; r++)
             idx[r] = b + r;
-        yf__gather(d, split, idx, rows, g);
+        yf__gather_threads(d, split, idx, rows, g, m->active);
         yf__run_at(m, g, rows, YF__EVAL_STEP + b / g->max_rows);
         visit(m, b, rows, ctx);
     }
@@ -180,8 +180,20 @@ int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, con
 
 /* ---- training ------------------------------------------------------------------ */
 
+static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows,
+                      const size_t *next, int n_next, double *loss, yf_error *err);
+
 int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, double *loss,
                   yf_error *err)
+{
+    return train_step(m, d, idx, rows, NULL, 0, loss, err);
+}
+
+/* A step; the rows of the next batch (next, n_next) are asked of the
+ * memory once the graph has run, so that they arrive during the optimizer's
+ * pass rather than being pushed out of the cache by the step. */
+static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows,
+                      const size_t *next, int n_next, double *loss, yf_error *err)
 {
     YF__FTZ_SCOPE;
     yf__graph *g = &m->train;
@@ -192,8 +204,10 @@ int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, doubl
     const yf_spec *s = m->spec;
     double per_epoch = ceil((double)yf_dataset_count(d, YF_SPLIT_TRAIN) / s->batch_size);
     m->lr = yf__schedule_lr(s, (double)m->step / per_epoch);
-    yf__gather(d, YF_SPLIT_TRAIN, idx, rows, g);
+    yf__gather_threads(d, YF_SPLIT_TRAIN, idx, rows, g, m->active);
     yf__run(m, g, rows);
+    if (next)
+        yf__prefetch(d, YF_SPLIT_TRAIN, next, n_next);
     double l = losses(g, NULL);
     if (!isfinite(l) || g->grads_bad) {
         /* nothing is updated; run the step again node by node to name the
@@ -866,12 +880,12 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         size_t seen = start;
         for (size_t b = start; b < n; b += s->batch_size) {
             int rows_n = (int)(n - b < (size_t)s->batch_size ? n - b : (size_t)s->batch_size);
-            if (b + rows_n < n)
-                yf__prefetch(d, YF_SPLIT_TRAIN, perm + b + rows_n,
-                             (int)(n - b - rows_n < (size_t)rows_n ? n - b - rows_n
-                                                                   : (size_t)rows_n));
+            int n_next = b + rows_n < n ? (int)(n - b - rows_n < (size_t)rows_n ? n - b - rows_n
+                                                                              : (size_t)rows_n)
+                                        : 0;
             double loss;
-            if ((rc = yf_train_step(m, d, perm + b, rows_n, &loss, err)))
+            if ((rc = train_step(m, d, perm + b, rows_n, n_next ? perm + b + rows_n : NULL,
+                                 n_next, &loss, err)))
                 break;
             tuner_step(&tune, m, rows_n);
             loss_sum += loss * rows_n;

@@ -384,10 +384,17 @@ size_t yf__row_of(const yf_dataset *d, yf_split split, size_t i)
 /* The image input is (n, dim) floats; the label input, if any, (n) int32. */
 void yf__gather(const yf_dataset *d, yf_split split, const size_t *idx, int n, yf__graph *g)
 {
+    yf__gather_threads(d, split, idx, n, g, 1);
+}
+
+void yf__gather_threads(const yf_dataset *d, yf_split split, const size_t *idx, int n,
+                        yf__graph *g, int threads)
+{
     bool test = split == YF_SPLIT_TEST;
     const yf__idx *x = test ? &d->test_x : &d->train_x, *y = test ? &d->test_y : &d->train_y;
     float *out = g->node[g->input_node].buf;
     int32_t *labels = g->label_node >= 0 ? (int32_t *)g->node[g->label_node].buf : NULL;
+#pragma omp parallel for num_threads(threads) if (threads > 1 && n >= 64)
     for (int r = 0; r < n; r++) {
         size_t row = yf__row_of(d, split, idx[r]);
         bytes_to_unit(x->data + row * d->dim, out + (size_t)r * d->dim, d->dim);
