@@ -1,4 +1,4 @@
-/* roofline SPEC [--threads T] [--steps N] [--rounds R] -- how close a
+/* roofline SPEC [--threads T] [--batch B] [--steps N] [--rounds R] -- how close a
  * training step comes to BLIS's own sgemm rate on the same shapes, both
  * measured in this one run (alternating R rounds, medians):
  *   yaflow: N training steps of SPEC at its batch size (forward, backward,
@@ -42,7 +42,7 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    int threads = 1, steps = 200, rounds = 5;
+    int threads = 1, steps = 200, rounds = 5, batch = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -50,11 +50,13 @@ int main(int argc, char **argv)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = atoi(argv[++i]);
         else
             path = argv[i];
     }
-    if (!path || threads < 1 || steps < 1 || rounds < 1) {
-        fprintf(stderr, "usage: roofline SPEC [--threads T] [--steps N] [--rounds R]\n");
+    if (!path || threads < 1 || steps < 1 || rounds < 1 || batch < 0) {
+        fprintf(stderr, "usage: roofline SPEC [--threads T] [--batch B] [--steps N] [--rounds R]\n");
         return 2;
     }
     yf_error err = {0};
@@ -62,7 +64,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "roofline: %s\n", yf_error_format(&err));
         return 1;
     }
-    yf_spec *s = yf_spec_load(path, NULL, 0, &err);
+    char over[64];
+    snprintf(over, sizeof over, "train.batch_size=%d", batch);
+    const char *overs[1] = {over};
+    yf_spec *s = yf_spec_load(path, overs, batch ? 1 : 0, &err);
     yf_model *m = s ? yf_model_new(s, threads, &err) : NULL;
     yf_dataset *d = m ? yf_dataset_load(s, &err) : NULL;
     if (!d) {

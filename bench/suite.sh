@@ -9,6 +9,10 @@
 #   peak resident memory of one epoch of the stacked autoencoder
 #   training while a busy process holds one core, then every core
 #   (bench-contention.sh)
+#   two threads against one (bench-scaling.sh)
+#   a training step's GFLOP/s against BLIS's own sgemm on the same GEMMs
+#   (bench/roofline): the stacked autoencoder at batch 32, 128 and 512 on
+#   one thread and at 128 on two, and the VAE
 # Environment: YAFLOW, YAFLOW_DATA, BENCH_REPEAT as the scripts it runs.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,6 +60,23 @@ yk=$(tail -n 1 "$tmp/yf.kb"); tk=$(tail -n 1 "$tmp/torch.kb")
 echo "== peak resident memory, stacked-ae 1 epoch: yaflow $((yk / 1024)) MB, torch $((tk / 1024)) MB"
 summary+=("peak RSS: yaflow $((yk / 1024)) MB, torch $((tk / 1024)) MB, ratio $(awk -v y="$yk" -v t="$tk" 'BEGIN { printf "%.3f", y / t }')")
 rm -rf "$tmp"
+
+echo "== two threads against one"
+bash bench/bench-scaling.sh 2>&1 | tee "$log" || failed=1
+summary+=("two threads / one, stacked-ae batch 128: $(sed -n 's/.*median of pairs=\([0-9.]*\).*/\1/p' "$log")")
+
+roofline=${ROOFLINE:-$root/bench/roofline}
+for c in "stacked-ae.yaml 128 1" "stacked-ae.yaml 128 2" "stacked-ae.yaml 32 1" \
+         "stacked-ae.yaml 512 1" "vae.yaml 128 1"; do
+  set -- $c
+  echo "== roofline: $1, batch $2, $3 thread(s)"
+  if "$roofline" "models/$1" --batch "$2" --threads "$3" --rounds "${BENCH_REPEAT:-3}" 2>&1 | tee "$log"; then
+    summary+=("roofline $1 batch $2, $3 thread(s): $(tail -n 1 "$log" | sed 's/.*median //')")
+  else
+    summary+=("roofline $1 batch $2, $3 thread(s): FAILED")
+    failed=1
+  fi
+done
 
 echo "== contention"
 bash bench/bench-contention.sh 2>&1 | tee "$log" || failed=1
