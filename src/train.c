@@ -301,17 +301,18 @@ static int write_profile(const yf_model *m, const char *dir, yf_error *err)
         ids[i] = i, total += g->prof_seconds[i];
     qsort_r(ids, g->n, sizeof *ids, by_seconds_desc, g->prof_seconds);
     double examples = g->prof_rows;
-    fprintf(f, "%-16s %-26s %9s %6s %12s\n", "node", "op", "seconds", "%", "GFLOP/s");
+    fprintf(f, "%-16s %-40s %9s %6s %12s\n", "node", "op", "seconds", "%", "GFLOP/s");
     for (int k = 0; k < g->n; k++) {
         const yf__gnode *n = &g->node[ids[k]];
-        if (g->prof_seconds[ids[k]] <= 0)
+        /* a node folded into another's pass only entered its kernel */
+        if (g->prof_seconds[ids[k]] <= (n->folded ? 1e-3 * total : 0))
             continue;
         double flops = yf__node_flops(g, n, 1) * examples;
         char op[96]; /* with what the plan folded into it */
         snprintf(op, sizeof op, "%s%s%s%s%s", yf__op_names[n->op], n->epi >= 0 ? "+" : "",
                  n->epi >= 0 ? yf__op_names[g->node[n->epi].op] : "",
                  n->colsum >= 0 ? "+dense_db" : "", n->sum_into >= 0 ? "+mse" : "");
-        fprintf(f, "%-16s %-26s %9.3f %6.1f %12.1f\n", n->name, op,
+        fprintf(f, "%-16s %-40s %9.3f %6.1f %12.1f\n", n->name, op,
                 g->prof_seconds[ids[k]], 100 * g->prof_seconds[ids[k]] / total,
                 flops / g->prof_seconds[ids[k]] * 1e-9);
     }
