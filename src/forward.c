@@ -87,11 +87,12 @@ int yf__forward(yf_model *m, yf__graph *g, int from, const float *in, size_t row
     }
     if (!rc && to != from) /* the output's buffer must not be reused before it is copied */
         rc = yf__plan_keep(m, g, to, err);
-    yf__exec ex = {.threads = m->active, .team = m->active, .seed = m->spec->seed, .g = g};
+    yf__exec ex = {.threads = m->active, .team = m->active, .seed = m->spec->seed, .g = g,
+                   .shared_terms = true};
     for (size_t b = 0; b < rows && !rc; b += g->max_rows) {
         int n = (int)(rows - b < (size_t)g->max_rows ? rows - b : (size_t)g->max_rows);
         memcpy(g->node[from].buf, in + b * src->size, (size_t)n * src->size * sizeof(float));
-        ex.rows = n;
+        ex.rows = ex.batch_rows = n;
         ex.step = step + b / g->max_rows;
         for (int l = 1; l < g->n_levels; l++)
             for (int k = g->level_start[l]; k < g->level_start[l + 1]; k++) {

@@ -442,6 +442,12 @@ struct yf_model {
     /* optimizer state: one block per moment */
     float *m_block, *v_block;
     int *optim_order; /* parameters, largest first (the optimizer's threads) */
+    /* data parallel (dist.c): the gradient exchange, and the place of this
+     * rank's rows in the global batch of the step being run */
+    struct yf__exchange *xchg;
+    int row0, batch_rows; /* batch_rows 0: the rows run are the whole batch */
+    bool follower;        /* a rank other than 0: terms on parameters alone
+                             (l2) count once, on rank 0 */
     uint64_t step;
     float lr; /* the learning rate of the next step (schedules change it) */
     int n_warn;
@@ -453,6 +459,10 @@ typedef struct yf__exec {
     int threads; /* threads this node may use */
     int team;    /* threads of the whole run (m->active): folds that change
                     the order of a sum are only made when it is 1 */
+    int row0;       /* the first row's place in the global batch (random
+                       numbers are drawn by it, whichever rank runs it) */
+    int batch_rows; /* rows of the global batch: losses are means over it */
+    bool shared_terms; /* this process counts the terms on parameters alone */
     uint64_t seed, step;
     yf__graph *g;
 } yf__exec;
@@ -569,6 +579,17 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step);
 /* Runs g again one node at a time and returns the first node (in the
  * order they run) whose output holds a NaN or an infinity, or -1. */
 int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step);
+/* dist.c */
+int yf__exchange_new(yf_model *m, yf_error *err);
+void yf__exchange_free(yf_model *m);
+void yf__exchange_start(yf_model *m);
+void yf__exchange_done(yf_model *m, int param);
+void yf__exchange_progress(yf_model *m);
+void yf__exchange_finish(yf_model *m);
+void yf__dist_sum(double *v, int n);     /* over the ranks, in place */
+bool yf__dist_same(uint64_t h);          /* every rank has this value */
+void yf__dist_bcast(void *buf, size_t bytes); /* rank 0's to all */
+void yf__dist_error_shared(bool shared);
 /* Tests: plans made while this is set fold nothing (yf__plan). */
 extern bool yf__no_folds;
 /* Whether x[0..n) are all finite. */
@@ -664,6 +685,11 @@ void yf__rand_normal(uint64_t seed, uint32_t stream, uint64_t step,
                      float *out, size_t n, float mean, float stddev);
 void yf__rand_uniform(uint64_t seed, uint32_t stream, uint64_t step,
                       float *out, size_t n, float lo, float hi);
+/* values first .. first + n of the same sequences */
+void yf__rand_normal_at(uint64_t seed, uint32_t stream, uint64_t step, size_t first,
+                        float *out, size_t n, float mean, float stddev);
+void yf__rand_uniform_at(uint64_t seed, uint32_t stream, uint64_t step, size_t first,
+                         float *out, size_t n, float lo, float hi);
 /* Random streams used outside graphs. */
 enum { YF__STREAM_INIT = 1, YF__STREAM_SHUFFLE = 2, YF__STREAM_SUBSET = 3, YF__STREAM_SAMPLE = 4,
        YF__STREAM_FOLDS = 5,

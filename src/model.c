@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* qsort_r */
 /* Models: one parameter block shared by a training graph (forward and
  * backward) and an evaluation graph (forward only, no noise or dropout). */
 #include "internal.h"
@@ -183,6 +184,7 @@ void yf_model_free(yf_model *m)
     free(m->m_block);
     free(m->v_block);
     free(m->optim_order);
+    yf__exchange_free(m);
     free(m->warn);
     free(m);
 }

@@ -92,16 +92,28 @@ YF__CLONES static void box_muller(const uint32_t w[4][CHUNK], int n, float mean,
         }
 }
 
-void yf__rand_normal(uint64_t seed, uint32_t stream, uint64_t step, float *out,
-                     size_t n, float mean, float stddev)
+/* Values first .. first + n of the sequence: a block of 4 CHUNK values at
+ * a time, each from its own counters, so any stretch of the sequence can
+ * be drawn alone (a rank draws its rows' share of a batch, the same
+ * numbers one process would draw for them). */
+void yf__rand_normal_at(uint64_t seed, uint32_t stream, uint64_t step, size_t first,
+                        float *out, size_t n, float mean, float stddev)
 {
     uint32_t w[4][CHUNK];
     float z[4][CHUNK];
-    for (size_t i = 0; i < n; i += 4 * CHUNK) {
+    for (size_t i = first / (4 * CHUNK) * (4 * CHUNK); i < first + n; i += 4 * CHUNK) {
         philox_block(seed, stream, step, (uint32_t)(i / 4), CHUNK, w);
         box_muller(w, CHUNK, mean, stddev, z);
-        memcpy(out + i, z, (n - i < 4 * CHUNK ? n - i : 4 * CHUNK) * sizeof(float));
+        size_t lo = i < first ? first - i : 0;
+        size_t hi = first + n - i < 4 * CHUNK ? first + n - i : 4 * CHUNK;
+        memcpy(out + (i + lo - first), &z[0][0] + lo, (hi - lo) * sizeof(float));
     }
+}
+
+void yf__rand_normal(uint64_t seed, uint32_t stream, uint64_t step, float *out,
+                     size_t n, float mean, float stddev)
+{
+    yf__rand_normal_at(seed, stream, step, 0, out, n, mean, stddev);
 }
 
 YF__CLONES static void to_uniform(const uint32_t w[4][CHUNK], float lo, float hi,
@@ -112,14 +124,22 @@ YF__CLONES static void to_uniform(const uint32_t w[4][CHUNK], float lo, float hi
             z[j][b] = lo + (hi - lo) * ((w[j][b] >> 8) * (1.0f / 16777216.0f));
 }
 
-void yf__rand_uniform(uint64_t seed, uint32_t stream, uint64_t step, float *out,
-                      size_t n, float lo, float hi)
+void yf__rand_uniform_at(uint64_t seed, uint32_t stream, uint64_t step, size_t first,
+                         float *out, size_t n, float lo_v, float hi_v)
 {
     uint32_t w[4][CHUNK];
     float z[4][CHUNK];
-    for (size_t i = 0; i < n; i += 4 * CHUNK) {
+    for (size_t i = first / (4 * CHUNK) * (4 * CHUNK); i < first + n; i += 4 * CHUNK) {
         philox_block(seed, stream, step, (uint32_t)(i / 4), CHUNK, w);
-        to_uniform(w, lo, hi, z);
-        memcpy(out + i, z, (n - i < 4 * CHUNK ? n - i : 4 * CHUNK) * sizeof(float));
+        to_uniform(w, lo_v, hi_v, z);
+        size_t lo = i < first ? first - i : 0;
+        size_t hi = first + n - i < 4 * CHUNK ? first + n - i : 4 * CHUNK;
+        memcpy(out + (i + lo - first), &z[0][0] + lo, (hi - lo) * sizeof(float));
     }
+}
+
+void yf__rand_uniform(uint64_t seed, uint32_t stream, uint64_t step, float *out,
+                      size_t n, float lo, float hi)
+{
+    yf__rand_uniform_at(seed, stream, step, 0, out, n, lo, hi);
 }

@@ -45,24 +45,39 @@ YF__CLONES bool yf__finite(const float *x, size_t n)
     return sum == 0;
 }
 
+/* Whether node id is the last writer of a parameter's gradient. */
+static bool checks_grad(const yf__graph *g, int id)
+{
+    const yf__gnode *n = &g->node[id];
+    return n->grad_of >= 0 && g->param_writer && g->param_writer[n->grad_of] == id;
+}
+
 /* Runs node id. A parameter's gradient is checked for NaN and infinity
- * right after the last node writing it, while it is still in cache. */
+ * right after the last node writing it (with several ranks, the sum is
+ * checked once it has arrived: yf_train_step). */
 static void run_node(yf_model *m, yf__graph *g, int id, const yf__exec *ex)
 {
     yf__gnode *n = &g->node[id];
     double t0 = g->prof_seconds ? omp_get_wtime() : 0;
     yf__op_fwd[n->op](n, ex);
-    if (n->grad_of >= 0 && g->param_writer && g->param_writer[n->grad_of] == id &&
-        !yf__finite(n->buf, m->params[n->grad_of].size))
+    if (checks_grad(g, id) && !m->xchg && !yf__finite(n->buf, m->params[n->grad_of].size))
         __atomic_store_n(&g->grads_bad, true, __ATOMIC_RELAXED);
     if (g->prof_seconds) /* a node is one worker's: no race */
         g->prof_seconds[id] += omp_get_wtime() - t0;
 }
 
+static yf__exec exec_of(const yf_model *m, yf__graph *g, int rows, uint64_t step)
+{
+    return (yf__exec){.rows = rows, .threads = m->active, .team = m->active,
+                      .seed = m->spec->seed, .step = step, .g = g, .row0 = m->row0,
+                      .batch_rows = m->batch_rows ? m->batch_rows : rows,
+                      .shared_terms = !m->follower};
+}
+
 void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
 {
-    yf__exec ex = {.rows = rows, .threads = m->active, .team = m->active,
-                   .seed = m->spec->seed, .step = step, .g = g};
+    yf__exec ex = exec_of(m, g, rows, step);
+    bool exchange = g->training && m->xchg;
     g->grads_bad = false;
     if (g->prof_seconds)
         g->prof_rows += rows;
@@ -71,22 +86,30 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
         if (m->active == 1 || !g->side_by_side[l]) {
             for (int k = a; k < b; k++)
                 run_node(m, g, g->order[k], &ex);
-            continue;
-        }
-        int nt = m->active < b - a ? m->active : b - a;
+        } else {
+            int nt = m->active < b - a ? m->active : b - a;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-        for (int k = a; k < b; k++) {
-            yf__exec one = ex;
-            one.threads = 1;
-            run_node(m, g, g->order[k], &one);
+            for (int k = a; k < b; k++) {
+                yf__exec one = ex;
+                one.threads = 1;
+                run_node(m, g, g->order[k], &one);
+            }
         }
+        if (!exchange)
+            continue;
+        /* the gradients this level finished go to the other ranks now (on
+         * this thread: MPI is called from one), and the sums on their way
+         * move on while the next levels compute */
+        for (int k = a; k < b; k++)
+            if (checks_grad(g, g->order[k]))
+                yf__exchange_done(m, g->node[g->order[k]].grad_of);
+        yf__exchange_progress(m);
     }
 }
 
 int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step)
 {
-    yf__exec ex = {.rows = rows, .threads = m->active, .team = m->active,
-                   .seed = m->spec->seed, .step = step, .g = g};
+    yf__exec ex = exec_of(m, g, rows, step);
     for (int l = 1; l < g->n_levels; l++)
         for (int k = g->level_start[l]; k < g->level_start[l + 1]; k++) {
             yf__gnode *n = &g->node[g->order[k]];

@@ -180,55 +180,96 @@ int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, con
 
 /* ---- training ------------------------------------------------------------------ */
 
-static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows,
-                      const size_t *next, int n_next, double *loss, yf_error *err);
+static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, int row0,
+                      int batch_rows, const size_t *next, int n_next, int *stop, double *loss,
+                      yf_error *err);
 
 int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, double *loss,
                   yf_error *err)
 {
-    return train_step(m, d, idx, rows, NULL, 0, loss, err);
+    return train_step(m, d, idx, rows, 0, rows, NULL, 0, NULL, loss, err);
 }
 
-/* A step; the rows of the next batch (next, n_next) are asked of the
- * memory once the graph has run, so that they arrive during the optimizer's
- * pass rather than being pushed out of the cache by the step. */
-static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows,
-                      const size_t *next, int n_next, double *loss, yf_error *err)
+/* The gradient block summed over the ranks (yf__run sends the buckets as
+ * the backward pass finishes them; here the last arrive), and the losses
+ * with them: each rank's are its rows' share of the global batch's mean.
+ * *stop, whether any rank was asked to stop, travels along, so that all
+ * stop after the same step. A rank with no rows in this batch sends zeros. */
+static void exchange(yf_model *m, yf__graph *g, int rows, int *stop)
+{
+    double v[g->n_loss + 1];
+    yf__exchange_finish(m);
+    for (int i = 0; i < g->n_loss; i++)
+        v[i] = rows ? g->node[g->loss_node[i]].buf[0] : 0.0;
+    v[g->n_loss] = stop && *stop;
+    yf__dist_sum(v, g->n_loss + 1);
+    for (int i = 0; i < g->n_loss; i++)
+        g->node[g->loss_node[i]].buf[0] = (float)v[i];
+    if (stop)
+        *stop = v[g->n_loss] > 0;
+    g->grads_bad = !yf__finite(m->grad_block, m->param_floats);
+}
+
+/* A step. Rows row0 .. row0 + rows of a global batch of batch_rows: all of
+ * it in one process; with several ranks this rank's share (possibly none),
+ * the gradients and losses then being summed over the ranks. The rows of
+ * the next batch (next, n_next) are asked of the memory once the graph has
+ * run, so that they arrive during the optimizer's pass rather than being
+ * pushed out of the cache by the step. */
+static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, int row0,
+                      int batch_rows, const size_t *next, int n_next, int *stop, double *loss,
+                      yf_error *err)
 {
     YF__FTZ_SCOPE;
     yf__graph *g = &m->train;
-    if (rows < 1 || rows > g->max_rows)
+    if (rows < (m->xchg ? 0 : 1) || rows > g->max_rows)
         return yf__fail(err, YF_EUSAGE, "a step takes 1 to %d examples, not %d", g->max_rows,
                         rows);
     /* the schedule's rate at this step's fractional epoch */
     const yf_spec *s = m->spec;
     double per_epoch = ceil((double)yf_dataset_count(d, YF_SPLIT_TRAIN) / s->batch_size);
     m->lr = yf__schedule_lr(s, (double)m->step / per_epoch);
-    yf__gather_threads(d, YF_SPLIT_TRAIN, idx, rows, g, m->active);
-    yf__run(m, g, rows);
+    m->row0 = row0, m->batch_rows = batch_rows;
+    yf__exchange_start(m);
+    if (rows > 0) {
+        yf__gather_threads(d, YF_SPLIT_TRAIN, idx, rows, g, m->active);
+        yf__run(m, g, rows);
+    } else {
+        memset(m->grad_block, 0, m->param_floats * sizeof(float));
+    }
     if (next)
         yf__prefetch(d, YF_SPLIT_TRAIN, next, n_next);
+    if (m->xchg)
+        exchange(m, g, rows, stop);
     double l = losses(g, NULL);
+    int rc = 0;
     if (!isfinite(l) || g->grads_bad) {
         /* nothing is updated; run the step again node by node to name the
-         * first that produced a NaN or an infinity */
-        int bad = yf__find_nonfinite(m, g, rows, m->step);
+         * first that produced a NaN or an infinity (with several ranks,
+         * among this rank's rows) */
+        int bad = rows ? yf__find_nonfinite(m, g, rows, m->step) : -1;
+        char what[400];
         if (bad >= 0) {
             const yf__gnode *n = &g->node[bad];
-            char what[400];
             snprintf(what, sizeof what, "training diverged at step %llu: node '%s' (%s%s) "
                      "produced the first non-finite value, and the loss is %g; nothing was "
                      "updated (try a smaller train.optimizer.learning_rate)",
                      (unsigned long long)m->step + 1, n->name, yf__op_names[n->op],
                      bad >= g->n_fwd ? ", in the backward pass" : "", l);
-            return n->at ? yf__fail_at(err, n->at, YF_ERUN, "%s", what)
-                         : yf__fail(err, YF_ERUN, "%s", what);
+            rc = n->at ? yf__fail_at(err, n->at, YF_ERUN, "%s", what)
+                       : yf__fail(err, YF_ERUN, "%s", what);
+        } else {
+            rc = yf__fail(err, YF_ERUN, "training diverged at step %llu: the loss is %g%s; "
+                          "nothing was updated (try a smaller "
+                          "train.optimizer.learning_rate)", (unsigned long long)m->step + 1, l,
+                          isfinite(l) ? " but a parameter gradient holds a NaN or an infinity"
+                                      : "");
         }
-        if (!isfinite(l))
-            return yf__fail(err, YF_ERUN, "training diverged: the loss is %g at step %llu (try "
-                            "a smaller train.optimizer.learning_rate)", l,
-                            (unsigned long long)m->step + 1);
+        yf__dist_error_shared(true); /* every rank sees the same sums */
     }
+    m->row0 = 0, m->batch_rows = 0;
+    if (rc)
+        return rc;
     yf__optim_step(m);
     if (loss)
         *loss = l;
@@ -251,6 +292,15 @@ static int mkdirs(const char *path, yf_error *err)
         }
     }
     return 0;
+}
+
+/* Where the ranks other than 0 write what rank 0 writes to the run folder. */
+static FILE *quiet_file(yf_error *err)
+{
+    FILE *f = fopen("/dev/null", "w");
+    if (!f)
+        yf__fail(err, YF_EIO, "cannot open /dev/null: %s", strerror(errno));
+    return f;
 }
 
 static FILE *open_in(const char *dir, const char *name, const char *mode, yf_error *err)
@@ -704,6 +754,60 @@ static int unstage(folder *f, yf_error *err)
     return 0;
 }
 
+/* Several ranks (MPI) train one model: a model whose training reads whole
+ * batches at once cannot be cut into shares. */
+static int dist_start(yf_model *m, yf_error *err)
+{
+    const yf__graph *g = &m->train;
+    for (int i = 0; i < g->n; i++) {
+        const yf__gnode *n = &g->node[i];
+        if (n->op == YF_OP_KL_SPARSITY || n->op == YF_OP_BATCH_NORM) {
+            const char *what = n->op == YF_OP_KL_SPARSITY
+                                   ? "kl_sparsity's mean activation over the batch"
+                                   : "batch_norm's batch statistics";
+            yf__dist_error_shared(true); /* every rank finds it */
+            return yf__fail_at(err, n->at, YF_EUSAGE, "'%s': %s would be taken over each "
+                               "rank's share of the batch, not the whole batch, so training "
+                               "on %d ranks is refused (train it in one process)", n->name,
+                               what, yf_dist_size());
+        }
+    }
+    m->follower = yf_dist_rank() != 0;
+    return yf__exchange_new(m, err);
+}
+
+/* What rank 0 read or set up, for the other ranks: where training stands
+ * and the whole optimizer state. */
+typedef struct {
+    int from, finished, epoch, best_epoch;
+    size_t position;
+    double loss_sum, best;
+    uint64_t step;
+} dist_state;
+
+static void dist_share(yf_model *m, yf__progress *pr, bool *from)
+{
+    dist_state st = {*from, pr->finished, pr->epoch, pr->best_epoch, pr->position,
+                     pr->loss_sum, pr->best, m->step};
+    yf__dist_bcast(&st, sizeof st);
+    *from = st.from, pr->finished = st.finished, pr->epoch = st.epoch;
+    pr->best_epoch = st.best_epoch, pr->position = st.position, pr->loss_sum = st.loss_sum;
+    pr->best = st.best, m->step = st.step;
+    size_t bytes = m->param_floats * sizeof(float);
+    yf__dist_bcast(m->param_block, bytes);
+    yf__dist_bcast(m->m_block, bytes);
+    yf__dist_bcast(m->v_block, bytes);
+}
+
+static uint64_t fnv1a(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * UINT64_C(1099511628211);
+    return h;
+}
+
 int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *err)
 {
     YF__FTZ_SCOPE;
@@ -713,7 +817,14 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     char stale[1400];
     yf__progress pr = {.best = NAN};
     const char *from = NULL;
-    if (opts->resume && resume_point(fo.ckpt, fo.paused, &pr, &from, err))
+    /* with several ranks, rank 0 (the lead) alone reads and writes the
+     * run folder and reports; the others follow what it shares */
+    int ranks = yf_dist_size(), rank = yf_dist_rank();
+    bool lead = rank == 0;
+    yf__dist_error_shared(false);
+    if (ranks > 1 && dist_start(m, err))
+        return err->code;
+    if (opts->resume && lead && resume_point(fo.ckpt, fo.paused, &pr, &from, err))
         return err->code;
     if (from && (pr.epoch > s->epochs || pr.position > yf_dataset_count(d, YF_SPLIT_TRAIN) ||
                  pr.best_epoch > pr.epoch)) {
@@ -725,6 +836,12 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
                       yf_dataset_count(d, YF_SPLIT_TRAIN));
         free(pr.metrics);
         return err->code;
+    }
+    if (ranks > 1) { /* a finished run: every rank has nothing to do */
+        int done = from && pr.finished;
+        yf__dist_bcast(&done, sizeof done);
+        if (done && !lead)
+            return 0;
     }
     if (from && pr.finished) {
         /* killed after its last checkpoint, before the rows that describe
@@ -746,13 +863,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         free(pr.metrics);
         return err->code;
     }
-    if (from && m->step > 0) {
-        /* the rate of the last step taken, which the epoch's row reports
-         * even when the checkpoint ends the epoch (no step left in it) */
-        double per_epoch = ceil((double)yf_dataset_count(d, YF_SPLIT_TRAIN) / s->batch_size);
-        m->lr = yf__schedule_lr(s, (double)(m->step - 1) / per_epoch);
-    }
-    if (!from) {
+    if (!from && lead) {
         /* parameters copied from another run come first: a missing or
          * mismatched source fails before anything in the folder changes */
         if (yf_model_init_from(m, err))
@@ -781,7 +892,19 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         if (fflush(cfg) | ferror(cfg) | fclose(cfg))
             return yf__fail(err, YF_EIO, "cannot write %s/config.yaml: %s", fo.dir, strerror(errno));
     }
-    for (int i = 0; i < 2; i++) { /* writes that were killed half-way */
+    if (ranks > 1) {
+        bool resumed = from != NULL;
+        dist_share(m, &pr, &resumed);
+        if (resumed && !from)
+            from = "rank 0's checkpoint";
+    }
+    if (from && m->step > 0) {
+        /* the rate of the last step taken, which the epoch's row reports
+         * even when the checkpoint ends the epoch (no step left in it) */
+        double per_epoch = ceil((double)yf_dataset_count(d, YF_SPLIT_TRAIN) / s->batch_size);
+        m->lr = yf__schedule_lr(s, (double)(m->step - 1) / per_epoch);
+    }
+    for (int i = 0; i < 2 && lead; i++) { /* writes that were killed half-way */
         snprintf(stale, sizeof stale, "%s.tmp", i ? fo.paused : fo.ckpt);
         remove(stale);
     }
@@ -794,10 +917,12 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     /* a resumed run's metrics.csv is the checkpoint's rows: a kill between
      * a checkpoint and its row loses neither, and rows of epochs after the
      * checkpoint (to be run again) go */
-    if (!rc && from)
+    if (!rc && from && lead)
         rc = restore_metrics(fo.dir, head.text, rows.text ? rows.text : "", err);
-    FILE *csv = rc ? NULL : open_in(fo.dir, "metrics.csv", from ? "a" : "w", err);
-    FILE *log = csv ? open_in(fo.dir, "log.txt", from ? "a" : "w", err) : NULL;
+    FILE *csv = rc ? NULL : lead ? open_in(fo.dir, "metrics.csv", from ? "a" : "w", err)
+                                 : quiet_file(err);
+    FILE *log = !csv ? NULL : lead ? open_in(fo.dir, "log.txt", from ? "a" : "w", err)
+                                   : quiet_file(err);
     if (!csv || !log) {
         if (csv)
             fclose(csv);
@@ -819,6 +944,9 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             YF__S(m->threads), info.blis_arch, info.arch_source);
     fprintf(log, "data: %s, %zu train, %zu valid, %zu test examples\n", s->source,
             d->n_train, d->n_valid, d->test_x.count);
+    if (ranks > 1)
+        fprintf(log, "data parallel: %d ranks (%s), each a share of every global batch of %d\n",
+                ranks, yf_dist_library() ? yf_dist_library() : "MPI", s->batch_size);
     for (int i = 0; i < s->n_init_src && !from; i++)
         fprintf(log, "init: layers from %s\n", s->init_src[i].from);
     for (int i = 0; i < m->n_warn; i++)
@@ -832,13 +960,13 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
      * keeps the rows up to its checkpoint's step) */
     FILE *steps = NULL;
     if (s->log_every) {
-        if (from && trim_steps(fo.dir, m->step, err)) {
+        if (from && lead && trim_steps(fo.dir, m->step, err)) {
             fclose(csv);
             fclose(log);
             free(rows.text);
             return err->code;
         }
-        steps = open_in(fo.dir, "steps.csv", from ? "a" : "w", err);
+        steps = lead ? open_in(fo.dir, "steps.csv", from ? "a" : "w", err) : quiet_file(err);
         if (!steps) {
             fclose(csv);
             fclose(log);
@@ -867,7 +995,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         perm[i] = i;
     for (int e = 1; e <= pr.epoch; e++) /* the order each epoch so far left */
         shuffle(perm, n, s->seed, e);
-    if (s->epochs == 0) /* the initial parameters, so that the run can be evaluated */
+    if (s->epochs == 0 && lead) /* the initial parameters, so that the run can be evaluated */
         rc = yf__checkpoint_save(m, fo.ckpt, &(yf__progress){.best = NAN, .finished = true}, err) ||
              unstage(&fo, err) ? err->code : 0;
     double best = pr.best;
@@ -884,9 +1012,15 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             int n_next = b + rows_n < n ? (int)(n - b - rows_n < (size_t)rows_n ? n - b - rows_n
                                                                               : (size_t)rows_n)
                                         : 0;
+            /* this rank's share of the global batch: rows lo .. hi of it */
+            int lo = (int)((long)rows_n * rank / ranks), hi = (int)((long)rows_n * (rank + 1) / ranks);
+            int next_lo = (int)((long)n_next * rank / ranks);
+            int next_hi = (int)((long)n_next * (rank + 1) / ranks);
+            int stop = opts->stop && *opts->stop;
             double loss;
-            if ((rc = train_step(m, d, perm + b, rows_n, n_next ? perm + b + rows_n : NULL,
-                                 n_next, &loss, err)))
+            if ((rc = train_step(m, d, perm + b + lo, hi - lo, lo, rows_n,
+                                 n_next ? perm + b + rows_n + next_lo : NULL, next_hi - next_lo,
+                                 &stop, &loss, err)))
                 break;
             tuner_step(&tune, m, rows_n);
             loss_sum += loss * rows_n;
@@ -898,7 +1032,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
                         seen, loss, m->lr);
                 fflush(steps);
             }
-            if (opts->stop && *opts->stop) { /* the step is done: save it and stop */
+            if (stop) { /* the step is done (on every rank): save it and stop */
                 yf__progress here = {.epoch = epoch - 1, .position = seen, .loss_sum = loss_sum,
                                      .best = best, .best_epoch = best_epoch,
                                      .metrics = rows.text};
@@ -906,11 +1040,14 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
                 snprintf(to, sizeof to, "%s", stop_col >= 0 ? fo.paused : fo.ckpt);
                 if (opts->echo && opts->bar)
                     fprintf(opts->echo, "\r\033[K");
-                if (!(rc = yf__checkpoint_save(m, to, &here, err)) && !(rc = unstage(&fo, err)))
+                if (!lead || (!(rc = yf__checkpoint_save(m, to, &here, err)) &&
+                              !(rc = unstage(&fo, err)))) {
+                    yf__dist_error_shared(true);
                     rc = yf__fail(err, YF_EINTERRUPTED, "interrupted at step %llu (epoch %d, "
                                   "%zu of %zu examples); saved in %s: continue with `yaflow "
                                   "train --resume %s`", (unsigned long long)m->step, epoch,
                                   seen, n, stop_col >= 0 ? fo.paused : fo.ckpt, fo.dir);
+                }
                 break;
             }
             if (opts->echo && opts->bar && now() - last_draw > 0.2) {
@@ -954,7 +1091,17 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         yf__progress done = {.epoch = epoch, .best = best, .best_epoch = best_epoch,
                              .finished = epoch == s->epochs && stop_col < 0,
                              .metrics = rows.text};
-        if ((stop_col < 0 || better) &&
+        if (ranks > 1 && !yf__dist_same(fnv1a(m->param_block, m->param_floats * sizeof(float)))) {
+            /* a rank whose sums or steps went another way: its work and the
+             * checkpoint it would give are not this run's */
+            yf__dist_error_shared(true);
+            rc = yf__fail(err, YF_ERUN, "after epoch %d the parameters differ between the %d "
+                          "ranks (a checksum of them is compared every epoch); the checkpoint "
+                          "of epoch %d is kept%s", epoch, ranks, epoch - 1,
+                          lead ? "" : " (rank 0's)");
+            break;
+        }
+        if (lead && (stop_col < 0 || better) &&
             (rc = yf__checkpoint_save(m, fo.ckpt, &done, err) || unstage(&fo, err) ? err->code : 0))
             break;
         fputs(line, csv);
@@ -996,16 +1143,16 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     free(perm);
     /* with early stopping the model ends as the checkpoint is, the best
      * epoch's, and the checkpoint is marked finished */
-    if (!rc && stop_col >= 0 && best_epoch > 0) {
+    if (!rc && lead && stop_col >= 0 && best_epoch > 0) {
         rc = yf_checkpoint_load(m, fo.ckpt, 1, err);
         yf__progress done = {.epoch = epoch > s->epochs ? s->epochs : epoch, .best = best,
                              .best_epoch = best_epoch, .finished = true, .metrics = rows.text};
         if (!rc)
             rc = yf__checkpoint_save(m, fo.ckpt, &done, err);
     }
-    if (!rc)
+    if (!rc && lead)
         remove(fo.paused);
-    if (!rc && opts->profile)
+    if (!rc && lead && opts->profile)
         rc = write_profile(m, fo.dir, err);
     fclose(csv);
     if (steps)

@@ -424,6 +424,28 @@ int yf_runtime_choose_kernels(yf_error *err);
 int yf_runtime_init(yf_error *err);
 void yf_runtime_info_get(yf_runtime_info *info);
 
+/* ---- several processes (MPI) ------------------------------------------ *
+ * Started by mpirun (or another MPI launcher), `yaflow train` trains one
+ * model in data parallel: every rank takes its share of each global batch
+ * (train.batch_size), the gradients are summed over the ranks, and every
+ * rank takes the same step. Rank 0 alone writes the run folder and
+ * reports. Call yf_dist_init after yf_runtime_choose_kernels (which may
+ * fork) and before anything else; outside an MPI launcher, or in a build
+ * without MPI, it does nothing and the process is rank 0 of 1. */
+int yf_dist_init(int *argc, char ***argv, yf_error *err);
+void yf_dist_finalize(void);
+int yf_dist_rank(void);
+int yf_dist_size(void);
+/* Ends every rank at once (MPI_Abort) with exit code `code`: for an error
+ * one rank met alone, so that the others do not wait for it forever. */
+void yf_dist_abort(int code);
+/* Whether the last error yf_train returned was met by every rank alike (a
+ * divergence, an interrupt, a checksum mismatch): then each rank returns
+ * it and nothing needs to be aborted. */
+int yf_dist_error_shared(void);
+/* "Open MPI v4.1.4", or NULL in a build without MPI. */
+const char *yf_dist_library(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,6 +25,12 @@ int cmd_info(int argc, char **argv)
     printf("cpu_features=%s\n", info.cpu_features);
     printf("cores=%d\n", info.cores);
     printf("omp_max_threads=%d\n", info.omp_threads);
+    const char *mpi = yf_dist_library();
+    if (mpi)
+        printf("mpi=%s (built with MPI: `mpirun -np N yaflow train SPEC` trains in data "
+               "parallel; this process is rank %d of %d)\n", mpi, yf_dist_rank(), yf_dist_size());
+    else
+        printf("mpi=no (built without MPI: ./configure --with-mpi, with Open MPI installed)\n");
     printf("threads_default=%d (yaflow runs BLIS and its OpenMP workers within this count)\n",
            info.cores);
     if (a.threads)

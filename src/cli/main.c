@@ -327,9 +327,17 @@ int cli_live_bar(void)
     return isatty(2) && !(term && !strcmp(term, "dumb"));
 }
 
+int yf__cli_shared_exit; /* every rank ends with the same code by itself */
+
 int cli_fail(yf_error *err)
 {
-    fprintf(stderr, "yaflow: %s\n", yf_error_format(err));
+    /* with several ranks, an error every rank met is told by rank 0 alone */
+    if (yf_dist_size() > 1 && yf_dist_rank() > 0 && yf_dist_error_shared())
+        return yf_status_exit_code(err->code);
+    if (yf_dist_size() > 1 && yf_dist_rank() > 0)
+        fprintf(stderr, "yaflow: rank %d: %s\n", yf_dist_rank(), yf_error_format(err));
+    else
+        fprintf(stderr, "yaflow: %s\n", yf_error_format(err));
     return yf_status_exit_code(err->code);
 }
 
@@ -366,9 +374,29 @@ int main(int argc, char **argv)
     /* the kernels BLIS would not pick on its own, before any model exists */
     yf_error err = {0};
     yf_runtime_choose_kernels(&err);
+    /* started by mpirun: MPI comes up now, after the kernel choice (which
+     * forks and sets the environment) and before anything else */
+    if (yf_dist_init(&argc, &argv, &err))
+        return cli_fail(&err);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc, argv);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc;
+            if (yf_dist_size() > 1 && strcmp(argv[1], "train") && strcmp(argv[1], "info")) {
+                if (yf_dist_rank() == 0)
+                    fprintf(stderr, "yaflow %s: only `yaflow train` runs on several ranks "
+                                    "(mpirun); run %s in one process\n", argv[1], argv[1]);
+                rc = 2;
+                yf__cli_shared_exit = 1;
+            } else {
+                rc = commands[i].fn(argc, argv);
+            }
+            /* an error one rank met alone ends the others, which would wait
+             * for it at their next exchange */
+            if (rc && yf_dist_size() > 1 && !yf_dist_error_shared() && !yf__cli_shared_exit)
+                yf_dist_abort(rc);
+            yf_dist_finalize();
+            return rc;
+        }
     const char *near = NULL;
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0] && !near; i++)
         if (!strcmp(argv[1], aliases[i][0]))

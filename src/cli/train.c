@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,21 +55,25 @@ static void catch_signals(void)
 static int train_into(yf_model *m, yf_dataset *d, const yf_spec *spec, const char *out,
                       const cli_args *a)
 {
-    yf_train_opts opts = {.out_dir = out, .echo = stderr, .bar = cli_live_bar(),
+    bool lead = yf_dist_rank() == 0; /* the others keep quiet */
+    yf_train_opts opts = {.out_dir = out, .echo = lead ? stderr : NULL,
+                          .bar = lead && cli_live_bar(),
                           .profile = a->profile, .resume = a->resume,
                           .overwrite = a->overwrite, .stop = &stop_signal,
                           .adapt_threads = a->threads == 0};
     yf_runtime_info info;
     yf_runtime_info_get(&info);
-    fprintf(stderr, "training %s: %zu parameters, %zu train / %zu valid examples, "
-                    "BLIS %s kernels -> %s\n",
-            yf_spec_name(spec), yf_model_param_count(m), yf_dataset_count(d, YF_SPLIT_TRAIN),
-            yf_dataset_count(d, YF_SPLIT_VALID), info.blis_arch, out);
+    if (lead)
+        fprintf(stderr, "training %s: %zu parameters, %zu train / %zu valid examples, "
+                        "BLIS %s kernels%s -> %s\n",
+                yf_spec_name(spec), yf_model_param_count(m),
+                yf_dataset_count(d, YF_SPLIT_TRAIN), yf_dataset_count(d, YF_SPLIT_VALID),
+                info.blis_arch, yf_dist_size() > 1 ? ", data parallel on MPI ranks" : "", out);
     yf_error err = {0};
     int rc = yf_train(m, d, &opts, &err) ? cli_fail(&err) : 0;
     if (err.code == YF_EINTERRUPTED)
         rc = 128 + stop_signal;
-    if (!rc)
+    if (!rc && lead)
         printf("%s\n", out);
     return rc;
 }
@@ -135,14 +140,16 @@ int cmd_train(int argc, char **argv)
         snprintf(out, sizeof out, "%s", a.out);
     else
         snprintf(out, sizeof out, "runs/%s", yf_spec_name(spec));
-    /* the folder's problems are found before the model is built */
+    /* the folder's problems are found before the model is built (by rank
+     * 0, which alone writes it) */
     struct stat ost;
-    if (stat(out, &ost) == 0 && !S_ISDIR(ost.st_mode)) {
+    bool lead = yf_dist_rank() == 0;
+    if (lead && stat(out, &ost) == 0 && !S_ISDIR(ost.st_mode)) {
         fprintf(stderr, "yaflow train: %s exists and is not a folder\n", out);
         yf_spec_free(spec);
         return 2;
     }
-    {
+    if (lead) {
         /* the nearest existing ancestor must be writable */
         char up[1024];
         snprintf(up, sizeof up, "%s", out);
@@ -168,7 +175,7 @@ int cmd_train(int argc, char **argv)
     /* an earlier run's results are never replaced by accident */
     snprintf(earlier, sizeof earlier, "%s/checkpoint.safetensors", out);
     struct stat st;
-    if (!a.overwrite && stat(earlier, &st) == 0) {
+    if (lead && !a.overwrite && stat(earlier, &st) == 0) {
         fprintf(stderr, "yaflow: %s already holds a run (checkpoint.safetensors): give --out "
                         "DIR for a new folder, or --overwrite to replace it\n", out);
         yf_spec_free(spec);
@@ -176,7 +183,7 @@ int cmd_train(int argc, char **argv)
     }
     /* nor is an unfinished one (a config, no checkpoint yet) taken over */
     snprintf(earlier, sizeof earlier, "%s/config.yaml", out);
-    if (!a.overwrite && stat(earlier, &st) == 0) {
+    if (lead && !a.overwrite && stat(earlier, &st) == 0) {
         fprintf(stderr, "yaflow: %s holds an unfinished run (config.yaml but no checkpoint: it "
                         "stopped before its first epoch ended): give --out DIR for a new "
                         "folder, or --overwrite to replace it\n", out);
@@ -184,7 +191,7 @@ int cmd_train(int argc, char **argv)
         return 2;
     }
     yf_model *m = yf_model_new(spec, a.threads, &err);
-    if (m && cli_warnings(m, &a)) {
+    if (m && lead && cli_warnings(m, &a)) {
         yf_model_free(m);
         yf_spec_free(spec);
         return 2;

@@ -78,7 +78,7 @@ void yf__mse_fwd(yf__gnode *n, const yf__exec *ex)
     const yf__gnode *p = &ex->g->node[n->in[0]];
     const float *a = p->buf, *t = ex->g->node[n->in[1]].buf;
     size_t count = (size_t)ex->rows * p->size;
-    n->buf[0] = (float)(sum_sq_diff(a, t, count) / norm(n, ex->rows, p->size));
+    n->buf[0] = (float)(sum_sq_diff(a, t, count) / norm(n, ex->batch_rows, p->size));
 }
 
 /* dpred = weight · 2 (pred − target) / norm; dtarget (slot 1) = −dpred.
@@ -131,7 +131,7 @@ void yf__mse_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *a = ex->g->node[n->in[0]].buf, *t = ex->g->node[n->in[1]].buf;
     size_t C = n->size;
-    float k = (float)(2.0 * n->weight / norm(n, ex->rows, n->size));
+    float k = (float)(2.0 * n->weight / norm(n, ex->batch_rows, n->size));
     if (n->slot)
         k = -k;
     const yf__gnode *e = n->epi >= 0 ? &ex->g->node[n->epi] : NULL;
@@ -142,7 +142,7 @@ void yf__mse_grad_fwd(yf__gnode *n, const yf__exec *ex)
         double s = mse_pass(a, t, k, n->buf, ex->rows, C, e, db);
         if (n->sum_into >= 0) {
             yf__gnode *l = &ex->g->node[n->sum_into];
-            l->buf[0] = (float)(s / norm(l, ex->rows, C));
+            l->buf[0] = (float)(s / norm(l, ex->batch_rows, C));
         }
         return;
     }
@@ -167,7 +167,7 @@ void yf__sigmoid_ce_fwd(yf__gnode *n, const yf__exec *ex)
     const yf__gnode *p = &ex->g->node[n->in[0]];
     size_t count = (size_t)ex->rows * p->size;
     double s = sum_sigmoid_ce(p->buf, ex->g->node[n->in[1]].buf, count);
-    n->buf[0] = (float)(s / norm(n, ex->rows, p->size));
+    n->buf[0] = (float)(s / norm(n, ex->batch_rows, p->size));
 }
 
 /* dz = weight · (σ(z) − t) / norm; dt (slot 1) = −weight · z / norm */
@@ -175,7 +175,7 @@ void yf__sigmoid_ce_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *z = ex->g->node[n->in[0]].buf, *t = ex->g->node[n->in[1]].buf;
     size_t count = (size_t)ex->rows * n->size;
-    float k = (float)(n->weight / norm(n, ex->rows, n->size));
+    float k = (float)(n->weight / norm(n, ex->batch_rows, n->size));
     if (n->slot) {
         for (size_t i = 0; i < count; i++)
             n->buf[i] = -k * z[i];
@@ -215,7 +215,7 @@ void yf__softmax_ce_fwd(yf__gnode *n, const yf__exec *ex)
             for (size_t j = 0; j < C; j++)
                 p[r * C + j] = (float)exp((double)z[j] - lse);
     }
-    n->buf[0] = (float)(s / ex->rows);
+    n->buf[0] = (float)(s / ex->batch_rows);
 }
 
 /* in = (probabilities (R, C), labels (R)): dz = weight · (p − onehot(y)) / R */
@@ -224,7 +224,7 @@ void yf__softmax_ce_grad_fwd(yf__gnode *n, const yf__exec *ex)
     const float *p = ex->g->node[n->in[0]].buf;
     const int32_t *y = (const int32_t *)ex->g->node[n->in[1]].buf;
     size_t C = n->size;
-    float k = n->weight / ex->rows;
+    float k = n->weight / ex->batch_rows;
     for (int r = 0; r < ex->rows; r++) {
         for (size_t j = 0; j < C; j++)
             n->buf[r * C + j] = k * p[r * C + j];
@@ -249,7 +249,7 @@ void yf__kl_normal_fwd(yf__gnode *n, const yf__exec *ex)
     double s = 0.0;
     for (size_t i = 0; i < count; i++)
         s += 1.0 + lv[i] - (double)mu[i] * mu[i] - exp(lv[i]);
-    n->buf[0] = (float)(-0.5 * s / norm(n, ex->rows, mn->size));
+    n->buf[0] = (float)(-0.5 * s / norm(n, ex->batch_rows, mn->size));
 }
 
 /* dμ = weight · μ / norm (slot 0); dλ = weight · ½ (e^λ − 1) / norm (slot 1) */
@@ -257,7 +257,7 @@ void yf__kl_normal_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *mu = ex->g->node[n->in[0]].buf, *lv = ex->g->node[n->in[1]].buf;
     size_t count = (size_t)ex->rows * n->size;
-    float k = (float)(n->weight / norm(n, ex->rows, n->size));
+    float k = (float)(n->weight / norm(n, ex->batch_rows, n->size));
     if (n->slot == 0)
         for (size_t i = 0; i < count; i++)
             n->buf[i] = k * mu[i];
@@ -327,7 +327,7 @@ void yf__l1_fwd(yf__gnode *n, const yf__exec *ex)
     double s = 0.0;
     for (size_t i = 0; i < count; i++)
         s += fabsf(an->buf[i]);
-    n->buf[0] = (float)(s / norm(n, ex->rows, an->size));
+    n->buf[0] = (float)(s / norm(n, ex->batch_rows, an->size));
 }
 
 /* da = weight · sign(a) / norm */
@@ -335,7 +335,7 @@ void yf__l1_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *a = ex->g->node[n->in[0]].buf;
     size_t count = (size_t)ex->rows * n->size;
-    float k = (float)(n->weight / norm(n, ex->rows, n->size));
+    float k = (float)(n->weight / norm(n, ex->batch_rows, n->size));
     for (size_t i = 0; i < count; i++)
         n->buf[i] = a[i] > 0 ? k : a[i] < 0 ? -k : 0.0f;
 }
@@ -381,14 +381,14 @@ void yf__l2_fwd(yf__gnode *n, const yf__exec *ex)
     double s = 0.0;
     for (size_t i = 0; i < w->size; i++)
         s += (double)w->buf[i] * w->buf[i];
-    n->buf[0] = (float)s;
+    n->buf[0] = ex->shared_terms ? (float)s : 0.0f; /* counted on one rank */
 }
 
 /* dW (+)= 2 · weight · W */
 void yf__l2_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *w = ex->g->node[n->in[0]].buf;
-    float k = 2.0f * n->weight;
+    float k = ex->shared_terms ? 2.0f * n->weight : 0.0f; /* counted on one rank */
     if (n->accumulate)
         for (size_t i = 0; i < n->size; i++)
             n->buf[i] += k * w[i];

@@ -12,7 +12,8 @@ void yf__gaussian_noise_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *x = ex->g->node[n->in[0]].buf;
     size_t count = (size_t)ex->rows * n->size;
-    yf__rand_normal(ex->seed, (uint32_t)n->stream, ex->step, n->buf, count, 0.0f, n->stddev);
+    yf__rand_normal_at(ex->seed, (uint32_t)n->stream, ex->step, (size_t)ex->row0 * n->size,
+                       n->buf, count, 0.0f, n->stddev);
     for (size_t i = 0; i < count; i++)
         n->buf[i] += x[i];
 }
@@ -36,7 +37,8 @@ static void dropout_apply(const yf__gnode *n, const yf__exec *ex, const float *x
                           float *y)
 {
     size_t count = (size_t)ex->rows * n->size;
-    yf__rand_uniform(ex->seed, (uint32_t)n->stream, ex->step, y, count, 0.0f, 1.0f);
+    yf__rand_uniform_at(ex->seed, (uint32_t)n->stream, ex->step, (size_t)ex->row0 * n->size, y,
+                        count, 0.0f, 1.0f);
     keep_scaled(x, y, count, n->rate, 1.0f / (1.0f - n->rate));
 }
 
@@ -67,7 +69,8 @@ YF__CLONES static void reparameterise(const float *restrict mu, const float *res
 void yf__sample_normal_fwd(yf__gnode *n, const yf__exec *ex)
 {
     size_t count = (size_t)ex->rows * n->size;
-    yf__rand_normal(ex->seed, (uint32_t)n->stream, ex->step, n->buf, count, 0.0f, 1.0f);
+    yf__rand_normal_at(ex->seed, (uint32_t)n->stream, ex->step, (size_t)ex->row0 * n->size,
+                       n->buf, count, 0.0f, 1.0f);
     reparameterise(ex->g->node[n->in[0]].buf, ex->g->node[n->in[1]].buf, n->buf, count);
 }
 
@@ -96,11 +99,11 @@ int yf__sample_normal_bwd(yf__graph *g, int id, int dy, yf_error *err)
 /* ---- random shifts (augmentation) --------------------------------------------- */
 
 /* The shift of example r: (dy, dx), each uniform in [-max, max], from one
- * Philox block keyed by (seed, stream, step, r). */
+ * Philox block keyed by (seed, stream, step, r's place in the batch). */
 static void shift_of(const yf__gnode *n, const yf__exec *ex, int r, int *dy, int *dx)
 {
     uint32_t w[4];
-    yf__philox(ex->seed, (uint32_t)n->stream, ex->step, (uint32_t)r, w);
+    yf__philox(ex->seed, (uint32_t)n->stream, ex->step, (uint32_t)(ex->row0 + r), w);
     *dy = (int)(w[0] % (uint32_t)(2 * n->win.ph + 1)) - n->win.ph;
     *dx = (int)(w[1] % (uint32_t)(2 * n->win.pw + 1)) - n->win.pw;
 }

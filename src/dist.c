@@ -1,0 +1,250 @@
+/* Data-parallel training across processes with MPI (Open MPI, from the
+ * distribution; never home-made networking).
+ *
+ * Every rank holds the whole model and the whole data set, and takes its
+ * share of each global batch: rows lo .. hi of it, in the order a single
+ * process would use (the same seeded shuffle). Its losses are divided by
+ * the global batch's rows, so the sum of the ranks' gradients is the
+ * gradient of the global batch. The gradient block is cut into buckets of
+ * whole parameters, from its end (the layers the backward pass finishes
+ * first); a bucket is summed over the ranks (MPI_Iallreduce) as soon as
+ * the last node writing its parameters has run, and the scheduler lets MPI
+ * progress between levels, so the sums of the upper layers travel while
+ * the lower layers compute. Every rank then takes the same optimizer step.
+ *
+ * Only the thread that initialised MPI calls it (MPI_THREAD_FUNNELED): the
+ * scheduler's bookkeeping runs between levels, on the calling thread.
+ * Without MPI (./configure --without-mpi, or no Open MPI found) the same
+ * functions exist and describe one process. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#if defined(HAVE_MPI) && !defined(YF_NO_MPI) /* the fuzz build has none */
+#define YF_MPI 1
+#include <mpi.h>
+#endif
+
+static int world_rank, world_size = 1;
+static bool started; /* by yf_dist_init */
+
+/* Launchers put these in the environment of the processes they start. */
+static bool launched_by_mpi(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE",
+                                       "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i]))
+            return true;
+    return false;
+}
+
+int yf_dist_init(int *argc, char ***argv, yf_error *err)
+{
+#ifdef YF_MPI
+    if (started || !launched_by_mpi())
+        return 0;
+    int provided = 0;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return yf__fail(err, YF_ERUN, "MPI_Init_thread failed");
+    started = true;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    if (provided < MPI_THREAD_FUNNELED && world_size > 1)
+        return yf__fail(err, YF_ERUN, "this MPI gives no thread support (MPI_THREAD_FUNNELED), "
+                        "which yaflow's OpenMP threads need");
+    return 0;
+#else
+    (void)argc, (void)argv, (void)err;
+    return 0;
+#endif
+}
+
+void yf_dist_finalize(void)
+{
+#ifdef YF_MPI
+    if (started)
+        MPI_Finalize();
+    started = false;
+#endif
+}
+
+void yf_dist_abort(int code)
+{
+#ifdef YF_MPI
+    if (started && world_size > 1)
+        MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    (void)code;
+}
+
+static bool shared_error;
+
+void yf__dist_error_shared(bool shared) { shared_error = shared; }
+int yf_dist_error_shared(void) { return shared_error; }
+
+int yf_dist_rank(void) { return world_rank; }
+int yf_dist_size(void) { return world_size; }
+
+const char *yf_dist_library(void)
+{
+#ifdef YF_MPI
+    static char version[MPI_MAX_LIBRARY_VERSION_STRING + 1];
+    if (!version[0]) {
+        int len = 0;
+        MPI_Get_library_version(version, &len);
+        char *nl = strpbrk(version, ",\n"); /* "Open MPI v4.1.4, package: ..." */
+        if (nl)
+            *nl = 0;
+    }
+    return version;
+#else
+    return NULL;
+#endif
+}
+
+/* ---- the gradient exchange ------------------------------------------------------ */
+
+#ifdef YF_MPI
+typedef struct {
+    size_t off, len;  /* floats of the gradient block */
+    int waiting;      /* parameters whose last gradient writer has not run */
+    int params;       /* with a gradient writer */
+    bool issued;
+    MPI_Request req;
+} bucket;
+
+struct yf__exchange {
+    int n;
+    bucket *b;
+    int *bucket_of; /* per parameter */
+};
+
+/* A bucket closes once it holds this many floats (1 MB): large enough for
+ * the network's bandwidth, small enough that the first is sent early. */
+enum { BUCKET_FLOATS = 256 * 1024 };
+
+int yf__exchange_new(yf_model *m, yf_error *err)
+{
+    if (world_size < 2 || m->xchg)
+        return 0;
+    struct yf__exchange *x = yf__calloc(1, sizeof *x);
+    bucket *b = yf__calloc(m->n_params + 1, sizeof *b);
+    int *of = yf__calloc(m->n_params + 1, sizeof *of);
+    if (!x || !b || !of) {
+        free(x), free(b), free(of);
+        return yf__fail(err, YF_ENOMEM, "out of memory");
+    }
+    const yf__graph *g = &m->train;
+    int n = 0;
+    for (int p = m->n_params - 1; p >= 0; p--) { /* from the end of the block */
+        const yf__param *q = &m->params[p];
+        if (n == 0 || b[n - 1].len >= BUCKET_FLOATS)
+            b[n++] = (bucket){.off = q->offset + q->size};
+        bucket *c = &b[n - 1];
+        c->len = c->off + c->len - q->offset; /* the same end, with any padding */
+        c->off = q->offset;
+        of[p] = n - 1;
+        if (g->param_writer && g->param_writer[p] >= 0)
+            c->params++;
+    }
+    x->n = n, x->b = b, x->bucket_of = of;
+    m->xchg = x;
+    return 0;
+}
+
+void yf__exchange_free(yf_model *m)
+{
+    if (!m->xchg)
+        return;
+    free(m->xchg->b);
+    free(m->xchg->bucket_of);
+    free(m->xchg);
+    m->xchg = NULL;
+}
+
+static void issue(struct yf__exchange *x, yf_model *m, bucket *c)
+{
+    MPI_Iallreduce(MPI_IN_PLACE, m->grad_block + c->off, (int)c->len, MPI_FLOAT, MPI_SUM,
+                   MPI_COMM_WORLD, &c->req);
+    c->issued = true;
+    (void)x;
+}
+
+void yf__exchange_start(yf_model *m)
+{
+    struct yf__exchange *x = m->xchg;
+    for (int i = 0; x && i < x->n; i++) {
+        x->b[i].waiting = x->b[i].params;
+        x->b[i].issued = false;
+        if (!x->b[i].waiting) /* no gradient in it (frozen layers): zeros, sent now */
+            issue(x, m, &x->b[i]);
+    }
+}
+
+void yf__exchange_done(yf_model *m, int param)
+{
+    struct yf__exchange *x = m->xchg;
+    if (!x)
+        return;
+    bucket *c = &x->b[x->bucket_of[param]];
+    if (--c->waiting == 0 && !c->issued)
+        issue(x, m, c);
+}
+
+void yf__exchange_progress(yf_model *m)
+{
+    struct yf__exchange *x = m->xchg;
+    for (int i = 0; x && i < x->n; i++)
+        if (x->b[i].issued && x->b[i].req != MPI_REQUEST_NULL) {
+            int flag;
+            MPI_Test(&x->b[i].req, &flag, MPI_STATUS_IGNORE);
+        }
+}
+
+void yf__exchange_finish(yf_model *m)
+{
+    struct yf__exchange *x = m->xchg;
+    for (int i = 0; x && i < x->n; i++) {
+        if (!x->b[i].issued) /* a rank with no rows this step: nothing ran */
+            issue(x, m, &x->b[i]);
+        MPI_Wait(&x->b[i].req, MPI_STATUS_IGNORE);
+    }
+}
+
+void yf__dist_sum(double *v, int n)
+{
+    if (world_size > 1)
+        MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+bool yf__dist_same(uint64_t h)
+{
+    if (world_size < 2)
+        return true;
+    uint64_t lo = h, hi = h;
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    return lo == hi;
+}
+
+void yf__dist_bcast(void *buf, size_t bytes)
+{
+    if (world_size < 2)
+        return;
+    for (size_t off = 0; off < bytes; off += 1 << 30) { /* counts are int */
+        size_t len = bytes - off < (size_t)1 << 30 ? bytes - off : (size_t)1 << 30;
+        MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD);
+    }
+}
+#else
+int yf__exchange_new(yf_model *m, yf_error *err) { (void)m, (void)err; return 0; }
+void yf__exchange_free(yf_model *m) { (void)m; }
+void yf__exchange_start(yf_model *m) { (void)m; }
+void yf__exchange_done(yf_model *m, int param) { (void)m, (void)param; }
+void yf__exchange_progress(yf_model *m) { (void)m; }
+void yf__exchange_finish(yf_model *m) { (void)m; }
+void yf__dist_sum(double *v, int n) { (void)v, (void)n; }
+bool yf__dist_same(uint64_t h) { (void)h; return true; }
+void yf__dist_bcast(void *buf, size_t bytes) { (void)buf, (void)bytes; }
+#endif
