@@ -118,6 +118,7 @@ struct yf__exchange {
     int n;
     bucket *b;
     int *bucket_of; /* per parameter */
+    bool overlap;   /* buckets go as they are finished (else all at the end) */
 };
 
 /* A bucket closes once it holds this many floats (1 MB): large enough for
@@ -149,9 +150,28 @@ int yf__exchange_new(yf_model *m, yf_error *err)
             c->params++;
     }
     x->n = n, x->b = b, x->bucket_of = of;
+    /* Ranks on one machine sum through shared memory: the copying is the
+     * processors' own work, and nonblocking sums issued during the
+     * backward pass slowed it 1.75x here (docs/distributed.md); one
+     * blocking sum after it is fastest. Across machines the network moves
+     * the bytes, and the buckets go as soon as they are finished.
+     * YAFLOW_MPI_OVERLAP=0 or 1 chooses for experiments. */
+    MPI_Comm node;
+    int node_size = world_size;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &node_size);
+        MPI_Comm_free(&node);
+    }
+    /* every rank must choose alike: the smallest node decides */
+    MPI_Allreduce(MPI_IN_PLACE, &node_size, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    const char *env = getenv("YAFLOW_MPI_OVERLAP");
+    x->overlap = env && *env ? atoi(env) != 0 : node_size < world_size;
     m->xchg = x;
     return 0;
 }
+
+bool yf__exchange_overlaps(const yf_model *m) { return m->xchg && m->xchg->overlap; }
 
 void yf__exchange_free(yf_model *m)
 {
@@ -174,7 +194,7 @@ static void issue(struct yf__exchange *x, yf_model *m, bucket *c)
 void yf__exchange_start(yf_model *m)
 {
     struct yf__exchange *x = m->xchg;
-    for (int i = 0; x && i < x->n; i++) {
+    for (int i = 0; x && x->overlap && i < x->n; i++) {
         x->b[i].waiting = x->b[i].params;
         x->b[i].issued = false;
         if (!x->b[i].waiting) /* no gradient in it (frozen layers): zeros, sent now */
@@ -188,14 +208,14 @@ void yf__exchange_done(yf_model *m, int param)
     if (!x)
         return;
     bucket *c = &x->b[x->bucket_of[param]];
-    if (--c->waiting == 0 && !c->issued)
+    if (x->overlap && --c->waiting == 0 && !c->issued)
         issue(x, m, c);
 }
 
 void yf__exchange_progress(yf_model *m)
 {
     struct yf__exchange *x = m->xchg;
-    for (int i = 0; x && i < x->n; i++)
+    for (int i = 0; x && x->overlap && i < x->n; i++)
         if (x->b[i].issued && x->b[i].req != MPI_REQUEST_NULL) {
             int flag;
             MPI_Test(&x->b[i].req, &flag, MPI_STATUS_IGNORE);
@@ -205,6 +225,14 @@ void yf__exchange_progress(yf_model *m)
 void yf__exchange_finish(yf_model *m)
 {
     struct yf__exchange *x = m->xchg;
+    if (x && !x->overlap) { /* the whole block, now */
+        for (size_t off = 0; off < m->param_floats; off += 1u << 30) {
+            size_t len = m->param_floats - off < 1u << 30 ? m->param_floats - off : 1u << 30;
+            MPI_Allreduce(MPI_IN_PLACE, m->grad_block + off, (int)len, MPI_FLOAT, MPI_SUM,
+                          MPI_COMM_WORLD);
+        }
+        return;
+    }
     for (int i = 0; x && i < x->n; i++) {
         if (!x->b[i].issued) /* a rank with no rows this step: nothing ran */
             issue(x, m, &x->b[i]);
@@ -244,6 +272,7 @@ void yf__exchange_start(yf_model *m) { (void)m; }
 void yf__exchange_done(yf_model *m, int param) { (void)m, (void)param; }
 void yf__exchange_progress(yf_model *m) { (void)m; }
 void yf__exchange_finish(yf_model *m) { (void)m; }
+bool yf__exchange_overlaps(const yf_model *m) { (void)m; return false; }
 void yf__dist_sum(double *v, int n) { (void)v, (void)n; }
 bool yf__dist_same(uint64_t h) { (void)h; return true; }
 void yf__dist_bcast(void *buf, size_t bytes) { (void)buf, (void)bytes; }
