@@ -10,6 +10,7 @@
 #   training while a busy process holds one core, then every core
 #   (bench-contention.sh)
 #   two threads against one (bench-scaling.sh)
+#   two MPI ranks against one process (bench-mpi.sh)
 #   a training step's GFLOP/s against BLIS's own sgemm on the same GEMMs
 #   (bench/roofline): the stacked autoencoder at batch 32, 128 and 512 on
 #   one thread and at 128 on two, and the VAE
@@ -77,6 +78,10 @@ for c in "stacked-ae.yaml 128 1" "stacked-ae.yaml 128 2" "stacked-ae.yaml 32 1" 
     failed=1
   fi
 done
+
+echo "== two MPI ranks against one process"
+bash bench/bench-mpi.sh 2>&1 | tee "$log" || failed=1
+summary+=("mpi: $(grep -o 'global batch [0-9]*, round 1:.*ratio 2 ranks/1=[0-9.]*' "$log" | sed 's/, round 1:.*=/: /' | tr '\n' ';')")
 
 echo "== contention"
 bash bench/bench-contention.sh 2>&1 | tee "$log" || failed=1

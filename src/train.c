@@ -181,27 +181,30 @@ int yf_encode(yf_model *m, yf_dataset *d, yf_split split, const char *layer, con
 /* ---- training ------------------------------------------------------------------ */
 
 static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, int row0,
-                      int batch_rows, const size_t *next, int n_next, int *stop, double *loss,
+                      int batch_rows, const size_t *next, int n_next,
+                      const volatile sig_atomic_t *asked, int *stop, double *loss,
                       yf_error *err);
 
 int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, double *loss,
                   yf_error *err)
 {
-    return train_step(m, d, idx, rows, 0, rows, NULL, 0, NULL, loss, err);
+    return train_step(m, d, idx, rows, 0, rows, NULL, 0, NULL, NULL, loss, err);
 }
 
 /* The gradient block summed over the ranks (yf__run sends the buckets as
  * the backward pass finishes them; here the last arrive), and the losses
  * with them: each rank's are its rows' share of the global batch's mean.
- * *stop, whether any rank was asked to stop, travels along, so that all
- * stop after the same step. A rank with no rows in this batch sends zeros. */
-static void exchange(yf_model *m, yf__graph *g, int rows, int *stop)
+ * Whether any rank has been asked to stop (*asked, as it is now) travels
+ * along into *stop, so that all stop after the same step. A rank with no
+ * rows in this batch sends zeros. */
+static void exchange(yf_model *m, yf__graph *g, int rows, const volatile sig_atomic_t *asked,
+                     int *stop)
 {
     double v[g->n_loss + 1];
     yf__exchange_finish(m);
     for (int i = 0; i < g->n_loss; i++)
         v[i] = rows ? g->node[g->loss_node[i]].buf[0] : 0.0;
-    v[g->n_loss] = stop && *stop;
+    v[g->n_loss] = asked && *asked;
     yf__dist_sum(v, g->n_loss + 1);
     for (int i = 0; i < g->n_loss; i++)
         g->node[g->loss_node[i]].buf[0] = (float)v[i];
@@ -217,7 +220,8 @@ static void exchange(yf_model *m, yf__graph *g, int rows, int *stop)
  * run, so that they arrive during the optimizer's pass rather than being
  * pushed out of the cache by the step. */
 static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, int row0,
-                      int batch_rows, const size_t *next, int n_next, int *stop, double *loss,
+                      int batch_rows, const size_t *next, int n_next,
+                      const volatile sig_atomic_t *asked, int *stop, double *loss,
                       yf_error *err)
 {
     YF__FTZ_SCOPE;
@@ -240,7 +244,7 @@ static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, i
     if (next)
         yf__prefetch(d, YF_SPLIT_TRAIN, next, n_next);
     if (m->xchg)
-        exchange(m, g, rows, stop);
+        exchange(m, g, rows, asked, stop);
     double l = losses(g, NULL);
     int rc = 0;
     if (!isfinite(l) || g->grads_bad) {
@@ -1016,11 +1020,11 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
             int lo = (int)((long)rows_n * rank / ranks), hi = (int)((long)rows_n * (rank + 1) / ranks);
             int next_lo = (int)((long)n_next * rank / ranks);
             int next_hi = (int)((long)n_next * (rank + 1) / ranks);
-            int stop = opts->stop && *opts->stop;
+            int agreed = 0; /* several ranks: whether any was asked to stop */
             double loss;
             if ((rc = train_step(m, d, perm + b + lo, hi - lo, lo, rows_n,
                                  n_next ? perm + b + rows_n + next_lo : NULL, next_hi - next_lo,
-                                 &stop, &loss, err)))
+                                 opts->stop, &agreed, &loss, err)))
                 break;
             tuner_step(&tune, m, rows_n);
             loss_sum += loss * rows_n;
@@ -1032,7 +1036,8 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
                         seen, loss, m->lr);
                 fflush(steps);
             }
-            if (stop) { /* the step is done (on every rank): save it and stop */
+            if (ranks > 1 ? agreed : opts->stop && *opts->stop) {
+                /* the step is done (on every rank): save it and stop */
                 yf__progress here = {.epoch = epoch - 1, .position = seen, .loss_sum = loss_sum,
                                      .best = best, .best_epoch = best_epoch,
                                      .metrics = rows.text};
