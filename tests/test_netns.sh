@@ -100,6 +100,8 @@ EOF
 bytes() { ip netns exec $A cat /sys/class/net/$VA/statistics/tx_bytes; }
 before=$(bytes)
 ip netns exec $A env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+  OMPI_MCA_mca_base_component_disable_dlclose=1 \
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0" \
   mpirun -np 2 --hostfile hosts --mca plm_rsh_agent "$work/agent" \
     --mca btl tcp,self --mca btl_tcp_if_include 10.213.7.0/24 \
     --mca oob_tcp_if_include 10.213.7.0/24 --bind-to none \
