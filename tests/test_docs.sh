@@ -5,18 +5,7 @@
 set -eu
 src=$(cd "${top_srcdir:-.}" && pwd)
 build=$(cd "${top_builddir:-.}" && pwd)
-data=
-for d in "${YAFLOW_TEST_DATA:-}" "${YAFLOW_DATA:-}" "$build/data" "$src/data"; do
-  if [ -n "$d" ] && [ -f "$d/train-images-idx3-ubyte" ]; then
-    data=$(cd "$d" && pwd)
-    break
-  fi
-done
-if [ -z "$data" ]; then
-  echo "test_docs: no MNIST in \$YAFLOW_TEST_DATA, \$YAFLOW_DATA, $build/data or $src/data:" \
-       "fetch it with scripts/fetch-mnist.sh DIR (bootstrap.sh does)" >&2
-  exit 1
-fi
+. "$src/tests/find-data.sh"
 work=$build/test_docs.tmp
 rm -rf "$work"
 mkdir -p "$work/bin"

@@ -26,18 +26,7 @@ if ! command -v mpirun > /dev/null; then
   echo "SKIP: mpirun is not installed (apt-get install openmpi-bin)"
   exit 77
 fi
-data=
-for d in "${YAFLOW_TEST_DATA:-}" "${YAFLOW_DATA:-}" "$build/data" "$src/data"; do
-  if [ -n "$d" ] && [ -f "$d/train-images-idx3-ubyte" ]; then
-    data=$(cd "$d" && pwd)
-    break
-  fi
-done
-if [ -z "$data" ]; then
-  echo "test_mpi: no MNIST in \$YAFLOW_TEST_DATA, \$YAFLOW_DATA, $build/data or $src/data:" \
-       "fetch it with scripts/fetch-mnist.sh DIR (bootstrap.sh does)" >&2
-  exit 1
-fi
+. "$src/tests/find-data.sh"
 work=$build/test_mpi.tmp
 rm -rf "$work"
 mkdir -p "$work"

@@ -27,14 +27,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "SKIP: network namespaces need root"
   exit 77
 fi
-data=
-for d in "${YAFLOW_TEST_DATA:-}" "${YAFLOW_DATA:-}" "$build/data" "$src/data"; do
-  if [ -n "$d" ] && [ -f "$d/train-images-idx3-ubyte" ]; then
-    data=$(cd "$d" && pwd)
-    break
-  fi
-done
-[ -n "$data" ] || { echo "test_netns: no MNIST (see test_mpi.sh)" >&2; exit 1; }
+. "$src/tests/find-data.sh"
 
 A=yfA$$ B=yfB$$ VA=yfva$$ VB=yfvb$$
 cleanup() { ip netns del $A 2> /dev/null; ip netns del $B 2> /dev/null; }
