@@ -55,7 +55,7 @@ static int collect(yf_model *m, entry *e)
  * which says where the data are, not what they are): which config a
  * checkpoint's parameters belong to. 0 when memory ran out writing it out
  * (a hash of part of it would pass for another config's). */
-static uint64_t config_hash(const yf_spec *spec)
+uint64_t yf__config_hash(const yf_spec *spec)
 {
     char *text = NULL;
     size_t len = 0;
@@ -115,7 +115,7 @@ int yf__checkpoint_save(yf_model *m, const char *path, const yf__progress *pr, y
         free(hdr);
         return yf__fail(err, YF_ENOMEM, "out of memory writing checkpoint %s", path);
     }
-    uint64_t config = config_hash(m->spec);
+    uint64_t config = yf__config_hash(m->spec);
     if (!config) {
         free(e);
         free(hdr);
@@ -434,7 +434,7 @@ int yf__checkpoint_load(yf_model *m, const char *path, int with_optim, bool same
     const yf__json *name = meta ? yf__json_get(meta, "model") : NULL;
     if (same_config && cfg && cfg->t == YF__J_STR) {
         char want[32];
-        uint64_t config = config_hash(m->spec);
+        uint64_t config = yf__config_hash(m->spec);
         if (!config) {
             rc = yf__fail(err, YF_ENOMEM, "out of memory loading %s", path);
             goto done;

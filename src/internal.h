@@ -579,6 +579,9 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step);
 /* Runs g again one node at a time and returns the first node (in the
  * order they run) whose output holds a NaN or an infinity, or -1. */
 int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step);
+/* FNV-1a of the resolved config without data.dir (checkpoint.c); 0 when
+ * memory ran out. */
+uint64_t yf__config_hash(const yf_spec *spec);
 /* dist.c */
 int yf__exchange_new(yf_model *m, yf_error *err);
 void yf__exchange_free(yf_model *m);

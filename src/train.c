@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <math.h>
+#include <zlib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -758,10 +759,35 @@ static int unstage(folder *f, yf_error *err)
     return 0;
 }
 
-/* Several ranks (MPI) train one model: a model whose training reads whole
- * batches at once cannot be cut into shares. */
-static int dist_start(yf_model *m, yf_error *err)
+/* CRC-32 of the training examples as this rank will read them: the image
+ * and label files and the rows chosen from them. */
+static uint64_t data_hash(const yf_dataset *d)
 {
+    uLong c = crc32(0L, Z_NULL, 0);
+    c = crc32_z(c, d->train_x.data, d->train_x.count * d->train_x.item);
+    c = crc32_z(c, d->train_y.data, d->train_y.count * d->train_y.item);
+    if (d->train_rows)
+        c = crc32_z(c, (const Bytef *)d->train_rows, d->n_train * sizeof *d->train_rows);
+    return (uint64_t)c << 32 | (uint32_t)d->n_train;
+}
+
+/* Several ranks (MPI) train one model: they must read the same config and
+ * the same data (else each would compute its share of another batch, and
+ * the sums would mean nothing though the parameters stayed equal), and a
+ * model whose training reads whole batches at once cannot be cut into
+ * shares. */
+static int dist_start(yf_model *m, const yf_dataset *d, yf_error *err)
+{
+    bool same_config = yf__dist_same(yf__config_hash(m->spec));
+    bool same_data = yf__dist_same(data_hash(d));
+    if (!same_config || !same_data) {
+        yf__dist_error_shared(true); /* every rank finds it */
+        return yf__fail(err, YF_EUSAGE, "the %d ranks do not train alike: their %s differ "
+                        "(every rank must read the same model file with the same overrides, "
+                        "and the same data files: rank 0 reads %s)", yf_dist_size(),
+                        !same_config ? "configs" : "training data",
+                        m->spec->data_dir[0] ? m->spec->data_dir : "its data");
+    }
     const yf__graph *g = &m->train;
     for (int i = 0; i < g->n; i++) {
         const yf__gnode *n = &g->node[i];
@@ -826,7 +852,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     int ranks = yf_dist_size(), rank = yf_dist_rank();
     bool lead = rank == 0;
     yf__dist_error_shared(false);
-    if (ranks > 1 && dist_start(m, err))
+    if (ranks > 1 && dist_start(m, d, err))
         return err->code;
     if (opts->resume && lead && resume_point(fo.ckpt, fo.paused, &pr, &from, err))
         return err->code;

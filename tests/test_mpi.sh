@@ -11,7 +11,8 @@
 #     (tests/dist_perturb).
 #  3. A rank killed with SIGKILL ends the run, with a message, instead of
 #     leaving the other waiting; the last checkpoint still opens.
-#  4. A model with batch statistics (batch_norm) is refused on 2 ranks.
+#  4. A model with batch statistics (batch_norm) is refused on 2 ranks, and
+#     so are ranks that would train different configs or data.
 # Skipped (exit 77, saying why) where yaflow was built without MPI or
 # mpirun is not installed: bootstrap.sh installs Open MPI, so CI runs it.
 set -u
@@ -135,6 +136,24 @@ mpi 2 "$yaflow" train bn.yaml --threads 1 --out bn > bn.out 2> bn.err
 rc=$?
 check "batch_norm on 2 ranks is refused with exit 2 ($rc), naming the layer" \
   test $rc = 2 -a "$(grep -c "'bn': batch_norm's batch statistics" bn.err)" -ge 1
+
+# 5. ranks that would not train alike
+mpi 1 "$yaflow" train spec.yaml --threads 1 --out mixed : \
+  -np 1 "$yaflow" train spec.yaml train.optimizer.learning_rate=0.01 --threads 1 --out mixed \
+  > mixed.out 2> mixed.err
+rc=$?
+check "ranks given different configs are refused with exit 2 ($rc)" \
+  test $rc = 2 -a "$(grep -c 'do not train alike: their configs differ' mixed.err)" = 1
+mkdir -p other
+for f in "$data"/*-ubyte; do ln -s "$f" other/; done
+rm other/train-images-idx3-ubyte
+head -c 16 "$data/train-images-idx3-ubyte" > other/train-images-idx3-ubyte
+tail -c +17 "$data/train-images-idx3-ubyte" | tr '\000' '\001' >> other/train-images-idx3-ubyte
+mpi 1 "$yaflow" train spec.yaml --threads 1 --out mixed2 : \
+  -np 1 "$yaflow" train spec.yaml --data other --threads 1 --out mixed2 > mixed2.out 2> mixed2.err
+rc=$?
+check "ranks reading different data are refused with exit 2 ($rc)" \
+  test $rc = 2 -a "$(grep -c 'their training data differ' mixed2.err)" = 1
 
 cd "$build"
 [ $fail = 0 ] && rm -rf "$work"
