@@ -30,7 +30,9 @@ void yf__run(yf_model *m, yf__graph *g, int rows) { yf__run_at(m, g, rows, m->st
 
 /* Whether n floats are all finite: x·0 is 0 for a finite x and NaN
  * otherwise, so the sum of them cannot overflow; 16 lanes vectorise. */
-YF__CLONES bool yf__finite(const float *x, size_t n)
+/* (the clones are static: clang, which builds fuzz/, makes no ifunc for a
+ * cloned function called from another file) */
+YF__CLONES static bool finite_vec(const float *x, size_t n)
 {
     float acc[16] = {0};
     size_t i = 0;
@@ -44,6 +46,8 @@ YF__CLONES bool yf__finite(const float *x, size_t n)
         sum += acc[j];
     return sum == 0;
 }
+
+bool yf__finite(const float *x, size_t n) { return finite_vec(x, n); }
 
 /* Whether node id is the last writer of a parameter's gradient. */
 static bool checks_grad(const yf__graph *g, int id)

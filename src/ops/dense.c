@@ -71,7 +71,7 @@ void yf__dense_dw_fwd(yf__gnode *n, const yf__exec *ex) { yf__dense_sgemm(n, ex)
 
 /* dy is (R,N); db is (N) += column sums of dy. On one thread the node
  * that makes dy usually adds them itself, row by row (n->folded). */
-YF__CLONES void yf__colsum(float *db, const float *dy, size_t R, size_t C)
+YF__CLONES static void colsum_vec(float *db, const float *dy, size_t R, size_t C)
 {
     for (size_t r = 0; r < R; r++) {
         const float *row = dy + r * C;
@@ -79,6 +79,9 @@ YF__CLONES void yf__colsum(float *db, const float *dy, size_t R, size_t C)
             db[j] += row[j];
     }
 }
+
+/* (a plain function around static clones: see yf__finite) */
+void yf__colsum(float *db, const float *dy, size_t R, size_t C) { colsum_vec(db, dy, R, C); }
 
 void yf__dense_db_fwd(yf__gnode *n, const yf__exec *ex)
 {
