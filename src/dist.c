@@ -55,7 +55,16 @@ int yf_dist_init(int *argc, char ***argv, yf_error *err)
                         "which yaflow's OpenMP threads need");
     return 0;
 #else
-    (void)argc, (void)argv, (void)err;
+    (void)argc, (void)argv;
+    /* started as one of several processes, this build would train alone in
+     * each, all into one folder */
+    const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!size)
+        size = getenv("PMI_SIZE");
+    if (launched_by_mpi() && size && atoi(size) > 1)
+        return yf__fail(err, YF_EUSAGE, "this yaflow was built without MPI, so under mpirun "
+                        "each of the %d processes would train alone: configure it --with-mpi "
+                        "(Open MPI: apt-get install libopenmpi-dev openmpi-bin)", atoi(size));
     return 0;
 #endif
 }
