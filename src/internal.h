@@ -446,8 +446,9 @@ struct yf_model {
      * rank's rows in the global batch of the step being run */
     struct yf__exchange *xchg;
     int row0, batch_rows; /* batch_rows 0: the rows run are the whole batch */
-    bool follower;        /* a rank other than 0: terms on parameters alone
-                             (l2) count once, on rank 0 */
+    bool follower;        /* a rank other than the last: terms on parameters
+                             alone (l2) count once, on the last rank, which
+                             has rows in every step (rank 0 may have none) */
     uint64_t step;
     float lr; /* the learning rate of the next step (schedules change it) */
     int n_warn;

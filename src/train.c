@@ -802,7 +802,7 @@ static int dist_start(yf_model *m, const yf_dataset *d, yf_error *err)
                                what, yf_dist_size());
         }
     }
-    m->follower = yf_dist_rank() != 0;
+    m->follower = yf_dist_rank() != yf_dist_size() - 1;
     return yf__exchange_new(m, err);
 }
 

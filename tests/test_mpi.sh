@@ -6,6 +6,7 @@
 #     gaussian noise, dropout and an l2 term: the random draws must follow
 #     the example, not the rank, and the l2 term must count once. Only
 #     rank 0 writes the run folder and prints.
+#     Three ranks on batches of 2 (rank 0 then has no rows) agree too.
 #  2. A rank whose parameters go astray is caught by the epoch checksum on
 #     every rank, and no checkpoint of that epoch is written
 #     (tests/dist_perturb).
@@ -92,6 +93,15 @@ l1=$(awk -F, 'NR == 3 { print $2 }' one/metrics.csv)
 l2=$(awk -F, 'NR == 3 { print $2 }' two/metrics.csv)
 check "the second epoch's train loss agrees ($l1 and $l2)" \
   awk -v a="$l1" -v b="$l2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * a) }'
+
+# 1b. three ranks on a global batch of 2: rank 0 has no rows in any step
+small="train.batch_size=2 data.train_fraction=0.002 train.epochs=1"
+"$yaflow" train spec.yaml $small --threads 1 --out one3 > /dev/null 2>&1
+mpi 3 "$yaflow" train spec.yaml $small --threads 1 --out three > three.out 2> three.err
+rc=$?
+check "3 ranks on batches of 2 exit 0 ($rc)" test $rc = 0
+check "and equal one process within 1e-5 (the l2 term counted once though rank 0 has no rows)" \
+  "$build/tests/paramdiff" one3 three 1e-5
 
 # 2. the checksum
 mpi 2 "$build/tests/dist_perturb" spec.yaml astray > astray.out 2> astray.err
