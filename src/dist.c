@@ -128,6 +128,9 @@ struct yf__exchange {
     bucket *b;
     int *bucket_of; /* per parameter */
     bool overlap;   /* buckets go as they are finished (else all at the end) */
+    int next;       /* the next bucket to send: they go in their order on
+                       every rank, as MPI requires of collectives (a rank
+                       with no rows in a step sends them all at the end) */
 };
 
 /* A bucket closes once it holds this many floats (1 MB): large enough for
@@ -175,7 +178,9 @@ int yf__exchange_new(yf_model *m, yf_error *err)
     /* every rank must choose alike: the smallest node decides */
     MPI_Allreduce(MPI_IN_PLACE, &node_size, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     const char *env = getenv("YAFLOW_MPI_OVERLAP");
-    x->overlap = env && *env ? atoi(env) != 0 : node_size < world_size;
+    int overlap = env && *env ? atoi(env) != 0 : node_size < world_size;
+    MPI_Bcast(&overlap, 1, MPI_INT, 0, MPI_COMM_WORLD); /* rank 0's choice, for all */
+    x->overlap = overlap;
     m->xchg = x;
     return 0;
 }
@@ -192,23 +197,29 @@ void yf__exchange_free(yf_model *m)
     m->xchg = NULL;
 }
 
-static void issue(struct yf__exchange *x, yf_model *m, bucket *c)
+/* Sends the buckets that are complete, in their order, up to the first
+ * that is not (all of them when all is set). */
+static void issue(struct yf__exchange *x, yf_model *m, bool all)
 {
-    MPI_Iallreduce(MPI_IN_PLACE, m->grad_block + c->off, (int)c->len, MPI_FLOAT, MPI_SUM,
-                   MPI_COMM_WORLD, &c->req);
-    c->issued = true;
-    (void)x;
+    for (; x->next < x->n && (all || x->b[x->next].waiting == 0); x->next++) {
+        bucket *c = &x->b[x->next];
+        MPI_Iallreduce(MPI_IN_PLACE, m->grad_block + c->off, (int)c->len, MPI_FLOAT, MPI_SUM,
+                       MPI_COMM_WORLD, &c->req);
+        c->issued = true;
+    }
 }
 
 void yf__exchange_start(yf_model *m)
 {
     struct yf__exchange *x = m->xchg;
-    for (int i = 0; x && x->overlap && i < x->n; i++) {
+    if (!x || !x->overlap)
+        return;
+    for (int i = 0; i < x->n; i++) {
         x->b[i].waiting = x->b[i].params;
         x->b[i].issued = false;
-        if (!x->b[i].waiting) /* no gradient in it (frozen layers): zeros, sent now */
-            issue(x, m, &x->b[i]);
     }
+    x->next = 0;
+    issue(x, m, false); /* leading buckets with no gradient (frozen layers): zeros */
 }
 
 void yf__exchange_done(yf_model *m, int param)
@@ -216,9 +227,10 @@ void yf__exchange_done(yf_model *m, int param)
     struct yf__exchange *x = m->xchg;
     if (!x)
         return;
-    bucket *c = &x->b[x->bucket_of[param]];
-    if (x->overlap && --c->waiting == 0 && !c->issued)
-        issue(x, m, c);
+    if (!x->overlap)
+        return;
+    x->b[x->bucket_of[param]].waiting--;
+    issue(x, m, false);
 }
 
 void yf__exchange_progress(yf_model *m)
@@ -242,11 +254,11 @@ void yf__exchange_finish(yf_model *m)
         }
         return;
     }
-    for (int i = 0; x && i < x->n; i++) {
-        if (!x->b[i].issued) /* a rank with no rows this step: nothing ran */
-            issue(x, m, &x->b[i]);
+    if (!x)
+        return;
+    issue(x, m, true); /* a rank with no rows this step ran nothing */
+    for (int i = 0; i < x->n; i++)
         MPI_Wait(&x->b[i].req, MPI_STATUS_IGNORE);
-    }
 }
 
 void yf__dist_sum(double *v, int n)

@@ -102,6 +102,14 @@ rc=$?
 check "3 ranks on batches of 2 exit 0 ($rc)" test $rc = 0
 check "and equal one process within 1e-5 (the l2 term counted once though rank 0 has no rows)" \
   "$build/tests/paramdiff" one3 three 1e-5
+# the same with the buckets sent as the backward pass finishes them (the
+# way between machines): rank 0, with no rows, sends them all at the end,
+# in the order the others send them as they finish
+YAFLOW_MPI_OVERLAP=1 mpi 3 -x YAFLOW_MPI_OVERLAP "$yaflow" train spec.yaml $small --threads 1 \
+  --out three-overlap > three-overlap.out 2> three-overlap.err
+rc=$?
+check "3 ranks sending buckets during the backward pass exit 0 ($rc)" test $rc = 0
+check "and equal one process within 1e-5" "$build/tests/paramdiff" one3 three-overlap 1e-5
 
 # 2. the checksum
 mpi 2 "$build/tests/dist_perturb" spec.yaml astray > astray.out 2> astray.err
