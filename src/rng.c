@@ -92,24 +92,6 @@ YF__CLONES static void box_muller(const uint32_t w[4][CHUNK], int n, float mean,
         }
 }
 
-/* Values first .. first + n of the sequence: a block of 4 CHUNK values at
- * a time, each from its own counters, so any stretch of the sequence can
- * be drawn alone (a rank draws its rows' share of a batch, the same
- * numbers one process would draw for them). */
-void yf__rand_normal_at(uint64_t seed, uint32_t stream, uint64_t step, size_t first,
-                        float *out, size_t n, float mean, float stddev)
-{
-    uint32_t w[4][CHUNK];
-    float z[4][CHUNK];
-    for (size_t i = first / (4 * CHUNK) * (4 * CHUNK); i < first + n; i += 4 * CHUNK) {
-        philox_block(seed, stream, step, (uint32_t)(i / 4), CHUNK, w);
-        box_muller(w, CHUNK, mean, stddev, z);
-        size_t lo = i < first ? first - i : 0;
-        size_t hi = first + n - i < 4 * CHUNK ? first + n - i : 4 * CHUNK;
-        memcpy(out + (i + lo - first), &z[0][0] + lo, (hi - lo) * sizeof(float));
-    }
-}
-
 void yf__rand_normal(uint64_t seed, uint32_t stream, uint64_t step, float *out,
                      size_t n, float mean, float stddev)
 {
@@ -124,18 +106,38 @@ YF__CLONES static void to_uniform(const uint32_t w[4][CHUNK], float lo, float hi
             z[j][b] = lo + (hi - lo) * ((w[j][b] >> 8) * (1.0f / 16777216.0f));
 }
 
-void yf__rand_uniform_at(uint64_t seed, uint32_t stream, uint64_t step, size_t first,
-                         float *out, size_t n, float lo_v, float hi_v)
+/* Values first .. first + n of a sequence (normal with mean a and standard
+ * deviation b, or uniform in [a, b)): a block of 4 CHUNK values at a time,
+ * each from its own counters, so any stretch of the sequence can be drawn
+ * alone (a rank draws its rows' share of a batch, the same numbers one
+ * process would draw for them). */
+static void draw_at(bool normal, uint64_t seed, uint32_t stream, uint64_t step, size_t first,
+                    float *out, size_t n, float a, float b)
 {
     uint32_t w[4][CHUNK];
     float z[4][CHUNK];
     for (size_t i = first / (4 * CHUNK) * (4 * CHUNK); i < first + n; i += 4 * CHUNK) {
         philox_block(seed, stream, step, (uint32_t)(i / 4), CHUNK, w);
-        to_uniform(w, lo_v, hi_v, z);
+        if (normal)
+            box_muller(w, CHUNK, a, b, z);
+        else
+            to_uniform(w, a, b, z);
         size_t lo = i < first ? first - i : 0;
         size_t hi = first + n - i < 4 * CHUNK ? first + n - i : 4 * CHUNK;
         memcpy(out + (i + lo - first), &z[0][0] + lo, (hi - lo) * sizeof(float));
     }
+}
+
+void yf__rand_normal_at(uint64_t seed, uint32_t stream, uint64_t step, size_t first,
+                        float *out, size_t n, float mean, float stddev)
+{
+    draw_at(true, seed, stream, step, first, out, n, mean, stddev);
+}
+
+void yf__rand_uniform_at(uint64_t seed, uint32_t stream, uint64_t step, size_t first,
+                         float *out, size_t n, float lo, float hi)
+{
+    draw_at(false, seed, stream, step, first, out, n, lo, hi);
 }
 
 void yf__rand_uniform(uint64_t seed, uint32_t stream, uint64_t step, float *out,

@@ -150,6 +150,30 @@ END_TEST
 
 /* Parameters are initialised from the seed alone: two models of one spec
  * are equal, and a different seed changes them. */
+/* Any stretch of a sequence drawn alone equals that stretch of the whole
+ * draw (a rank draws its rows' share of a batch: docs/distributed.md),
+ * whatever its start and length, across the 256-value blocks. */
+START_TEST(test_draw_at_offsets)
+{
+    enum { N = 3000 };
+    static float whole_n[N], whole_u[N], part[N];
+    yf__rand_normal(9, 4, 17, whole_n, N, 0.5f, 2.0f);
+    yf__rand_uniform(9, 4, 17, whole_u, N, -1.0f, 3.0f);
+    const size_t firsts[] = {0, 1, 255, 256, 257, 700, 1023, 2999};
+    const size_t lens[] = {1, 5, 255, 256, 300, 1000};
+    for (size_t f = 0; f < sizeof firsts / sizeof *firsts; f++)
+        for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
+            size_t first = firsts[f], n = lens[l] < N - first ? lens[l] : N - first;
+            yf__rand_normal_at(9, 4, 17, first, part, n, 0.5f, 2.0f);
+            ck_assert_msg(!memcmp(part, whole_n + first, n * sizeof *part),
+                          "normal: %zu values from %zu differ from the whole draw's", n, first);
+            yf__rand_uniform_at(9, 4, 17, first, part, n, -1.0f, 3.0f);
+            ck_assert_msg(!memcmp(part, whole_u + first, n * sizeof *part),
+                          "uniform: %zu values from %zu differ from the whole draw's", n, first);
+        }
+}
+END_TEST
+
 START_TEST(test_init_from_seed)
 {
     const char *fmt = "name: r\nseed: %d\ndata: {source: mnist}\nmodel:\n"
@@ -193,6 +217,7 @@ int main(void)
     tcase_add_test(tc2, test_uniform_range_and_moments);
     tcase_add_test(tc2, test_determinism);
     tcase_add_test(tc2, test_init_from_seed);
+    tcase_add_test(tc2, test_draw_at_offsets);
     suite_add_tcase(s, tc2);
     return tu_run(s);
 }
