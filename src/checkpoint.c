@@ -69,10 +69,18 @@ uint64_t yf__config_hash(const yf_spec *spec)
         free(text);
         return 0;
     }
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; text && i < len; i++)
-        h = (h ^ (unsigned char)text[i]) * UINT64_C(1099511628211);
+    uint64_t h = yf__fnv1a(0, text, len);
     free(text);
+    return h;
+}
+
+uint64_t yf__fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    if (!h)
+        h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * UINT64_C(1099511628211);
     return h;
 }
 

@@ -80,17 +80,8 @@ static int parse_tune(step *st, const yf__node *sn, const char *ctx, yf_error *e
 static bool lookup(const run *r, const char *name, double *v);
 static int run_tune(experiment *e, int si, yf_error *err);
 
-/* ---- hashing: FNV-1a, 64 bits -------------------------------------------------- */
+/* ---- hashing: FNV-1a, 64 bits (yf__fnv1a) -------------------------------------- */
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    if (!h)
-        h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ c[i]) * UINT64_C(1099511628211);
-    return h;
-}
 
 /* The text of a YAML node (flow style) or, when n is NULL, of a resolved
  * spec, NUL-terminated, its length in *len; NULL when memory runs out (the
@@ -131,7 +122,7 @@ static int fnv_emitted(uint64_t *h, const yf__node *n, const yf_spec *spec, yf_e
         body++;
     else
         body = text;
-    *h = fnv(*h, body, len - (size_t)(body - text));
+    *h = yf__fnv1a(*h, body, len - (size_t)(body - text));
     free(text);
     return 0;
 }
@@ -423,7 +414,7 @@ static int expand(experiment *e, int self, int rep, const yf__node *at, const ch
         memcpy(out + l, r->dir, dl);
         l += dl;
         if (h)
-            *h = fnv(*h, &r->hash, sizeof r->hash);
+            *h = yf__fnv1a(*h, &r->hash, sizeof r->hash);
         p = end + 1;
     }
     out[l] = 0;
@@ -629,7 +620,7 @@ static int run_train(experiment *e, int si, int rep, const char *const *extra, i
 {
     step *st = &e->steps[si];
     run *r = &st->runs[rep];
-    uint64_t h = fnv(0, "train", 5);
+    uint64_t h = yf__fnv1a(0, "train", 5);
     yf_spec *spec = train_spec(e, si, rep, extra, n_extra, &h, err);
     if (!spec)
         return err->code;
@@ -938,7 +929,7 @@ static int run_fold(experiment *e, int si, const trial *t, int fold, int epochs,
         ov[k] = t->ov[k];
     ov[t->n_ov] = "data.valid=0", ov[t->n_ov + 1] = f1, ov[t->n_ov + 2] = f2;
     ov[t->n_ov + 3] = f3;
-    uint64_t h = fnv(fnv(0, "tune", 4), st->metric, strlen(st->metric));
+    uint64_t h = yf__fnv1a(yf__fnv1a(0, "tune", 4), st->metric, strlen(st->metric));
     yf_spec *spec = train_spec(e, si, 0, (const char *const *)ov, t->n_ov + 4, &h, err);
     free(ov);
     if (!spec)
@@ -1193,7 +1184,7 @@ static int run_other(experiment *e, int si, yf_error *err)
 {
     step *st = &e->steps[si];
     run *r = &st->runs[0];
-    uint64_t h = fnv(0, kind_names[st->kind], strlen(kind_names[st->kind]));
+    uint64_t h = yf__fnv1a(0, kind_names[st->kind], strlen(kind_names[st->kind]));
     if (fnv_emitted(&h, st->at, NULL, err))
         return err->code;
     char src[1024], clf[1024] = "";

@@ -583,6 +583,8 @@ int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step);
 /* FNV-1a of the resolved config without data.dir (checkpoint.c); 0 when
  * memory ran out. */
 uint64_t yf__config_hash(const yf_spec *spec);
+/* FNV-1a (64 bits) of n bytes, continuing hash h (0 to start). */
+uint64_t yf__fnv1a(uint64_t h, const void *p, size_t n);
 /* dist.c */
 int yf__exchange_new(yf_model *m, yf_error *err);
 void yf__exchange_free(yf_model *m);

@@ -829,14 +829,6 @@ static void dist_share(yf_model *m, yf__progress *pr, bool *from)
     yf__dist_bcast(m->v_block, bytes);
 }
 
-static uint64_t fnv1a(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * UINT64_C(1099511628211);
-    return h;
-}
 
 int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *err)
 {
@@ -1122,7 +1114,7 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
         yf__progress done = {.epoch = epoch, .best = best, .best_epoch = best_epoch,
                              .finished = epoch == s->epochs && stop_col < 0,
                              .metrics = rows.text};
-        if (ranks > 1 && !yf__dist_same(fnv1a(m->param_block, m->param_floats * sizeof(float)))) {
+        if (ranks > 1 && !yf__dist_same(yf__fnv1a(0, m->param_block, m->param_floats * sizeof(float)))) {
             /* a rank whose sums or steps went another way: its work and the
              * checkpoint it would give are not this run's */
             yf__dist_error_shared(true);
