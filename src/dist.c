@@ -119,8 +119,7 @@ typedef struct {
     size_t off, len;  /* floats of the gradient block */
     int waiting;      /* parameters whose last gradient writer has not run */
     int params;       /* with a gradient writer */
-    bool issued;
-    MPI_Request req;
+    MPI_Request req;  /* of buckets before x->next, which are sent */
 } bucket;
 
 struct yf__exchange {
@@ -179,8 +178,6 @@ int yf__exchange_new(yf_model *m, yf_error *err)
     return 0;
 }
 
-bool yf__exchange_overlaps(const yf_model *m) { return m->xchg && m->xchg->overlap; }
-
 void yf__exchange_free(yf_model *m)
 {
     if (!m->xchg)
@@ -199,7 +196,6 @@ static void issue(struct yf__exchange *x, yf_model *m, bool all)
         bucket *c = &x->b[x->next];
         MPI_Iallreduce(MPI_IN_PLACE, m->grad_block + c->off, (int)c->len, MPI_FLOAT, MPI_SUM,
                        MPI_COMM_WORLD, &c->req);
-        c->issued = true;
     }
 }
 
@@ -208,10 +204,8 @@ void yf__exchange_start(yf_model *m)
     struct yf__exchange *x = m->xchg;
     if (!x || !x->overlap)
         return;
-    for (int i = 0; i < x->n; i++) {
+    for (int i = 0; i < x->n; i++)
         x->b[i].waiting = x->b[i].params;
-        x->b[i].issued = false;
-    }
     x->next = 0;
     issue(x, m, false); /* leading buckets with no gradient (frozen layers): zeros */
 }
@@ -230,8 +224,8 @@ void yf__exchange_done(yf_model *m, int param)
 void yf__exchange_progress(yf_model *m)
 {
     struct yf__exchange *x = m->xchg;
-    for (int i = 0; x && x->overlap && i < x->n; i++)
-        if (x->b[i].issued && x->b[i].req != MPI_REQUEST_NULL) {
+    for (int i = 0; x && x->overlap && i < x->next; i++)
+        if (x->b[i].req != MPI_REQUEST_NULL) {
             int flag;
             MPI_Test(&x->b[i].req, &flag, MPI_STATUS_IGNORE);
         }
@@ -287,7 +281,6 @@ void yf__exchange_start(yf_model *m) { (void)m; }
 void yf__exchange_done(yf_model *m, int param) { (void)m, (void)param; }
 void yf__exchange_progress(yf_model *m) { (void)m; }
 void yf__exchange_finish(yf_model *m) { (void)m; }
-bool yf__exchange_overlaps(const yf_model *m) { (void)m; return false; }
 void yf__dist_sum(double *v, int n) { (void)v, (void)n; }
 bool yf__dist_same(uint64_t h) { (void)h; return true; }
 void yf__dist_bcast(void *buf, size_t bytes) { (void)buf, (void)bytes; }

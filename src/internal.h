@@ -592,7 +592,6 @@ void yf__exchange_start(yf_model *m);
 void yf__exchange_done(yf_model *m, int param);
 void yf__exchange_progress(yf_model *m);
 void yf__exchange_finish(yf_model *m);
-bool yf__exchange_overlaps(const yf_model *m);
 void yf__dist_sum(double *v, int n);     /* over the ranks, in place */
 bool yf__dist_same(uint64_t h);          /* every rank has this value */
 void yf__dist_bcast(void *buf, size_t bytes); /* rank 0's to all */
