@@ -26,7 +26,9 @@
 #endif
 
 static int world_rank, world_size = 1;
+#ifdef YF_MPI
 static bool started; /* by yf_dist_init */
+#endif
 
 /* Launchers put these in the environment of the processes they start. */
 static bool launched_by_mpi(void)
