@@ -9,7 +9,8 @@
 #   peak resident memory of one epoch of the stacked autoencoder
 #   training while a busy process holds one core, then every core
 #   (bench-contention.sh)
-#   two threads against one (bench-scaling.sh)
+#   two threads against one (bench-scaling.sh), and what two cores give
+#   two independent one-thread trainings (bench-ceiling.sh)
 #   two MPI ranks against one process (bench-mpi.sh)
 #   a training step's GFLOP/s against BLIS's own sgemm on the same GEMMs
 #   (bench/roofline): the stacked autoencoder at batch 32, 128 and 512 on
@@ -65,6 +66,9 @@ rm -rf "$tmp"
 echo "== two threads against one"
 bash bench/bench-scaling.sh 2>&1 | tee "$log" || failed=1
 summary+=("two threads / one, stacked-ae batch 128: $(sed -n 's/.*median of pairs=\([0-9.]*\).*/\1/p' "$log")")
+echo "== two independent processes against one (the machine's ceiling)"
+bash bench/bench-ceiling.sh 2>&1 | tee "$log" || failed=1
+summary+=("ceiling: $(sed -n 's/^median: //p' "$log")")
 
 roofline=${ROOFLINE:-$root/bench/roofline}
 for c in "stacked-ae.yaml 128 1" "stacked-ae.yaml 128 2" "stacked-ae.yaml 32 1" \

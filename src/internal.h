@@ -596,8 +596,9 @@ void yf__dist_sum(double *v, int n);     /* over the ranks, in place */
 bool yf__dist_same(uint64_t h);          /* every rank has this value */
 void yf__dist_bcast(void *buf, size_t bytes); /* rank 0's to all */
 void yf__dist_error_shared(bool shared);
-/* Tests: plans made while this is set fold nothing (yf__plan). */
-extern bool yf__no_folds;
+/* Tests: plans made while this is set fold nothing and pair nothing
+ * (yf__plan): every node at its earliest level, on its own. */
+extern bool yf__plain_plan;
 /* Whether x[0..n) are all finite. */
 bool yf__finite(const float *x, size_t n);
 /* yf__run_at with the model's optimizer step. */

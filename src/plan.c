@@ -35,14 +35,14 @@ typedef struct {
     bool *folded;
 } folds;
 
-bool yf__no_folds;
+bool yf__plain_plan;
 
 static void fold(const yf__graph *g, const folds *f)
 {
     for (int i = 0; i < g->n; i++)
         f->epi[i] = f->colsum[i] = f->sum_into[i] = -1, f->folded[i] = false,
         f->readers[i] = 0;
-    if (yf__no_folds)
+    if (yf__plain_plan)
         return;
     for (int i = 0; i < g->n; i++) {
         const yf__gnode *nd = &g->node[i];
@@ -94,10 +94,61 @@ static void fold(const yf__graph *g, const folds *f)
 /* The new plan is made beside the old one and replaces it only when it is
  * whole: a failure (out of memory, a graph too large for the machine)
  * leaves g running exactly as before. */
+/* Pairing: the backward pass's last level holds the first layer's weight
+ * gradient alone (the input wants none), so it runs with every thread inside
+ * one GEMM, while earlier a parameter gradient nobody reads sits beside the
+ * node the rest of the chain waits for, each on one thread: the chain's node
+ * gets half the machine. So the largest such gradient whose cost the lone
+ * node can balance (the side-by-side rule below) moves to the last level:
+ * the chain's node then has every thread, and the two gradients, off the
+ * chain, share the last level one thread each. Only a node nothing reads and
+ * nothing is ordered around moves, and only later, so every input is still
+ * ready; the results are the same bits (no sum changes order). read[] is
+ * scratch, one per node. */
+static void pair_last(yf__graph *g, int last, bool *read)
+{
+    int n = g->n;
+    memset(read, 0, (size_t)n * sizeof *read);
+    double lone = 0, others = 0;
+    int lone_id = -1;
+    for (int i = 0; i < n; i++) {
+        const yf__gnode *nd = &g->node[i];
+        for (int k = 0; k < nd->n_in; k++)
+            read[nd->in[k]] = true;
+        if (nd->after >= 0)
+            read[nd->after] = read[i] = true; /* both stay where they are */
+        if (nd->level == last) {
+            double f = yf__node_flops(g, nd, g->max_rows);
+            if (f > lone)
+                others += lone, lone = f, lone_id = i;
+            else
+                others += f;
+        }
+    }
+    if (lone_id < 0 || g->node[lone_id].grad_of < 0 || lone < 0.6 * (lone + others))
+        return; /* no lone parameter gradient there: the level is balanced already */
+    int best = -1;
+    double best_f = 0;
+    for (int i = 0; i < n; i++) {
+        const yf__gnode *nd = &g->node[i];
+        if (nd->level >= last || nd->grad_of < 0 || read[i] || nd->op == YF_OP_STATE)
+            continue;
+        double f = yf__node_flops(g, nd, g->max_rows);
+        double total = lone + others + f, most = f > lone ? f : lone;
+        if (most < 0.6 * total && f > best_f)
+            best = i, best_f = f;
+    }
+    if (best >= 0)
+        g->node[best].level = last;
+}
+
 int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
 {
     int n = g->n;
     int max_level = 0;
+    bool *read = yf__malloc((n ? n : 1) * sizeof *read);
+    if (!read) /* before the levels change: they stay the old plan's */
+        return yf__fail(err, YF_ENOMEM, "out of memory planning the graph");
     for (int i = 0; i < n; i++) { /* levels follow from the graph alone: the old plan's too */
         yf__gnode *nd = &g->node[i];
         nd->level = 0;
@@ -115,6 +166,8 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
         nd->level = lv + 1;
         max_level = nd->level > max_level ? nd->level : max_level;
     }
+    if (g->training && max_level > 0 && !yf__plain_plan)
+        pair_last(g, max_level, read);
     int n_levels = max_level + 1;
     size_t n_scalars = 0;
     for (int i = 0; i < n; i++)
@@ -255,7 +308,7 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     }
 done:
     free(level_start), free(order), free(scalars), free(side_by_side), free(arena);
-    free(iv), free(placed), free(live), free(fill), free(readers), free(epi),
+    free(read), free(iv), free(placed), free(live), free(fill), free(readers), free(epi),
         free(colsum), free(sum_into), free(folded);
     return rc;
 }

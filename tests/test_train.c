@@ -412,23 +412,54 @@ static const char conv_spec[] =
  * activation into its dense layer, the loss, its gradient and the bias
  * gradient into one pass; some only on one thread) change no bit either:
  * patterns 3 and 4 plan without them. */
+/* The untied model's plan also pairs: its output layer's weight gradient
+ * moves to the last level, beside the first layer's (pair_last in plan.c);
+ * patterns 3 and 4 plan without that too. */
+static const char untied_spec[] =
+    "name: untied-ae\n"
+    "seed: 42\n"
+    "data: {source: mnist, dir: " DIR "/data, valid: 32}\n"
+    "model:\n"
+    "  input: {name: x, shape: [64]}\n"
+    "  layers:\n"
+    "    - {name: hidden, type: dense, units: 16, activation: elu, init: he_normal}\n"
+    "    - {name: coding, type: dense, units: 8, activation: elu}\n"
+    "    - {name: decode, type: dense, units: 16, activation: elu}\n"
+    "    - {name: out, type: dense, units: 64, activation: sigmoid}\n"
+    "  loss:\n"
+    "    - {type: mse, input: out, target: x}\n"
+    "train: {optimizer: {type: adam, learning_rate: 0.01}, batch_size: 32, epochs: 2}\n";
+
+/* The parameter gradients the training plan of r runs in its last level. */
+static int grads_in_last_level(const yf_model *m)
+{
+    int last = 0, count = 0;
+    for (int i = 0; i < m->train.n; i++)
+        last = m->train.node[i].level > last ? m->train.node[i].level : last;
+    for (int i = 0; i < m->train.n; i++)
+        count += m->train.node[i].level == last && m->train.node[i].grad_of >= 0 &&
+                 m->train.node[i].op == YF_OP_DENSE_DW;
+    return count;
+}
+
 START_TEST(test_active_threads_invariant)
 {
     write_data();
     char dense[2048];
     snprintf(dense, sizeof dense, spec_fmt, "adam", "0.01", 2);
-    const char *yamls[2] = {dense, conv_spec}, *names[2] = {"dense", "conv"};
+    const char *yamls[3] = {dense, conv_spec, untied_spec},
+               *names[3] = {"dense", "conv", "untied"};
     enum { PATTERNS = 5, STEPS = 12 };
-    const char *what[PATTERNS] = {"2", "1", "alternating", "2 without folds",
-                                  "1 without folds"};
-    for (int k = 0; k < 2; k++) {
+    const char *what[PATTERNS] = {"2", "1", "alternating", "2 without folds or pairing",
+                                  "1 without folds or pairing"};
+    for (int k = 0; k < 3; k++) {
         float *params[PATTERNS] = {0};
         double valid[PATTERNS], losses[PATTERNS][STEPS];
         size_t n = 0;
         for (int pattern = 0; pattern < PATTERNS; pattern++) {
-            yf__no_folds = pattern == 3 || pattern == 4;
+            yf__plain_plan = pattern == 3 || pattern == 4;
             run r = setup_yaml(yamls[k], 2, NULL, 0);
-            yf__no_folds = false;
+            yf__plain_plan = false;
             int epi = 0, colsum = 0, sum_into = 0;
             for (int i = 0; i < r.m->train.n; i++) {
                 const yf__gnode *nd = &r.m->train.node[i];
@@ -440,6 +471,8 @@ START_TEST(test_active_threads_invariant)
                               sum_into);
             if (pattern == 3 || pattern == 4)
                 ck_assert_int_eq(epi + colsum + sum_into, 0);
+            if (k == 2)
+                ck_assert_int_eq(grads_in_last_level(r.m), pattern < 3 ? 2 : 1);
             size_t idx[32];
             for (int s = 0; s < STEPS; s++) {
                 r.m->active = pattern == 1 || pattern == 4 ? 1 : pattern == 2 ? 1 + s % 2 : 2;
