@@ -29,20 +29,22 @@ const yf__bwd_fn yf__op_bwd[YF_OP_COUNT] = {
 void yf__run(yf_model *m, yf__graph *g, int rows) { yf__run_at(m, g, rows, m->step); }
 
 /* Whether n floats are all finite: x·0 is 0 for a finite x and NaN
- * otherwise, so the sum of them cannot overflow; 16 lanes vectorise. */
+ * otherwise, so the sum of them cannot overflow. 64 lanes: four vector
+ * accumulators, so that the adds do not wait on each other (one chain of
+ * 16 lanes ran at the add's latency, 1.4% of a training step). */
 /* (the clones are static: clang, which builds fuzz/, makes no ifunc for a
  * cloned function called from another file) */
 YF__CLONES static bool finite_vec(const float *x, size_t n)
 {
-    float acc[16] = {0};
+    float acc[64] = {0};
     size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++)
+    for (; i + 64 <= n; i += 64)
+        for (int j = 0; j < 64; j++)
             acc[j] += x[i + j] * 0.0f;
     for (; i < n; i++)
         acc[0] += x[i] * 0.0f;
     float sum = 0;
-    for (int j = 0; j < 16; j++)
+    for (int j = 0; j < 64; j++)
         sum += acc[j];
     return sum == 0;
 }
