@@ -414,18 +414,20 @@ static const char conv_spec[] =
  * patterns 3 and 4 plan without them. */
 /* The untied model's plan also pairs: its output layer's weight gradient
  * moves to the last level, beside the first layer's (pair_last in plan.c);
- * patterns 3 and 4 plan without that too. */
+ * patterns 3 and 4 plan without that too. Its images are 32×32, so that a
+ * batch has 32 blocks of the loss's sum and two threads split them (the
+ * loss in mse_grad's pass, loss.c). */
 static const char untied_spec[] =
     "name: untied-ae\n"
     "seed: 42\n"
-    "data: {source: mnist, dir: " DIR "/data, valid: 32}\n"
+    "data: {source: mnist, dir: " DIR "/data32, valid: 32}\n"
     "model:\n"
-    "  input: {name: x, shape: [64]}\n"
+    "  input: {name: x, shape: [1024]}\n"
     "  layers:\n"
     "    - {name: hidden, type: dense, units: 16, activation: elu, init: he_normal}\n"
     "    - {name: coding, type: dense, units: 8, activation: elu}\n"
     "    - {name: decode, type: dense, units: 16, activation: elu}\n"
-    "    - {name: out, type: dense, units: 64, activation: sigmoid}\n"
+    "    - {name: out, type: dense, units: 1024, activation: sigmoid}\n"
     "  loss:\n"
     "    - {type: mse, input: out, target: x}\n"
     "train: {optimizer: {type: adam, learning_rate: 0.01}, batch_size: 32, epochs: 2}\n";
@@ -445,6 +447,7 @@ static int grads_in_last_level(const yf_model *m)
 START_TEST(test_active_threads_invariant)
 {
     write_data();
+    tu_write_dataset(DIR "/data32", 224, 32, 32, false);
     char dense[2048];
     snprintf(dense, sizeof dense, spec_fmt, "adam", "0.01", 2);
     const char *yamls[3] = {dense, conv_spec, untied_spec},

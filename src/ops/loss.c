@@ -71,9 +71,21 @@ YF__CLONES static double sum_sigmoid_ce(const float *x, const float *t, size_t n
 
 /* pred, target are (R, size); out = mean (pred − target)². On one thread
  * its gradient node computes it in its own pass (n->folded). */
+/* On more than one thread the gradient's pass also makes the loss when the
+ * batch's blocks of sum_sq_diff fit in this table (a batch of 1,337 rows of
+ * 784): each thread takes whole blocks and leaves their 16 lanes here, and
+ * the lanes are added in sum_sq_diff's order afterwards, so the bits are
+ * the same on any number of threads. */
+enum { LANE_BLOCKS = 1024 };
+
+static bool loss_in_grad_pass(const yf__exec *ex, size_t count)
+{
+    return ex->team == 1 || (count + 1023) / 1024 <= LANE_BLOCKS;
+}
+
 void yf__mse_fwd(yf__gnode *n, const yf__exec *ex)
 {
-    if (n->folded && ex->team == 1)
+    if (n->folded && loss_in_grad_pass(ex, (size_t)ex->rows * ex->g->node[n->in[0]].size))
         return;
     const yf__gnode *p = &ex->g->node[n->in[0]];
     const float *a = p->buf, *t = ex->g->node[n->in[1]].buf;
@@ -127,6 +139,27 @@ YF__CLONES static double mse_pass(const float *a, const float *t, float k, float
     return s;
 }
 
+/* Blocks [b0, b1) of sum_sq_diff over n elements: each block's 16 lanes
+ * into lanes + 16·b, and y = k (a − t) */
+YF__CLONES static void mse_blocks(const float *a, const float *t, float k, float *y, size_t n,
+                                  size_t b0, size_t b1, float *lanes)
+{
+    for (size_t b = b0; b < b1; b++) {
+        size_t end = (b + 1) * 1024 < n ? (b + 1) * 1024 : n, j = b * 1024;
+        float lane[16] = {0};
+        for (; j + 16 <= end; j += 16)
+            for (int q = 0; q < 16; q++) {
+                lane[q] += sq_diff(a[j + q], t[j + q]);
+                y[j + q] = k * (a[j + q] - t[j + q]);
+            }
+        for (; j < end; j++) {
+            lane[0] += sq_diff(a[j], t[j]);
+            y[j] = k * (a[j] - t[j]);
+        }
+        memcpy(lanes + 16 * b, lane, sizeof lane);
+    }
+}
+
 void yf__mse_grad_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const float *a = ex->g->node[n->in[0]].buf, *t = ex->g->node[n->in[1]].buf;
@@ -144,6 +177,26 @@ void yf__mse_grad_fwd(yf__gnode *n, const yf__exec *ex)
             yf__gnode *l = &ex->g->node[n->sum_into];
             l->buf[0] = (float)(s / norm(l, ex->batch_rows, C));
         }
+        return;
+    }
+    size_t count = (size_t)ex->rows * C;
+    if (n->sum_into >= 0 && loss_in_grad_pass(ex, count)) {
+        float lanes[16 * LANE_BLOCKS];
+        size_t blocks = (count + 1023) / 1024;
+        /* threads take whole blocks: the activation's gradient gives the
+         * same bits however its elements are split (act_bwd_vec) */
+        YF__FOR_ROW_CHUNKS(ex, blocks, b0, nb, {
+            size_t lo = b0 * 1024;
+            size_t hi = (b0 + nb) * 1024 < count ? (b0 + nb) * 1024 : count;
+            mse_blocks(a, t, k, n->buf, count, b0, b0 + nb, lanes);
+            if (e && hi > lo)
+                yf__act_backward(e->act, e->alpha, a + lo, n->buf + lo, n->buf + lo, 1, hi - lo);
+        });
+        double s = 0.0;
+        for (size_t i = 0; i < 16 * blocks; i++)
+            s += lanes[i];
+        yf__gnode *l = &ex->g->node[n->sum_into];
+        l->buf[0] = (float)(s / norm(l, ex->batch_rows, C));
         return;
     }
     YF__FOR_ROW_CHUNKS(ex, ex->rows, r0, nr, {
