@@ -4,7 +4,15 @@
 # alternating over BENCH_REPEAT rounds (default 3), 2 epochs each, the second
 # epoch's examples/s kept (the first carries start-up). Prints each round,
 # the medians and the median of the rounds' ratios.
-# Environment: YAFLOW, YAFLOW_DATA, BENCH_REPEAT as bench-ae.sh.
+# This machine's host moves its two virtual CPUs together (a cache line
+# goes from one to the other and back in about 70 ns) and apart (about
+# 400 ns) by itself, from minute to minute; apart, two threads sharing
+# BLIS's packed blocks run at about 1.05 times one thread, while two
+# separate processes keep their speed. So each round prints that round
+# trip, measured just before its two-thread run (bench/corelat, CORELAT),
+# and the medians are also given over the rounds whose cores were
+# together (under 200 ns): the machine as it is when quiet.
+# Environment: YAFLOW, YAFLOW_DATA, BENCH_REPEAT as bench-ae.sh; CORELAT.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -25,12 +33,18 @@ rate() { # threads -> examples/s of the second epoch
            NF > 0 { v = $c } END { print v }' "$tmp/run/metrics.csv"
 }
 
-one=() two=() ratio=()
+corelat=${CORELAT:-$root/bench/corelat}
+lat() { if [ -x "$corelat" ]; then "$corelat" 2> /dev/null || echo "?"; else echo "?"; fi; }
+one=() two=() ratio=() near=()
 for r in $(seq "$repeat"); do
-  a=$(rate 1); b=$(rate 2)
+  a=$(rate 1); ns=$(lat); b=$(rate 2)
   one+=("$a"); two+=("$b")
   ratio+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')")
-  echo "round $r: 1 thread $a examples/s, 2 threads $b, ratio ${ratio[-1]}"
+  case "$ns" in ''|*[!0-9]*) ;; *) [ "$ns" -lt 200 ] && near+=("${ratio[-1]}") ;; esac
+  echo "round $r: 1 thread $a examples/s, 2 threads $b, ratio ${ratio[-1]} (cores ${ns} ns apart)"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+[ -x "$corelat" ] || echo "(no $corelat: make bench/corelat to see where the cores were)"
+if [ ${#near[@]} -gt 0 ]; then m=$(median "${near[@]}"); else m=none; fi
+echo "cores together (round trip under 200 ns) in ${#near[@]} of $repeat rounds; their median ratio: $m"
 echo "median: 1 thread $(median "${one[@]}") examples/s, 2 threads $(median "${two[@]}"); two threads / one: median of pairs=$(median "${ratio[@]}")"

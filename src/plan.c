@@ -202,13 +202,17 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
         order[level_start[l] + fill[l]++] = i;
     }
 
+    fold(g, &(folds){readers, epi, colsum, sum_into, folded});
+
     /* A level's nodes run side by side, one worker each, when none of them
      * dominates its work; otherwise one after the other with every thread
-     * in the kernel. Work is proportional to the rows, so max_rows decides. */
+     * in the kernel. Work is proportional to the rows, so max_rows decides.
+     * A folded node's work is its producer's: a loss whose gradient's pass
+     * computes it must not put that pass on one thread. */
     for (int l = 1; l < n_levels; l++) {
         double total = 0, most = 0;
         for (int k = level_start[l]; k < level_start[l + 1]; k++) {
-            double f = yf__node_flops(g, &g->node[order[k]], g->max_rows);
+            double f = folded[order[k]] ? 0 : yf__node_flops(g, &g->node[order[k]], g->max_rows);
             total += f;
             most = f > most ? f : most;
         }
@@ -216,7 +220,6 @@ int yf__plan(yf_model *m, yf__graph *g, yf_error *err)
     }
 
     /* liveness; a folded node lives in its producer's buffer */
-    fold(g, &(folds){readers, epi, colsum, sum_into, folded});
     for (int i = 0; i < n; i++)
         iv[i].first = iv[i].last = g->node[i].level;
     for (int i = 0; i < n; i++)
