@@ -592,6 +592,15 @@ void yf__exchange_start(yf_model *m);
 void yf__exchange_done(yf_model *m, int param);
 void yf__exchange_progress(yf_model *m);
 void yf__exchange_finish(yf_model *m);
+/* With the state shared by the ranks of one node (dist.c): this rank's
+ * shard of the blocks (false when not shared), a barrier that also makes
+ * the shared memory's writes seen, whether shared, and the end of training
+ * reached by every rank. */
+bool yf__exchange_shard(const yf_model *m, size_t *lo, size_t *hi);
+void yf__exchange_sync(yf_model *m);
+bool yf__exchange_shared(const yf_model *m);
+void yf__exchange_end(yf_model *m);
+void yf__optim_range(yf_model *m, size_t lo, size_t hi);
 void yf__dist_sum(double *v, int n);     /* over the ranks, in place */
 bool yf__dist_same(uint64_t h);          /* every rank has this value */
 void yf__dist_bcast(void *buf, size_t bytes); /* rank 0's to all */

@@ -176,6 +176,7 @@ void yf_model_free(yf_model *m)
 {
     if (!m)
         return;
+    yf__exchange_free(m); /* gives the model its own gradient block back */
     yf__graph_free(&m->train);
     yf__graph_free(&m->eval);
     free(m->params);
@@ -184,7 +185,6 @@ void yf_model_free(yf_model *m)
     free(m->m_block);
     free(m->v_block);
     free(m->optim_order);
-    yf__exchange_free(m);
     free(m->warn);
     free(m);
 }

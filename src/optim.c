@@ -38,8 +38,9 @@ YF__CLONES static void sgd(float *p, const float *g, size_t n, float lr, float w
         p[i] -= lr * (g[i] + wd * p[i]);
 }
 
-/* The update of parameter i alone, for the step m->step (already counted). */
-void yf__optim_param(yf_model *m, int i)
+/* The update of elements [a, b) of parameter i, for the step m->step
+ * (already counted). */
+static void optim_part(yf_model *m, int i, size_t a, size_t b)
 {
     const yf__optim_spec *o = &m->spec->optim;
     const yf__param *p = &m->params[i];
@@ -47,28 +48,51 @@ void yf__optim_param(yf_model *m, int i)
         return;
     double t = (double)m->step;
     float lr = m->lr;
-    float *w = m->param_block + p->offset, *g = m->grad_block + p->offset;
+    size_t off = p->offset + a, size = b - a;
+    float *w = m->param_block + off, *g = m->grad_block + off;
     switch (o->type) {
     case YF_OPTIM_SGD:
-        sgd(w, g, p->size, lr, o->weight_decay);
+        sgd(w, g, size, lr, o->weight_decay);
         break;
     case YF_OPTIM_MOMENTUM:
-        momentum(w, g, m->m_block + p->offset, p->size, lr, o->momentum, o->weight_decay,
+        momentum(w, g, m->m_block + off, size, lr, o->momentum, o->weight_decay,
                  o->nesterov, m->step == 1);
         break;
     case YF_OPTIM_ADAM: {
         float lr_t = (float)(lr / (1.0 - pow(o->beta1, t)));
         float c2 = (float)(1.0 / (1.0 - pow(o->beta2, t)));
-        adam(w, g, m->m_block + p->offset, m->v_block + p->offset, p->size, lr_t, o->beta1,
+        adam(w, g, m->m_block + off, m->v_block + off, size, lr_t, o->beta1,
              o->beta2, o->epsilon, o->weight_decay, c2);
         break;
     }
     }
 }
 
+/* The update of parameter i alone, for the step m->step (already counted). */
+void yf__optim_param(yf_model *m, int i) { optim_part(m, i, 0, m->params[i].size); }
+
+/* The update of the block's floats [lo, hi) (a rank's shard), parameter by
+ * parameter, for the step m->step (already counted). */
+void yf__optim_range(yf_model *m, size_t lo, size_t hi)
+{
+    for (int i = 0; i < m->n_params; i++) {
+        const yf__param *p = &m->params[i];
+        size_t a = p->offset > lo ? p->offset : lo;
+        size_t b = p->offset + p->size < hi ? p->offset + p->size : hi;
+        if (a < b)
+            optim_part(m, i, a - p->offset, b - p->offset);
+    }
+}
+
 void yf__optim_step(yf_model *m)
 {
     m->step++;
+    size_t lo, hi;
+    if (yf__exchange_shard(m, &lo, &hi)) { /* this rank's shard of the shared state */
+        yf__optim_range(m, lo, hi);
+        yf__exchange_sync(m);
+        return;
+    }
     int np = m->n_params;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(m->active) if (m->active > 1)
     for (int i = 0; i < np; i++)

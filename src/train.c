@@ -201,17 +201,20 @@ int yf_train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, doubl
 static void exchange(yf_model *m, yf__graph *g, int rows, const volatile sig_atomic_t *asked,
                      int *stop)
 {
-    double v[g->n_loss + 1];
+    double v[g->n_loss + 2];
     yf__exchange_finish(m);
     for (int i = 0; i < g->n_loss; i++)
         v[i] = rows ? g->node[g->loss_node[i]].buf[0] : 0.0;
     v[g->n_loss] = asked && *asked;
-    yf__dist_sum(v, g->n_loss + 1);
+    size_t lo, hi;
+    bool shard = yf__exchange_shard(m, &lo, &hi);
+    v[g->n_loss + 1] = shard && !yf__finite(m->grad_block + lo, hi - lo);
+    yf__dist_sum(v, g->n_loss + 2);
     for (int i = 0; i < g->n_loss; i++)
         g->node[g->loss_node[i]].buf[0] = (float)v[i];
     if (stop)
         *stop = v[g->n_loss] > 0;
-    g->grads_bad = !yf__finite(m->grad_block, m->param_floats);
+    g->grads_bad = shard ? v[g->n_loss + 1] > 0 : !yf__finite(m->grad_block, m->param_floats);
 }
 
 /* A step. Rows row0 .. row0 + rows of a global batch of batch_rows: all of
@@ -823,6 +826,10 @@ static void dist_share(yf_model *m, yf__progress *pr, bool *from)
     *from = st.from, pr->finished = st.finished, pr->epoch = st.epoch;
     pr->best_epoch = st.best_epoch, pr->position = st.position, pr->loss_sum = st.loss_sum;
     pr->best = st.best, m->step = st.step;
+    if (yf__exchange_shared(m)) { /* one copy, which rank 0 has set */
+        yf__exchange_sync(m);
+        return;
+    }
     size_t bytes = m->param_floats * sizeof(float);
     yf__dist_bcast(m->param_block, bytes);
     yf__dist_bcast(m->m_block, bytes);
@@ -830,7 +837,20 @@ static void dist_share(yf_model *m, yf__progress *pr, bool *from)
 }
 
 
+static int train_run(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *err);
+
+/* (every rank that returns 0 has come to the end with the others: the
+ * shared memory of the ranks may then be given back, which they do
+ * together) */
 int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *err)
+{
+    int rc = train_run(m, d, opts, err);
+    if (!rc)
+        yf__exchange_end(m);
+    return rc;
+}
+
+static int train_run(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *err)
 {
     YF__FTZ_SCOPE;
     const yf_spec *s = m->spec;
@@ -967,8 +987,10 @@ int yf_train(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_error *er
     fprintf(log, "data: %s, %zu train, %zu valid, %zu test examples\n", s->source,
             d->n_train, d->n_valid, d->test_x.count);
     if (ranks > 1)
-        fprintf(log, "data parallel: %d ranks (%s), each a share of every global batch of %d\n",
-                ranks, yf_dist_library() ? yf_dist_library() : "MPI", s->batch_size);
+        fprintf(log, "data parallel: %d ranks (%s), each a share of every global batch of %d; "
+                "%s\n", ranks, yf_dist_library() ? yf_dist_library() : "MPI", s->batch_size,
+                yf__exchange_shared(m) ? "one machine: parameters and moments shared, each "
+                "rank sums and updates its shard" : "gradients summed with MPI_Allreduce");
     for (int i = 0; i < s->n_init_src && !from; i++)
         fprintf(log, "init: layers from %s\n", s->init_src[i].from);
     for (int i = 0; i < m->n_warn; i++)

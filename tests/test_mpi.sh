@@ -5,7 +5,10 @@
 #     max|a - b| / max|a|; it prints the per-value measure too). The model has
 #     gaussian noise, dropout and an l2 term: the random draws must follow
 #     the example, not the rank, and the l2 term must count once. Only
-#     rank 0 writes the run folder and prints.
+#     rank 0 writes the run folder and prints. On this one machine the
+#     ranks share one copy of the parameters and moments (dist.c); the same
+#     run summing through MPI_Allreduce instead (YAFLOW_MPI_SHM=0, as
+#     between machines) gives the same bits, moments included.
 #     Three ranks on batches of 2 (rank 0 then has no rows) agree too.
 #  2. A rank whose parameters go astray is caught by the epoch checksum on
 #     every rank, and no checkpoint of that epoch is written
@@ -88,11 +91,24 @@ check "rank 0 alone prints the run folder" test "$(cat two.out)" = two
 check "rank 0 alone reports (one 'training dist' line, no rank 1 message)" \
   test "$(grep -c '^training dist' two.err)" = 1 -a "$(grep -c 'rank 1' two.err)" = 0
 check "the log says data parallel on 2 ranks" grep -q 'data parallel: 2 ranks' two/log.txt
+check "sharing the parameters and moments on this one machine" \
+  grep -q 'one machine: parameters and moments shared' two/log.txt
 check "metrics.csv has both epochs" test "$(wc -l < two/metrics.csv)" = 3
 l1=$(awk -F, 'NR == 3 { print $2 }' one/metrics.csv)
 l2=$(awk -F, 'NR == 3 { print $2 }' two/metrics.csv)
 check "the second epoch's train loss agrees ($l1 and $l2)" \
   awk -v a="$l1" -v b="$l2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * a) }'
+
+# 1a. the same through MPI_Allreduce, as between machines: the same bits as
+# the shared state (two ranks add a + b either way), the moments included
+YAFLOW_MPI_SHM=0 mpi 2 -x YAFLOW_MPI_SHM "$yaflow" train spec.yaml --threads 1 --out two-ar \
+  > two-ar.out 2> two-ar.err
+rc=$?
+check "2 ranks summing with MPI_Allreduce exit 0 ($rc)" test $rc = 0
+[ $rc = 0 ] || cat two-ar.err
+check "and say so in the log" grep -q 'gradients summed with MPI_Allreduce' two-ar/log.txt
+check "and hold the same parameters and moments as the shared state, bit for bit" \
+  "$build/tests/paramdiff" two two-ar 0
 
 # 1b. three ranks on a global batch of 2: rank 0 has no rows in any step
 small="train.batch_size=2 data.train_fraction=0.002 train.epochs=1"
@@ -112,7 +128,10 @@ check "3 ranks sending buckets during the backward pass exit 0 ($rc)" test $rc =
 check "and equal one process within 1e-5" "$build/tests/paramdiff" one3 three-overlap 1e-5
 
 # 2. the checksum
-mpi 2 "$build/tests/dist_perturb" spec.yaml astray > astray.out 2> astray.err
+# (ranks that share one copy of the parameters cannot drift apart: the
+# checksum guards the ranks that hold copies, as on several machines)
+YAFLOW_MPI_SHM=0 mpi 2 -x YAFLOW_MPI_SHM "$build/tests/dist_perturb" spec.yaml astray \
+  > astray.out 2> astray.err
 rc=$?
 check "a rank gone astray stops both ranks with the checksum message (rc $rc)" \
   test $rc = 0 -a "$(grep -c 'parameters differ between the 2 ranks' astray.out)" = 2
