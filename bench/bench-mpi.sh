@@ -3,8 +3,13 @@
 # machine) against one process of one thread: the stacked autoencoder at
 # global batches 128 (the model's), 256, 512 and 1024, 2 epochs each, the
 # second epoch's examples/s, BENCH_REPEAT rounds (default 1) alternating.
-# Environment: YAFLOW, YAFLOW_DATA, BENCH_REPEAT. Needs a yaflow built
-# with MPI and mpirun (bootstrap.sh installs Open MPI).
+# The two ranks share the parameters and read each other's gradients
+# through shared memory (docs/distributed.md), so, as for two threads
+# (bench-scaling.sh), it matters whether the host has put the two virtual
+# CPUs together or apart: each round prints the cores' cache-line round
+# trip (bench/corelat, CORELAT) just before its two-rank run.
+# Environment: YAFLOW, YAFLOW_DATA, BENCH_REPEAT, CORELAT. Needs a yaflow
+# built with MPI and mpirun (bootstrap.sh installs Open MPI).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,6 +22,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-mpi.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+corelat=${CORELAT:-$root/bench/corelat}
+lat() { if [ -x "$corelat" ]; then "$corelat" 2> /dev/null || echo "?"; else echo "?"; fi; }
 rate() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "examples_per_s") c = i; next }
                   NF > 0 { v = $c } END { print v }' "$1/metrics.csv"; }
 for B in 128 256 512 1024; do
@@ -24,9 +31,10 @@ for B in 128 256 512 1024; do
     rm -rf "$tmp/one" "$tmp/two"
     "$yaflow" train models/stacked-ae.yaml --threads 1 --out "$tmp/one" --data "$data_dir" \
       train.epochs=2 data.valid=0 train.batch_size=$B > /dev/null 2>&1
+    ns=$(lat)
     mpirun -np 2 "$yaflow" train models/stacked-ae.yaml --threads 1 --out "$tmp/two" \
       --data "$data_dir" train.epochs=2 data.valid=0 train.batch_size=$B > /dev/null 2>&1
     a=$(rate "$tmp/one"); b=$(rate "$tmp/two")
-    echo "global batch $B, round $r: 1 rank $a examples/s, 2 ranks $b, ratio 2 ranks/1=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')"
+    echo "global batch $B, round $r: 1 rank $a examples/s, 2 ranks $b, ratio 2 ranks/1=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }') (cores $ns ns apart)"
   done
 done
