@@ -104,6 +104,26 @@ YF__CLONES static void diff_rows(const float *a, const float *t, float k, float 
         y[i] = k * (a[i] - t[i]);
 }
 
+/* One block [i, end) of sum_sq_diff: its 16 lanes of (a − t)², as
+ * LANE_SUM makes them, and y = k (a − t) */
+static inline __attribute__((always_inline)) void mse_block(const float *a, const float *t,
+                                                            float k, float *y, size_t i,
+                                                            size_t end, float lane[16])
+{
+    size_t j = i;
+    for (int q = 0; q < 16; q++)
+        lane[q] = 0;
+    for (; j + 16 <= end; j += 16)
+        for (int q = 0; q < 16; q++) {
+            lane[q] += sq_diff(a[j + q], t[j + q]);
+            y[j + q] = k * (a[j + q] - t[j + q]);
+        }
+    for (; j < end; j++) {
+        lane[0] += sq_diff(a[j], t[j]);
+        y[j] = k * (a[j] - t[j]);
+    }
+}
+
 /* The one-thread pass of a gradient node with folds: Σ (a − t)² in the
  * blocks and lanes of sum_sq_diff (so the same bits), y = k (a − t), and
  * each row, once whole, through the activation's gradient and into the
@@ -115,17 +135,8 @@ YF__CLONES static double mse_pass(const float *a, const float *t, float k, float
     size_t n = R * C, done = 0;
     for (size_t i = 0; i < n; i += 1024) {
         size_t end = i + 1024 < n ? i + 1024 : n;
-        float lane[16] = {0};
-        size_t j = i;
-        for (; j + 16 <= end; j += 16)
-            for (int q = 0; q < 16; q++) {
-                lane[q] += sq_diff(a[j + q], t[j + q]);
-                y[j + q] = k * (a[j + q] - t[j + q]);
-            }
-        for (; j < end; j++) {
-            lane[0] += sq_diff(a[j], t[j]);
-            y[j] = k * (a[j] - t[j]);
-        }
+        float lane[16];
+        mse_block(a, t, k, y, i, end, lane);
         for (int q = 0; q < 16; q++)
             s += lane[q];
         for (; done < end / C; done++) { /* rows now whole */
@@ -145,17 +156,8 @@ YF__CLONES static void mse_blocks(const float *a, const float *t, float k, float
                                   size_t b0, size_t b1, float *lanes)
 {
     for (size_t b = b0; b < b1; b++) {
-        size_t end = (b + 1) * 1024 < n ? (b + 1) * 1024 : n, j = b * 1024;
-        float lane[16] = {0};
-        for (; j + 16 <= end; j += 16)
-            for (int q = 0; q < 16; q++) {
-                lane[q] += sq_diff(a[j + q], t[j + q]);
-                y[j + q] = k * (a[j + q] - t[j + q]);
-            }
-        for (; j < end; j++) {
-            lane[0] += sq_diff(a[j], t[j]);
-            y[j] = k * (a[j] - t[j]);
-        }
+        float lane[16]; /* in registers, not through a pointer y may alias */
+        mse_block(a, t, k, y, b * 1024, (b + 1) * 1024 < n ? (b + 1) * 1024 : n, lane);
         memcpy(lanes + 16 * b, lane, sizeof lane);
     }
 }
