@@ -185,10 +185,13 @@ static int shared_state(yf_model *m, struct yf__exchange *x, yf_error *err)
     if (!all_ok) {
         free(lo), free(hi), free(G);
         MPI_Comm_free(&node);
+        yf__dist_error_shared(true); /* every rank knows it */
         return yf__fail(err, YF_ENOMEM, "out of memory");
     }
     /* rank 0's part: parameters, moments and its gradient; the others':
-     * their gradient */
+     * their gradient. A machine that cannot give the shared memory (a
+     * small /dev/shm, say) says so rather than ending the job at once. */
+    MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
     float *base;
     MPI_Aint bytes = (MPI_Aint)((world_rank == 0 ? 4 : 1) * stride * sizeof(float));
     ok = MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, node, &base, &x->win) ==
@@ -197,7 +200,11 @@ static int shared_state(yf_model *m, struct yf__exchange *x, yf_error *err)
     if (!all_ok) {
         free(lo), free(hi), free(G);
         MPI_Comm_free(&node);
-        return yf__fail(err, YF_ENOMEM, "no MPI shared memory for %zu parameters", n);
+        yf__dist_error_shared(true); /* every rank knows it */
+        return yf__fail(err, YF_ENOMEM, "MPI could not give the ranks %zu MB of shared memory "
+                        "for the model's %zu parameters; make room (/dev/shm), or sum the "
+                        "gradients through MPI_Allreduce instead: YAFLOW_MPI_SHM=0",
+                        (4 * stride * sizeof(float)) >> 20, n);
     }
     float *state = NULL;
     for (int r = 0; r < world_size; r++) {
