@@ -135,6 +135,7 @@ struct yf__exchange {
     /* every rank on one node: one shared copy of the parameters and
      * moments, each rank's gradient readable by all (shared_state) */
     bool shm, ended;
+    bool no_shm;      /* one machine, but MPI could not give the shared memory */
     MPI_Comm node;
     MPI_Win win;
     float **G;        /* per rank: its gradient block */
@@ -189,22 +190,21 @@ static int shared_state(yf_model *m, struct yf__exchange *x, yf_error *err)
         return yf__fail(err, YF_ENOMEM, "out of memory");
     }
     /* rank 0's part: parameters, moments and its gradient; the others':
-     * their gradient. A machine that cannot give the shared memory (a
-     * small /dev/shm, say) says so rather than ending the job at once. */
+     * their gradient. Where MPI cannot give the shared memory (a small
+     * /dev/shm, or Open MPI's osc/sm left out), the sums go through
+     * MPI_Allreduce, as between machines, and the log says why. */
     MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
     float *base;
     MPI_Aint bytes = (MPI_Aint)((world_rank == 0 ? 4 : 1) * stride * sizeof(float));
     ok = MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, node, &base, &x->win) ==
          MPI_SUCCESS;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    if (!all_ok) {
+    if (!all_ok) { /* (a rank whose part was made keeps it until it ends:
+                        freeing it would wait for the others) */
         free(lo), free(hi), free(G);
         MPI_Comm_free(&node);
-        yf__dist_error_shared(true); /* every rank knows it */
-        return yf__fail(err, YF_ENOMEM, "MPI could not give the ranks %zu MB of shared memory "
-                        "for the model's %zu parameters; make room (/dev/shm), or sum the "
-                        "gradients through MPI_Allreduce instead: YAFLOW_MPI_SHM=0",
-                        (4 * stride * sizeof(float)) >> 20, n);
+        x->no_shm = true;
+        return 0;
     }
     float *state = NULL;
     for (int r = 0; r < world_size; r++) {
@@ -249,6 +249,8 @@ void yf__exchange_sync(yf_model *m)
 }
 
 bool yf__exchange_shared(const yf_model *m) { return m->xchg && m->xchg->shm; }
+
+bool yf__exchange_shm_refused(const yf_model *m) { return m->xchg && m->xchg->no_shm; }
 
 void yf__exchange_end(yf_model *m)
 {
@@ -436,6 +438,7 @@ void yf__dist_bcast(void *buf, size_t bytes)
 bool yf__exchange_shard(const yf_model *m, size_t *lo, size_t *hi) { (void)m, (void)lo, (void)hi; return false; }
 void yf__exchange_sync(yf_model *m) { (void)m; }
 bool yf__exchange_shared(const yf_model *m) { (void)m; return false; }
+bool yf__exchange_shm_refused(const yf_model *m) { (void)m; return false; }
 void yf__exchange_end(yf_model *m) { (void)m; }
 int yf__exchange_new(yf_model *m, yf_error *err) { (void)m, (void)err; return 0; }
 void yf__exchange_free(yf_model *m) { (void)m; }

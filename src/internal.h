@@ -599,6 +599,7 @@ void yf__exchange_finish(yf_model *m);
 bool yf__exchange_shard(const yf_model *m, size_t *lo, size_t *hi);
 void yf__exchange_sync(yf_model *m);
 bool yf__exchange_shared(const yf_model *m);
+bool yf__exchange_shm_refused(const yf_model *m); /* one machine, no shared memory to be had */
 void yf__exchange_end(yf_model *m);
 void yf__optim_range(yf_model *m, size_t lo, size_t hi);
 void yf__dist_sum(double *v, int n);     /* over the ranks, in place */

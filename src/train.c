@@ -990,7 +990,9 @@ static int train_run(yf_model *m, yf_dataset *d, const yf_train_opts *opts, yf_e
         fprintf(log, "data parallel: %d ranks (%s), each a share of every global batch of %d; "
                 "%s\n", ranks, yf_dist_library() ? yf_dist_library() : "MPI", s->batch_size,
                 yf__exchange_shared(m) ? "one machine: parameters and moments shared, each "
-                "rank sums and updates its shard" : "gradients summed with MPI_Allreduce");
+                "rank sums and updates its shard" : yf__exchange_shm_refused(m)
+                ? "gradients summed with MPI_Allreduce (MPI gave no shared memory for the "
+                  "parameters)" : "gradients summed with MPI_Allreduce");
     for (int i = 0; i < s->n_init_src && !from; i++)
         fprintf(log, "init: layers from %s\n", s->init_src[i].from);
     for (int i = 0; i < m->n_warn; i++)

@@ -109,6 +109,16 @@ check "2 ranks summing with MPI_Allreduce exit 0 ($rc)" test $rc = 0
 check "and say so in the log" grep -q 'gradients summed with MPI_Allreduce' two-ar/log.txt
 check "and hold the same parameters and moments as the shared state, bit for bit" \
   "$build/tests/paramdiff" two two-ar 0
+# where MPI gives no shared memory (here: its osc/sm component left out),
+# the ranks fall back on MPI_Allreduce and say why in the log
+mpi 2 --mca osc ^sm "$yaflow" train spec.yaml --threads 1 --out two-nosm > two-nosm.out \
+  2> two-nosm.err
+rc=$?
+check "2 ranks without MPI shared memory exit 0 ($rc)" test $rc = 0
+[ $rc = 0 ] || cat two-nosm.err
+check "and the log says why they summed with MPI_Allreduce" \
+  grep -q 'MPI_Allreduce (MPI gave no shared memory' two-nosm/log.txt
+check "with the same bits" "$build/tests/paramdiff" two two-nosm 0
 
 # 1b. three ranks on a global batch of 2: rank 0 has no rows in any step
 small="train.batch_size=2 data.train_fraction=0.002 train.epochs=1"
