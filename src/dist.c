@@ -151,8 +151,8 @@ enum { BUCKET_FLOATS = 256 * 1024 };
  * optimizer's moments, in an MPI shared-memory window (rank 0's part), and
  * each rank's gradient block lives in its own part, where the others can
  * read it. A step then sums no gradient through MPI's buffers: after a
- * barrier each rank adds up its shard of the block (a contiguous 1/N, in
- * rank order, the same sums on every run) from the others' blocks, the
+ * barrier each rank adds the others' blocks, in rank order, to its shard
+ * of its own (a contiguous 1/N; the same sums on every run), the
  * ranks agree that no shard holds a NaN or an infinity (with the losses),
  * each updates its shard of the shared parameters and moments, and a
  * barrier makes the new parameters every rank's. Two ranks of one thread
