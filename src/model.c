@@ -176,7 +176,7 @@ void yf_model_free(yf_model *m)
 {
     if (!m)
         return;
-    yf__exchange_free(m); /* gives the model its own gradient block back */
+    yf__exchange_free(m); /* gives the model back its own blocks (shared by ranks) */
     yf__graph_free(&m->train);
     yf__graph_free(&m->eval);
     free(m->params);
