@@ -89,7 +89,11 @@ void yf__optim_step(yf_model *m)
     m->step++;
     size_t lo, hi;
     if (yf__exchange_shard(m, &lo, &hi)) { /* this rank's shard of the shared state */
-        yf__optim_range(m, lo, hi);
+        int nt = m->active; /* cut at whole vectors; each float's update is its own */
+#pragma omp parallel for num_threads(nt) if (nt > 1)
+        for (int t = 0; t < nt; t++)
+            yf__optim_range(m, t ? (lo + (hi - lo) * t / nt) & ~(size_t)15 : lo,
+                            t + 1 < nt ? (lo + (hi - lo) * (t + 1) / nt) & ~(size_t)15 : hi);
         yf__exchange_sync(m);
         return;
     }

@@ -120,7 +120,16 @@ check "and the log says why they summed with MPI_Allreduce" \
   grep -q 'MPI_Allreduce (MPI gave no shared memory' two-nosm/log.txt
 check "with the same bits" "$build/tests/paramdiff" two two-nosm 0
 
-# 1b. three ranks on a global batch of 2: rank 0 has no rows in any step
+# 1b. two threads in each rank: each rank's shard of the update is cut
+# between its threads (each float's update is its own), the same bits
+short="train.epochs=1 data.train_fraction=0.005"
+mpi 2 "$yaflow" train spec.yaml $short --threads 1 --out t1 > /dev/null 2>&1
+mpi 2 "$yaflow" train spec.yaml $short --threads 2 --out t2 > t2.out 2> t2.err
+rc=$?
+check "2 ranks of 2 threads exit 0 ($rc)" test $rc = 0
+check "and hold the bits of 2 ranks of 1 thread" "$build/tests/paramdiff" t1 t2 0
+
+# 1c. three ranks on a global batch of 2: rank 0 has no rows in any step
 small="train.batch_size=2 data.train_fraction=0.002 train.epochs=1"
 "$yaflow" train spec.yaml $small --threads 1 --out one3 > /dev/null 2>&1
 mpi 3 "$yaflow" train spec.yaml $small --threads 1 --out three > three.out 2> three.err
