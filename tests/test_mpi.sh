@@ -8,7 +8,8 @@
 #     rank 0 writes the run folder and prints. On this one machine the
 #     ranks share one copy of the parameters and moments (dist.c); the same
 #     run summing through MPI_Allreduce instead (YAFLOW_MPI_SHM=0, as
-#     between machines) gives the same bits, moments included.
+#     between machines) gives the same bits, moments included, and so do
+#     two ranks of two threads and ranks that MPI gives no shared memory.
 #     Three ranks on batches of 2 (rank 0 then has no rows) agree too.
 #  2. A rank whose parameters go astray is caught by the epoch checksum on
 #     every rank, and no checkpoint of that epoch is written
