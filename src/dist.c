@@ -156,9 +156,9 @@ enum { BUCKET_FLOATS = 256 * 1024 };
  * ranks agree that no shard holds a NaN or an infinity (with the losses),
  * each updates its shard of the shared parameters and moments, and a
  * barrier makes the new parameters every rank's. Two ranks of one thread
- * went from 1.21-1.27 times one process (MPI_Allreduce of the block, then
- * the whole update on every rank) to 1.5-1.6 at the stacked autoencoder's
- * batch of 128 (docs/distributed.md). Used when every rank is on this
+ * went from 1.42-1.45 times one process (MPI_Allreduce of the block, then
+ * the whole update on every rank) to 1.63-1.77 at the stacked
+ * autoencoder's batch of 128 (docs/distributed.md). Used when every rank is on this
  * node and the buckets are not wanted; YAFLOW_MPI_SHM=0 (rank 0's
  * environment) keeps the sums in MPI_Allreduce. */
 static int shared_state(yf_model *m, struct yf__exchange *x, yf_error *err)
