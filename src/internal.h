@@ -577,6 +577,16 @@ double yf__physical_memory(void);
 void yf__graph_free(yf__graph *g);
 /* Runs every node; rows ≤ g->max_rows; step keys the random numbers. */
 void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step);
+/* Work beside a graph: it reads and writes nothing the graph does. */
+typedef struct {
+    void (*fn)(void *arg);
+    void *arg;
+} yf__aside;
+/* yf__run with aside->fn run once (aside may be NULL): by the first worker
+ * to finish its nodes of the last level when that level runs side by side
+ * (the gap before the slowest one ends, where a worker would wait), else
+ * after the graph. */
+void yf__run_beside(yf_model *m, yf__graph *g, int rows, const yf__aside *aside);
 /* Runs g again one node at a time and returns the first node (in the
  * order they run) whose output holds a NaN or an infinity, or -1. */
 int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step);

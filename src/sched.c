@@ -80,7 +80,21 @@ static yf__exec exec_of(const yf_model *m, yf__graph *g, int rows, uint64_t step
                       .shared_terms = !m->follower};
 }
 
+static void run_levels(yf_model *m, yf__graph *g, int rows, uint64_t step,
+                       const yf__aside *aside);
+
 void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
+{
+    run_levels(m, g, rows, step, NULL);
+}
+
+void yf__run_beside(yf_model *m, yf__graph *g, int rows, const yf__aside *aside)
+{
+    run_levels(m, g, rows, m->step, aside);
+}
+
+static void run_levels(yf_model *m, yf__graph *g, int rows, uint64_t step,
+                       const yf__aside *aside)
 {
     yf__exec ex = exec_of(m, g, rows, step);
     bool exchange = g->training && m->xchg;
@@ -94,12 +108,21 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
                 run_node(m, g, g->order[k], &ex);
         } else {
             int nt = m->active < b - a ? m->active : b - a;
+            /* the aside is the last task handed out: the first worker
+             * done with the level's nodes takes it */
+            int end = aside && l == g->n_levels - 1 ? b + 1 : b;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-            for (int k = a; k < b; k++) {
+            for (int k = a; k < end; k++) {
+                if (k == b) {
+                    aside->fn(aside->arg);
+                    continue;
+                }
                 yf__exec one = ex;
                 one.threads = 1;
                 run_node(m, g, g->order[k], &one);
             }
+            if (end > b)
+                aside = NULL;
         }
         if (!exchange)
             continue;
@@ -111,6 +134,8 @@ void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
                 yf__exchange_done(m, g->node[g->order[k]].grad_of);
         yf__exchange_progress(m);
     }
+    if (aside)
+        aside->fn(aside->arg);
 }
 
 int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step)

@@ -217,12 +217,27 @@ static void exchange(yf_model *m, yf__graph *g, int rows, const volatile sig_ato
     g->grads_bad = shard ? v[g->n_loss + 1] > 0 : !yf__finite(m->grad_block, m->param_floats);
 }
 
+typedef struct {
+    const yf_dataset *d;
+    const size_t *idx;
+    int rows;
+} rows_ahead;
+
+static void prefetch_rows(void *arg)
+{
+    const rows_ahead *r = arg;
+    yf__prefetch(r->d, YF_SPLIT_TRAIN, r->idx, r->rows);
+}
+
 /* A step. Rows row0 .. row0 + rows of a global batch of batch_rows: all of
  * it in one process; with several ranks this rank's share (possibly none),
  * the gradients and losses then being summed over the ranks. The rows of
- * the next batch (next, n_next) are asked of the memory once the graph has
- * run, so that they arrive during the optimizer's pass rather than being
- * pushed out of the cache by the step. */
+ * the next batch (next, n_next) are asked of the memory at the end of the
+ * graph, so that they arrive during the optimizer's pass rather than being
+ * pushed out of the cache by the step: on several threads by the worker
+ * that finishes its share of the last level first (yf__run_beside), where
+ * it would otherwise wait (two threads: 2-3% a step, docs/performance.md);
+ * on one, after the graph. */
 static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, int row0,
                       int batch_rows, const size_t *next, int n_next,
                       const volatile sig_atomic_t *asked, int *stop, double *loss,
@@ -239,14 +254,16 @@ static int train_step(yf_model *m, yf_dataset *d, const size_t *idx, int rows, i
     m->lr = yf__schedule_lr(s, (double)m->step / per_epoch);
     m->row0 = row0, m->batch_rows = batch_rows;
     yf__exchange_start(m);
+    rows_ahead ahead = {d, next, n_next};
+    yf__aside fetch = {prefetch_rows, &ahead};
     if (rows > 0) {
         yf__gather_threads(d, YF_SPLIT_TRAIN, idx, rows, g, m->active);
-        yf__run(m, g, rows);
+        yf__run_beside(m, g, rows, next ? &fetch : NULL);
     } else {
         memset(m->grad_block, 0, m->param_floats * sizeof(float));
+        if (next)
+            prefetch_rows(&ahead);
     }
-    if (next)
-        yf__prefetch(d, YF_SPLIT_TRAIN, next, n_next);
     if (m->xchg)
         exchange(m, g, rows, asked, stop);
     double l = losses(g, NULL);

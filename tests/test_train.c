@@ -413,8 +413,8 @@ static const char conv_spec[] =
  * gradient into one pass; some only on one thread) change no bit either:
  * patterns 3 and 4 plan without them. */
 /* The untied model's plan also pairs: its output layer's weight gradient
- * moves to the last level, beside the first layer's (pair_last in plan.c);
- * patterns 3 and 4 plan without that too. Its images are 32×32, so that a
+ * moves to the last level, beside the first layer's, and its bias gradient
+ * follows (pair_last in plan.c); patterns 3 and 4 plan without that too. Its images are 32×32, so that a
  * batch has 32 blocks of the loss's sum and two threads split them (the
  * loss in mse_grad's pass, loss.c). */
 static const char untied_spec[] =
@@ -432,15 +432,16 @@ static const char untied_spec[] =
     "    - {type: mse, input: out, target: x}\n"
     "train: {optimizer: {type: adam, learning_rate: 0.01}, batch_size: 32, epochs: 2}\n";
 
-/* The parameter gradients the training plan of r runs in its last level. */
-static int grads_in_last_level(const yf_model *m)
+/* The parameter gradients of kind op the training plan of r runs in its
+ * last level. */
+static int grads_in_last_level(const yf_model *m, yf__op op)
 {
     int last = 0, count = 0;
     for (int i = 0; i < m->train.n; i++)
         last = m->train.node[i].level > last ? m->train.node[i].level : last;
     for (int i = 0; i < m->train.n; i++)
         count += m->train.node[i].level == last && m->train.node[i].grad_of >= 0 &&
-                 m->train.node[i].op == YF_OP_DENSE_DW;
+                 m->train.node[i].op == op;
     return count;
 }
 
@@ -474,8 +475,10 @@ START_TEST(test_active_threads_invariant)
                               sum_into);
             if (pattern == 3 || pattern == 4)
                 ck_assert_int_eq(epi + colsum + sum_into, 0);
-            if (k == 2)
-                ck_assert_int_eq(grads_in_last_level(r.m), pattern < 3 ? 2 : 1);
+            if (k == 2) { /* with its output bias's gradient, off its dense_dx's level */
+                ck_assert_int_eq(grads_in_last_level(r.m, YF_OP_DENSE_DW), pattern < 3 ? 2 : 1);
+                ck_assert_int_eq(grads_in_last_level(r.m, YF_OP_DENSE_DB), pattern < 3 ? 2 : 1);
+            }
             size_t idx[32];
             for (int s = 0; s < STEPS; s++) {
                 r.m->active = pattern == 1 || pattern == 4 ? 1 : pattern == 2 ? 1 + s % 2 : 2;
@@ -509,6 +512,41 @@ START_TEST(test_active_threads_invariant)
         for (int pattern = 0; pattern < PATTERNS; pattern++)
             free(params[pattern]);
     }
+    tu_rmtree(DIR);
+}
+END_TEST
+
+/* Work beside the graph (yf__run_beside: the training loop's prefetch of
+ * the next batch) runs once a step: on two threads inside the last level,
+ * which runs side by side, on one after the graph. */
+static void count_aside(void *arg)
+{
+    int *c = arg;
+    c[omp_in_parallel() ? 1 : 0]++;
+}
+
+START_TEST(test_run_beside)
+{
+    tu_write_dataset(DIR "/data32", 224, 32, 32, false);
+    run r = setup_yaml(untied_spec, 2, NULL, 0);
+    size_t idx[32];
+    for (int i = 0; i < 32; i++)
+        idx[i] = (size_t)i * 5;
+    yf__gather(r.d, YF_SPLIT_TRAIN, idx, 32, &r.m->train);
+    int last = r.m->train.n_levels - 1;
+    ck_assert_msg(r.m->train.side_by_side[last], "the last level runs side by side");
+    for (int active = 2; active >= 1; active--) {
+        int count[2] = {0, 0};
+        yf__aside aside = {count_aside, count};
+        r.m->active = active;
+        for (int s = 0; s < 3; s++)
+            yf__run_beside(r.m, &r.m->train, 32, &aside);
+        ck_assert_msg(count[0] + count[1] == 3, "%d threads: the aside ran %d times in 3 steps",
+                      active, count[0] + count[1]);
+        ck_assert_msg(count[active == 2 ? 1 : 0] == 3, "%d threads: the aside ran %s the "
+                      "last level", active, active == 2 ? "after, not in," : "in, not after,");
+    }
+    teardown(&r);
     tu_rmtree(DIR);
 }
 END_TEST
@@ -1361,6 +1399,7 @@ int main(void)
     tcase_add_test(tc2, test_reproducible);
     tcase_add_test(tc2, test_reproducible_two_threads);
     tcase_add_test(tc2, test_active_threads_invariant);
+    tcase_add_test(tc2, test_run_beside);
     tcase_add_test(tc2, test_act_split_invariant);
     suite_add_tcase(s, tc2);
     TCase *tcp = tcase_create("process");
