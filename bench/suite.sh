@@ -65,7 +65,7 @@ rm -rf "$tmp"
 
 echo "== two threads against one"
 bash bench/bench-scaling.sh 2>&1 | tee "$log" || failed=1
-summary+=("two threads / one, stacked-ae batch 128: $(sed -n 's/.*median of pairs=\([0-9.]*\).*/\1/p' "$log")")
+summary+=("two threads / one, stacked-ae batch 128: $(sed -n 's/.*median of pairs=\([0-9.]*\).*/\1/p' "$log"); with the cores together, $(sed -n 's/^cores together .* in \([0-9]* of [0-9]*\) rounds; their median ratio: \(.*\)/\2 (\1 rounds)/p' "$log")")
 echo "== two independent processes against one (the machine's ceiling)"
 bash bench/bench-ceiling.sh 2>&1 | tee "$log" || failed=1
 summary+=("ceiling: $(sed -n 's/^median: //p' "$log")")
