@@ -86,7 +86,7 @@ int main(int argc, char **argv)
         switch (nd->op) {
         case YF_OP_DENSE:
             K = (int)g->node[nd->in[0]].size, N = (int)nd->size;
-            sh[n_sh++] = (shape){false, nd->trans, rows, N, K, 0.0f};
+            sh[n_sh++] = (shape){false, nd->trans, rows, N, K, 1.0f};
             break;
         case YF_OP_DENSE_DX:
             N = (int)g->node[nd->in[0]].size, K = (int)nd->size;

@@ -5,41 +5,30 @@
 
 #include <string.h>
 
-/* y[j] += b[j] for the N floats of a row: one add each, so the same bits
- * in the vector loop and its remainder, however the rows are split. */
-YF__CLONES static void add_row(float *y, const float *b, size_t N)
-{
-    for (size_t j = 0; j < N; j++)
-        y[j] += b[j];
-}
-
-/* x is (R,K); W is (K,N), or (N,K) when trans; b is (N); y is (R,N). The
- * GEMM writes x·W, and one pass over its rows, each while it is in the L1,
- * adds the bias and applies the activation when the plan folded one in
- * (n->epi): one pass instead of a copy of the bias rows before the GEMM
- * (which then had to read them back) and the activation's pass after. */
+/* x is (R,K); W is (K,N), or (N,K) when trans; b is (N); y is (R,N). With an
+ * activation folded in (n->epi, set by the plan), it is applied in place,
+ * rows at a time after the GEMM: one pass fewer over the output, and one
+ * buffer for both. */
 void yf__dense_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const yf__gnode *a = n->epi >= 0 ? &ex->g->node[n->epi] : NULL;
-    const float *b = n->n_in == 3 ? ex->g->node[n->in[2]].buf : NULL;
     size_t N = n->size;
+    if (n->n_in == 3) { /* the bias rows go in first, then C = b + x·W */
+        const float *b = ex->g->node[n->in[2]].buf;
+        for (int r = 0; r < ex->rows; r++)
+            memcpy(n->buf + (size_t)r * n->size, b, n->size * sizeof(float));
+    }
     yf__dense_sgemm(n, ex);
-    if (!a && !b)
+    if (!a)
         return;
-    YF__FOR_ROW_CHUNKS(ex, ex->rows, r0, nr, {
-        for (size_t r = r0; r < r0 + nr; r++) {
-            float *y = n->buf + r * N;
-            if (b)
-                add_row(y, b, N);
-            if (a)
-                yf__act_forward(a->act, a->alpha, y, y, 1, N);
-        }
-    });
+    YF__FOR_ROW_CHUNKS(ex, ex->rows, r0, nr,
+                       yf__act_forward(a->act, a->alpha, n->buf + r0 * N, n->buf + r0 * N,
+                                       nr, N));
 }
 
 /* The one BLIS call of a dense, dense_dx or dense_dw node, on its buffers:
  *   dense:    x (R,K) · W (K,N), or x · Wᵀ with W (N,K) when trans, into y
- *             (R,N) (the bias is added after, yf__dense_fwd);
+ *             (R,N), added to what y holds when there is a bias;
  *   dense_dx: dy (R,N) · Wᵀ into dx (R,K) (dy · W when trans);
  *   dense_dw: xᵀ · dy into dW (K,N), or dyᵀ · x into dW (N,K) when trans,
  *             added to what it holds when another node wrote it first. */
@@ -50,8 +39,8 @@ void yf__dense_sgemm(const yf__gnode *n, const yf__exec *ex)
     switch (n->op) {
     case YF_OP_DENSE: {
         int K = (int)a->size, N = (int)n->size;
-        yf__sgemm(false, n->trans, R, N, K, 1.0f, a->buf, K, b->buf, n->trans ? K : N, 0.0f,
-                  n->buf, N, ex->threads);
+        yf__sgemm(false, n->trans, R, N, K, 1.0f, a->buf, K, b->buf, n->trans ? K : N,
+                  n->n_in == 3 ? 1.0f : 0.0f, n->buf, N, ex->threads);
         break;
     }
     case YF_OP_DENSE_DX: {
