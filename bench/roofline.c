@@ -4,17 +4,19 @@
  *   yaflow: N training steps of SPEC at its batch size (forward, backward,
  *           optimizer, batch gathering: everything), GEMM FLOPs / time;
  *   BLIS:   the same GEMMs (every dense node of the training graph, its
- *           shapes, transposes and beta), called one after the other,
+ *           shapes, transposes and beta; a convolution as the GEMM it is
+ *           unfolded, conv_shape), called one after the other,
  *           FLOPs / time, two ways:
  *           - on three buffers shared by all the GEMMs (the bench as first
  *             written: its operands stay warm in cache between calls);
  *           - on the training step's own buffers, the exact BLIS calls a
  *             step makes (yf__dense_sgemm) in its order, with nothing in
  *             between: what the step would take if everything but the
- *             GEMMs cost nothing.
+ *             GEMMs cost nothing (dense models only).
  * The ratios are the share of each BLIS rate the whole step keeps. */
 #include "../src/internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,43 @@ typedef struct {
     bool ta, tb;
     int m, n, k;
     float beta;
+    int reps; /* a convolution's groups: as many GEMMs of this shape */
 } shape;
+
+/* The GEMM a convolution node's arithmetic is, unfolded (im2col) over the
+ * whole batch: x (C, H, W) and y (Co, Ho, Wo) are the convolution's input
+ * and output whatever the node computes; per group, the forward is
+ * W (Co/G × K) · col (K × P), dx is Wᵀ · dy, dW is dy · colᵀ, with
+ * K = C/G·kh·kw and P = rows·Ho·Wo: the direct convolution's FLOPs, which
+ * yf__node_flops counts (a Winograd kernel does fewer multiplications for
+ * the same work, so yaflow may pass BLIS here). */
+static shape conv_shape(const yf__graph *g, const yf__gnode *nd, int rows)
+{
+    const yf__gnode *x, *y;
+    switch (nd->op) {
+    case YF_OP_CONV2D:
+        x = &g->node[nd->in[0]], y = nd;
+        break;
+    case YF_OP_CONV2D_DX:
+    case YF_OP_CONV2D_T:
+        x = nd, y = &g->node[nd->in[0]];
+        break;
+    default: /* YF_OP_CONV2D_DW */
+        x = &g->node[nd->in[0]], y = &g->node[nd->in[1]];
+        break;
+    }
+    int G = nd->win.groups, K = x->dims[0] / G * nd->win.kh * nd->win.kw, Cg = y->dims[0] / G;
+    int P = rows * y->dims[1] * y->dims[2];
+    switch (nd->op) {
+    case YF_OP_CONV2D:
+        return (shape){false, false, Cg, P, K, 0.0f, G};
+    case YF_OP_CONV2D_DX:
+    case YF_OP_CONV2D_T:
+        return (shape){true, false, K, P, Cg, 0.0f, G};
+    default:
+        return (shape){false, true, Cg, K, P, 0.0f, G};
+    }
+}
 
 static int cmp(const void *a, const void *b)
 {
@@ -78,7 +116,8 @@ int main(int argc, char **argv)
     /* the GEMMs of one training step, as dense.c calls them */
     const yf__graph *g = &m->train;
     shape sh[256];
-    int n_sh = 0;
+    int n_sh = 0, gemms = 0;
+    bool convs = false; /* the step's own BLIS calls are replayed for dense nodes only */
     double flops = 0;
     for (int i = 0; i < g->n && n_sh < 256; i++) {
         const yf__gnode *nd = &g->node[i];
@@ -86,20 +125,28 @@ int main(int argc, char **argv)
         switch (nd->op) {
         case YF_OP_DENSE:
             K = (int)g->node[nd->in[0]].size, N = (int)nd->size;
-            sh[n_sh++] = (shape){false, nd->trans, rows, N, K, 1.0f};
+            sh[n_sh++] = (shape){false, nd->trans, rows, N, K, 1.0f, 1};
             break;
         case YF_OP_DENSE_DX:
             N = (int)g->node[nd->in[0]].size, K = (int)nd->size;
-            sh[n_sh++] = (shape){false, !nd->trans, rows, K, N, 0.0f};
+            sh[n_sh++] = (shape){false, !nd->trans, rows, K, N, 0.0f, 1};
             break;
         case YF_OP_DENSE_DW:
             K = (int)g->node[nd->in[0]].size, N = (int)g->node[nd->in[1]].size;
-            sh[n_sh++] = nd->trans ? (shape){true, false, N, K, rows, 0.0f}
-                                   : (shape){true, false, K, N, rows, 0.0f};
+            sh[n_sh++] = nd->trans ? (shape){true, false, N, K, rows, 0.0f, 1}
+                                   : (shape){true, false, K, N, rows, 0.0f, 1};
+            break;
+        case YF_OP_CONV2D:
+        case YF_OP_CONV2D_DX:
+        case YF_OP_CONV2D_T:
+        case YF_OP_CONV2D_DW:
+            sh[n_sh++] = conv_shape(g, nd, rows);
+            convs = true;
             break;
         default:
             continue;
         }
+        gemms += sh[n_sh - 1].reps;
         flops += yf__node_flops(g, nd, rows);
     }
     size_t big = 0;
@@ -133,18 +180,19 @@ int main(int argc, char **argv)
             for (int i = 0; i < n_sh; i++) {
                 const shape *q = &sh[i];
                 int lda = q->ta ? q->m : q->k, ldb = q->tb ? q->k : q->n;
-                yf__sgemm(q->ta, q->tb, q->m, q->n, q->k, 1.0f, A, lda, B, ldb, q->beta, C, q->n,
-                          threads);
+                for (int rep = 0; rep < q->reps; rep++)
+                    yf__sgemm(q->ta, q->tb, q->m, q->n, q->k, 1.0f, A, lda, B, ldb, q->beta, C,
+                              q->n, threads);
             }
         bl[r] = flops * steps / (now() - t0) * 1e-9;
         t0 = now();
-        for (int st = 0; st < steps; st++)
+        for (int st = 0; st < steps && !convs; st++)
             for (int i = 0; i < g->n; i++) {
                 const yf__gnode *nd = &g->node[g->order[i]];
                 if (nd->op == YF_OP_DENSE || nd->op == YF_OP_DENSE_DX || nd->op == YF_OP_DENSE_DW)
                     yf__dense_sgemm(nd, &ex);
             }
-        own[r] = flops * steps / (now() - t0) * 1e-9;
+        own[r] = convs ? NAN : flops * steps / (now() - t0) * 1e-9;
         /* and what the optimizer update alone costs (the model's state is
          * put back afterwards, so the next round trains on) */
         size_t bytes = m->param_floats * sizeof(float);
@@ -166,18 +214,25 @@ int main(int argc, char **argv)
         m->step = step_was;
         double opt = opt_s / steps, step = flops / (yf[r] * 1e9);
         printf("round %d: yaflow step %.1f GFLOP/s; BLIS sgemm alone %.1f GFLOP/s on shared "
-               "buffers (ratio %.3f), %.1f on the step's own (ratio %.3f); optimizer %.3f ms of "
-               "a %.3f ms step (%.1f%%)\n", r + 1, yf[r], bl[r], yf[r] / bl[r], own[r],
-               yf[r] / own[r], opt * 1e3, step * 1e3, 100 * opt / step);
+               "buffers (ratio %.3f)", r + 1, yf[r], bl[r], yf[r] / bl[r]);
+        if (!convs)
+            printf(", %.1f on the step's own (ratio %.3f)", own[r], yf[r] / own[r]);
+        printf("; optimizer %.3f ms of a %.3f ms step (%.1f%%)\n", opt * 1e3, step * 1e3,
+               100 * opt / step);
     }
     qsort(yf, rounds, sizeof *yf, cmp);
     qsort(bl, rounds, sizeof *bl, cmp);
     qsort(own, rounds, sizeof *own, cmp);
-    printf("%s, batch %d, %d thread(s), %d GEMMs per step (%.1f MFLOP): median yaflow %.1f "
-           "GFLOP/s; BLIS %.1f GFLOP/s on shared buffers, ratio %.3f; BLIS %.1f GFLOP/s on the "
-           "step's own buffers, ratio %.3f\n", path, rows, threads, n_sh, flops * 1e-6,
-           yf[rounds / 2], bl[rounds / 2], yf[rounds / 2] / bl[rounds / 2], own[rounds / 2],
-           yf[rounds / 2] / own[rounds / 2]);
+    printf("%s, batch %d, %d thread(s), %d GEMMs per step (%.1f MFLOP%s): median yaflow %.1f "
+           "GFLOP/s; BLIS %.1f GFLOP/s on shared buffers, ratio %.3f; ", path, rows, threads,
+           gemms, flops * 1e-6, convs ? ", convolutions as their im2col GEMMs" : "",
+           yf[rounds / 2], bl[rounds / 2], yf[rounds / 2] / bl[rounds / 2]);
+    if (convs)
+        printf("the step's own buffers: not measured (its convolutions are not single BLIS "
+               "calls)\n");
+    else
+        printf("BLIS %.1f GFLOP/s on the step's own buffers, ratio %.3f\n", own[rounds / 2],
+               yf[rounds / 2] / own[rounds / 2]);
     free(A), free(B), free(C), free(idx), free(yf), free(bl), free(own), free(saved);
     yf_dataset_free(d);
     yf_model_free(m);

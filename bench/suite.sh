@@ -14,7 +14,8 @@
 #   two MPI ranks against one process (bench-mpi.sh)
 #   a training step's GFLOP/s against BLIS's own sgemm on the same GEMMs
 #   (bench/roofline): the stacked autoencoder at batch 32, 128 and 512 on
-#   one thread and at 128 on two, and the VAE
+#   one thread and at 128 on two, the VAE, and the CNN classifier on one
+#   and two threads (its convolutions as the GEMMs they unfold into)
 # Environment: YAFLOW, YAFLOW_DATA, BENCH_REPEAT as the scripts it runs.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,7 +73,8 @@ summary+=("ceiling: $(sed -n 's/^median: //p' "$log")")
 
 roofline=${ROOFLINE:-$root/bench/roofline}
 for c in "stacked-ae.yaml 128 1" "stacked-ae.yaml 128 2" "stacked-ae.yaml 32 1" \
-         "stacked-ae.yaml 512 1" "vae.yaml 128 1"; do
+         "stacked-ae.yaml 512 1" "vae.yaml 128 1" "cnn-classifier.yaml 128 1" \
+         "cnn-classifier.yaml 128 2"; do
   set -- $c
   echo "== roofline: $1, batch $2, $3 thread(s)"
   if "$roofline" "models/$1" --batch "$2" --threads "$3" --rounds "${BENCH_REPEAT:-3}" 2>&1 | tee "$log"; then
