@@ -7,7 +7,9 @@
 # through shared memory (docs/distributed.md), so, as for two threads
 # (bench-scaling.sh), it matters whether the host has put the two virtual
 # CPUs together or apart: each round prints the cores' cache-line round
-# trip (bench/corelat, CORELAT) just before its two-rank run.
+# trip (bench/corelat, CORELAT) just before and just after its two-rank
+# run, and each batch ends with the median of its rounds' ratios and the
+# median over the rounds whose cores were together both times.
 # Environment: YAFLOW, YAFLOW_DATA, BENCH_REPEAT, CORELAT. Needs a yaflow
 # built with MPI and mpirun (bootstrap.sh installs Open MPI).
 set -euo pipefail
@@ -26,7 +28,9 @@ corelat=${CORELAT:-$root/bench/corelat}
 lat() { if [ -x "$corelat" ]; then "$corelat" 2> /dev/null || echo "?"; else echo "?"; fi; }
 rate() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "examples_per_s") c = i; next }
                   NF > 0 { v = $c } END { print v }' "$1/metrics.csv"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for B in 128 256 512 1024; do
+  ratio=() near=()
   for r in $(seq "$repeat"); do
     rm -rf "$tmp/one" "$tmp/two"
     "$yaflow" train models/stacked-ae.yaml --threads 1 --out "$tmp/one" --data "$data_dir" \
@@ -34,7 +38,12 @@ for B in 128 256 512 1024; do
     ns=$(lat)
     mpirun -np 2 "$yaflow" train models/stacked-ae.yaml --threads 1 --out "$tmp/two" \
       --data "$data_dir" train.epochs=2 data.valid=0 train.batch_size=$B > /dev/null 2>&1
+    ns2=$(lat)
     a=$(rate "$tmp/one"); b=$(rate "$tmp/two")
-    echo "global batch $B, round $r: 1 rank $a examples/s, 2 ranks $b, ratio 2 ranks/1=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }') (cores $ns ns apart)"
+    ratio+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')")
+    case "$ns$ns2" in ''|*[!0-9]*) ;; *) [ "$ns" -lt 200 ] && [ "$ns2" -lt 200 ] && near+=("${ratio[-1]}") ;; esac
+    echo "global batch $B, round $r: 1 rank $a examples/s, 2 ranks $b, ratio 2 ranks/1=${ratio[-1]} (cores $ns ns apart before, $ns2 ns after)"
   done
+  if [ ${#near[@]} -gt 0 ]; then m=$(median "${near[@]}"); else m=none; fi
+  echo "global batch $B: median ratio $(median "${ratio[@]}") of $repeat round(s); with the cores together (under 200 ns before and after) in ${#near[@]}: $m"
 done

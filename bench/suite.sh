@@ -87,7 +87,7 @@ done
 
 echo "== two MPI ranks against one process"
 bash bench/bench-mpi.sh 2>&1 | tee "$log" || failed=1
-summary+=("mpi: $(grep -o 'global batch [0-9]*, round 1:.*ratio 2 ranks/1=[0-9.]*' "$log" | sed 's/, round 1:.*=/: /' | tr '\n' ';')")
+summary+=("mpi, two ranks / one process: $(sed -n 's/^global batch \([0-9]*\): median ratio \([0-9.]*\) of .*together .* in \([0-9]*\): \(.*\)/batch \1 \2 (together in \3: \4)/p' "$log" | tr '\n' ';')")
 
 echo "== contention"
 bash bench/bench-contention.sh 2>&1 | tee "$log" || failed=1
