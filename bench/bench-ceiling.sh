@@ -53,7 +53,6 @@ for r in $(seq "$repeat"); do
   echo "round $r: alone 128 $a128 examples/s, alone 256 $a256; pair 128 $p128, pair 64 $p64;" \
        "pair128/alone128 ${t2[-1]}, pair64/alone128 ${r128[-1]}, pair128/alone256 ${r256[-1]}"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 echo "median: two cores against one, independent work: $(median "${t2[@]}") (bound on two threads / one);" \
      "two ranks at global batch 128 without allreduce: $(median "${r128[@]}");" \
      "at 256: $(median "${r256[@]}")"

@@ -24,11 +24,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-mpi.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-corelat=${CORELAT:-$root/bench/corelat}
-lat() { if [ -x "$corelat" ]; then "$corelat" 2> /dev/null || echo "?"; else echo "?"; fi; }
 rate() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "examples_per_s") c = i; next }
                   NF > 0 { v = $c } END { print v }' "$1/metrics.csv"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for B in 128 256 512 1024; do
   ratio=() near=()
   for r in $(seq "$repeat"); do
@@ -41,7 +38,7 @@ for B in 128 256 512 1024; do
     ns2=$(lat)
     a=$(rate "$tmp/one"); b=$(rate "$tmp/two")
     ratio+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')")
-    case "$ns$ns2" in ''|*[!0-9]*) ;; *) [ "$ns" -lt 200 ] && [ "$ns2" -lt 200 ] && near+=("${ratio[-1]}") ;; esac
+    together "$ns" "$ns2" && near+=("${ratio[-1]}")
     echo "global batch $B, round $r: 1 rank $a examples/s, 2 ranks $b, ratio 2 ranks/1=${ratio[-1]} (cores $ns ns apart before, $ns2 ns after)"
   done
   if [ ${#near[@]} -gt 0 ]; then m=$(median "${near[@]}"); else m=none; fi

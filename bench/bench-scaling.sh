@@ -35,17 +35,14 @@ rate() { # threads -> examples/s of the second epoch
            NF > 0 { v = $c } END { print v }' "$tmp/run/metrics.csv"
 }
 
-corelat=${CORELAT:-$root/bench/corelat}
-lat() { if [ -x "$corelat" ]; then "$corelat" 2> /dev/null || echo "?"; else echo "?"; fi; }
 one=() two=() ratio=() near=()
 for r in $(seq "$repeat"); do
   a=$(rate 1); ns=$(lat); b=$(rate 2); ns2=$(lat)
   one+=("$a"); two+=("$b")
   ratio+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')")
-  case "$ns$ns2" in ''|*[!0-9]*) ;; *) [ "$ns" -lt 200 ] && [ "$ns2" -lt 200 ] && near+=("${ratio[-1]}") ;; esac
+  together "$ns" "$ns2" && near+=("${ratio[-1]}")
   echo "round $r: 1 thread $a examples/s, 2 threads $b, ratio ${ratio[-1]} (cores ${ns} ns apart before, ${ns2} ns after)"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 [ -x "$corelat" ] || echo "(no $corelat: make bench/corelat to see where the cores were)"
 if [ ${#near[@]} -gt 0 ]; then m=$(median "${near[@]}"); else m=none; fi
 echo "cores together (round trip under 200 ns before and after) in ${#near[@]} of $repeat rounds; their median ratio: $m"

@@ -15,6 +15,7 @@
  *             GEMMs cost nothing (dense models only).
  * The ratios are the share of each BLIS rate the whole step keeps. */
 #include "../src/internal.h"
+#include "../src/ops/conv.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -58,16 +59,16 @@ static shape conv_shape(const yf__graph *g, const yf__gnode *nd, int rows)
         x = &g->node[nd->in[0]], y = &g->node[nd->in[1]];
         break;
     }
-    int G = nd->win.groups, K = x->dims[0] / G * nd->win.kh * nd->win.kw, Cg = y->dims[0] / G;
-    int P = rows * y->dims[1] * y->dims[2];
+    yf__geom c = yf__conv_geom(x, y, &nd->win);
+    int Cg = c.Co / c.G, P = rows * c.Ho * c.Wo;
     switch (nd->op) {
     case YF_OP_CONV2D:
-        return (shape){false, false, Cg, P, K, 0.0f, G};
+        return (shape){false, false, Cg, P, c.K, 0.0f, c.G};
     case YF_OP_CONV2D_DX:
     case YF_OP_CONV2D_T:
-        return (shape){true, false, K, P, Cg, 0.0f, G};
+        return (shape){true, false, c.K, P, Cg, 0.0f, c.G};
     default:
-        return (shape){false, true, Cg, K, P, 0.0f, G};
+        return (shape){false, true, Cg, c.K, P, 0.0f, c.G};
     }
 }
 

@@ -81,19 +81,6 @@ static yf__exec exec_of(const yf_model *m, yf__graph *g, int rows, uint64_t step
 }
 
 static void run_levels(yf_model *m, yf__graph *g, int rows, uint64_t step,
-                       const yf__aside *aside);
-
-void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
-{
-    run_levels(m, g, rows, step, NULL);
-}
-
-void yf__run_beside(yf_model *m, yf__graph *g, int rows, const yf__aside *aside)
-{
-    run_levels(m, g, rows, m->step, aside);
-}
-
-static void run_levels(yf_model *m, yf__graph *g, int rows, uint64_t step,
                        const yf__aside *aside)
 {
     yf__exec ex = exec_of(m, g, rows, step);
@@ -136,6 +123,16 @@ static void run_levels(yf_model *m, yf__graph *g, int rows, uint64_t step,
     }
     if (aside)
         aside->fn(aside->arg);
+}
+
+void yf__run_at(yf_model *m, yf__graph *g, int rows, uint64_t step)
+{
+    run_levels(m, g, rows, step, NULL);
+}
+
+void yf__run_beside(yf_model *m, yf__graph *g, int rows, const yf__aside *aside)
+{
+    run_levels(m, g, rows, m->step, aside);
 }
 
 int yf__find_nonfinite(yf_model *m, yf__graph *g, int rows, uint64_t step)

@@ -13,7 +13,7 @@
 
 typedef yf__geom geom;
 
-static geom geom_of(const yf__gnode *x, const yf__gnode *y, const yf__window *w)
+geom yf__conv_geom(const yf__gnode *x, const yf__gnode *y, const yf__window *w)
 {
     geom g = {x->dims[0], x->dims[1], x->dims[2], y->dims[0], y->dims[1], y->dims[2], 0,
               w->groups};
@@ -245,7 +245,7 @@ void yf__conv2d_fwd(yf__gnode *n, const yf__exec *ex)
     const yf__gnode *x = &ex->g->node[n->in[0]];
     const float *W = ex->g->node[n->in[1]].buf;
     const float *b = n->n_in > 2 ? ex->g->node[n->in[2]].buf : NULL;
-    geom g = geom_of(x, n, &n->win);
+    geom g = yf__conv_geom(x, n, &n->win);
     int HW = g.Ho * g.Wo, Cg = g.Co / g.G, nb = block_of(&g);
     float *scratch = ex->g->node[n->state].buf;
     if (yf__winograd_ok(&g, &n->win)) {
@@ -301,7 +301,7 @@ void yf__conv2d_dx_fwd(yf__gnode *n, const yf__exec *ex)
     const yf__gnode *dy = &ex->g->node[n->in[0]];
     const float *W = ex->g->node[n->in[1]].buf;
     const float *bias = n->n_in > 2 ? ex->g->node[n->in[2]].buf : NULL;
-    geom g = geom_of(n, dy, &n->win);
+    geom g = yf__conv_geom(n, dy, &n->win);
     int HW = g.Ho * g.Wo, Cg = g.Co / g.G, nb = block_of(&g), S = g.H * g.W;
     float *scratch = ex->g->node[n->state].buf;
     if (yf__winograd_ok(&g, &n->win)) {
@@ -343,7 +343,7 @@ void yf__conv2d_t_fwd(yf__gnode *n, const yf__exec *ex) { yf__conv2d_dx_fwd(n, e
 void yf__conv2d_dw_fwd(yf__gnode *n, const yf__exec *ex)
 {
     const yf__gnode *x = &ex->g->node[n->in[0]], *dy = &ex->g->node[n->in[1]];
-    geom g = geom_of(x, dy, &n->win);
+    geom g = yf__conv_geom(x, dy, &n->win);
     int HW = g.Ho * g.Wo, Cg = g.Co / g.G, nb = block_of(&g);
     size_t per = scratch_floats(&g), wsize = n->size;
     float *scratch = ex->g->node[n->state].buf;
@@ -438,7 +438,7 @@ int yf__conv2d_scratch(yf__graph *g, int id, int threads, yf_error *err)
 {
     const yf__gnode *n = &g->node[id], *x = &g->node[n->in[0]];
     /* a transposed convolution is the convolution from its output to x */
-    geom ge = n->op == YF_OP_CONV2D_T ? geom_of(n, x, &n->win) : geom_of(x, n, &n->win);
+    geom ge = n->op == YF_OP_CONV2D_T ? yf__conv_geom(n, x, &n->win) : yf__conv_geom(x, n, &n->win);
     return scratch(g, id, node_scratch(&ge, &n->win, 0), threads, err);
 }
 
@@ -480,12 +480,12 @@ static int conv_grads(yf__graph *g, int id, int dy, const geom *ge, bool transpo
 
 int yf__conv2d_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    geom ge = geom_of(&g->node[g->node[id].in[0]], &g->node[id], &g->node[id].win);
+    geom ge = yf__conv_geom(&g->node[g->node[id].in[0]], &g->node[id], &g->node[id].win);
     return conv_grads(g, id, dy, &ge, false, err);
 }
 
 int yf__conv2d_t_bwd(yf__graph *g, int id, int dy, yf_error *err)
 {
-    geom ge = geom_of(&g->node[id], &g->node[g->node[id].in[0]], &g->node[id].win);
+    geom ge = yf__conv_geom(&g->node[id], &g->node[g->node[id].in[0]], &g->node[id].win);
     return conv_grads(g, id, dy, &ge, true, err);
 }

@@ -14,6 +14,10 @@ typedef struct {
     int C, H, W, Co, Ho, Wo, K, G;
 } yf__geom;
 
+/* The geometry of the convolution from x to y (a transposed convolution's
+ * or an input gradient's is the one from its output back to its input). */
+yf__geom yf__conv_geom(const yf__gnode *x, const yf__gnode *y, const yf__window *w);
+
 /* Runs the body (the last arguments) for blocks of at most nb examples, the
  * blocks split among the threads a node may use (t: the thread's number). */
 #define YF__FOR_BLOCKS(ex, nb, first, count, t, ...)                         \
