@@ -161,7 +161,7 @@ int main(int argc, char **argv)
         A[i] = (float)(i % 7) * 0.01f, B[i] = (float)(i % 5) * 0.01f;
     size_t n = yf_dataset_count(d, YF_SPLIT_TRAIN), *idx = malloc(rows * sizeof *idx);
     double *yf = malloc(rounds * sizeof *yf), *bl = malloc(rounds * sizeof *bl),
-           *own = malloc(rounds * sizeof *own);
+           *own = malloc(rounds * sizeof *own), *drv = malloc(rounds * sizeof *drv);
     yf__exec ex = {.rows = rows, .threads = threads, .team = threads, .g = &m->train};
     float *saved = malloc(3 * m->param_floats * sizeof *saved);
     for (int r = 0; r < rounds; r++) {
@@ -176,6 +176,7 @@ int main(int argc, char **argv)
             }
         }
         yf[r] = flops * steps / (now() - t0) * 1e-9;
+        yf__gemm_mode step_mode = yf__gemm_set_mode(YF__GEMM_BLIS); /* BLIS alone */
         t0 = now();
         for (int st = 0; st < steps; st++)
             for (int i = 0; i < n_sh; i++) {
@@ -194,6 +195,17 @@ int main(int argc, char **argv)
                     yf__dense_sgemm(nd, &ex);
             }
         own[r] = convs ? NAN : flops * steps / (now() - t0) * 1e-9;
+        /* and the step's GEMMs as the step makes them (src/gemm.c on one
+         * thread), alone on its own buffers */
+        yf__gemm_set_mode(step_mode);
+        t0 = now();
+        for (int st = 0; st < steps && !convs; st++)
+            for (int i = 0; i < g->n; i++) {
+                const yf__gnode *nd = &g->node[g->order[i]];
+                if (nd->op == YF_OP_DENSE || nd->op == YF_OP_DENSE_DX || nd->op == YF_OP_DENSE_DW)
+                    yf__dense_sgemm(nd, &ex);
+            }
+        drv[r] = convs ? NAN : flops * steps / (now() - t0) * 1e-9;
         /* and what the optimizer update alone costs (the model's state is
          * put back afterwards, so the next round trains on) */
         size_t bytes = m->param_floats * sizeof(float);
@@ -217,13 +229,16 @@ int main(int argc, char **argv)
         printf("round %d: yaflow step %.1f GFLOP/s; BLIS sgemm alone %.1f GFLOP/s on shared "
                "buffers (ratio %.3f)", r + 1, yf[r], bl[r], yf[r] / bl[r]);
         if (!convs)
-            printf(", %.1f on the step's own (ratio %.3f)", own[r], yf[r] / own[r]);
+            printf(", %.1f on the step's own (ratio %.3f); the step's GEMMs alone %.1f "
+                   "(the step keeps %.3f of it)", own[r], yf[r] / own[r], drv[r],
+                   yf[r] / drv[r]);
         printf("; optimizer %.3f ms of a %.3f ms step (%.1f%%)\n", opt * 1e3, step * 1e3,
                100 * opt / step);
     }
     qsort(yf, rounds, sizeof *yf, cmp);
     qsort(bl, rounds, sizeof *bl, cmp);
     qsort(own, rounds, sizeof *own, cmp);
+    qsort(drv, rounds, sizeof *drv, cmp);
     printf("%s, batch %d, %d thread(s), %d GEMMs per step (%.1f MFLOP%s): median yaflow %.1f "
            "GFLOP/s; BLIS %.1f GFLOP/s on shared buffers, ratio %.3f; ", path, rows, threads,
            gemms, flops * 1e-6, convs ? ", convolutions as their im2col GEMMs" : "",
@@ -232,9 +247,10 @@ int main(int argc, char **argv)
         printf("the step's own buffers: not measured (its convolutions are not single BLIS "
                "calls)\n");
     else
-        printf("BLIS %.1f GFLOP/s on the step's own buffers, ratio %.3f\n", own[rounds / 2],
-               yf[rounds / 2] / own[rounds / 2]);
-    free(A), free(B), free(C), free(idx), free(yf), free(bl), free(own), free(saved);
+        printf("BLIS %.1f GFLOP/s on the step's own buffers, ratio %.3f; the step's GEMMs "
+               "alone %.1f GFLOP/s, the step keeping %.3f of it\n", own[rounds / 2],
+               yf[rounds / 2] / own[rounds / 2], drv[rounds / 2], yf[rounds / 2] / drv[rounds / 2]);
+    free(A), free(B), free(C), free(idx), free(yf), free(bl), free(own), free(drv), free(saved);
     yf_dataset_free(d);
     yf_model_free(m);
     yf_spec_free(s);

@@ -163,6 +163,8 @@ void yf__sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *
                int lda, const float *b, int ldb, float beta, float *c, int ldc,
                int threads)
 {
+    if (yf__gemm_own(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads))
+        return;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(threads, &rntm);
     bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
