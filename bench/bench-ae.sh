@@ -79,7 +79,11 @@ say "bench-ae: $model, 1 epoch, batch $batch, $threads thread(s), best of $repea
 best_yf=0 best_torch=0 ratios=()
 for i in $(seq 1 "$repeat"); do
   yf=$(run_yaflow)
-  say "  run $i/$repeat  yaflow  $yf examples/s"
+  if [ "$threads" -gt 1 ]; then # the host may have moved the vCPUs apart (bench-scaling.sh)
+    say "  run $i/$repeat  yaflow  $yf examples/s (cores $(lat) ns apart after it)"
+  else
+    say "  run $i/$repeat  yaflow  $yf examples/s"
+  fi
   best_yf=$(max "$best_yf" "$yf")
   th=$(run_torch)
   say "  run $i/$repeat  torch   $th examples/s"

@@ -124,6 +124,19 @@ YF__CLONES static void pack(int rows, int kc, const float *x, ptrdiff_t rs, ptrd
         int n = rows - i0 < w ? rows - i0 : w;
         float *d = out + (size_t)i0 * kc;
         const float *s = x + i0 * rs;
+        if (rs == 1 && n == w && w % 16 == 0) { /* a whole panel, in vectors */
+            for (int p = 0; p < kc; p++)
+                for (int i = 0; i < w; i += 16)
+                    *(v16u *)(d + (size_t)p * w + i) = *(const v16u *)(s + p * cs + i);
+            continue;
+        }
+        if (rs == 1 && n == w && w == 12) {
+            for (int p = 0; p < kc; p++) {
+                *(v8u *)(d + (size_t)p * w) = *(const v8u *)(s + p * cs);
+                *(v4u *)(d + (size_t)p * w + 8) = *(const v4u *)(s + p * cs + 8);
+            }
+            continue;
+        }
         if (rs == 1) { /* a panel's rows side by side: copies */
             for (int p = 0; p < kc; p++) {
                 const float *sp = s + p * cs;
