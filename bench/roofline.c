@@ -1,4 +1,4 @@
-/* roofline SPEC [--threads T] [--batch B] [--steps N] [--rounds R] -- how close a
+/* roofline SPEC [--threads T] [--batch B] [--steps N] [--rounds R] [--gemms] -- how close a
  * training step comes to BLIS's own sgemm rate on the same shapes, both
  * measured in this one run (alternating R rounds, medians):
  *   yaflow: N training steps of SPEC at its batch size (forward, backward,
@@ -13,7 +13,12 @@
  *             step makes (yf__dense_sgemm) in its order, with nothing in
  *             between: what the step would take if everything but the
  *             GEMMs cost nothing (dense models only).
- * The ratios are the share of each BLIS rate the whole step keeps. */
+ *           And the step's GEMMs as the step makes them (src/gemm.c), alone
+ *           on its own buffers: the share of that the step keeps.
+ * The ratios are the share of each BLIS rate the whole step keeps.
+ * --gemms: then each dense GEMM of the step on its own buffers, BLIS's
+ * sgemm against the step's (src/gemm.c), alternating, best of 200 calls
+ * each. */
 #include "../src/internal.h"
 #include "../src/ops/conv.h"
 
@@ -82,6 +87,7 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     int threads = 1, steps = 200, rounds = 5, batch = 0;
+    bool per_gemm = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -91,11 +97,14 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--gemms"))
+            per_gemm = true;
         else
             path = argv[i];
     }
     if (!path || threads < 1 || steps < 1 || rounds < 1 || batch < 0) {
-        fprintf(stderr, "usage: roofline SPEC [--threads T] [--batch B] [--steps N] [--rounds R]\n");
+        fprintf(stderr, "usage: roofline SPEC [--threads T] [--batch B] [--steps N] [--rounds R] "
+                        "[--gemms]\n");
         return 2;
     }
     yf_error err = {0};
@@ -250,6 +259,26 @@ int main(int argc, char **argv)
         printf("BLIS %.1f GFLOP/s on the step's own buffers, ratio %.3f; the step's GEMMs "
                "alone %.1f GFLOP/s, the step keeping %.3f of it\n", own[rounds / 2],
                yf[rounds / 2] / own[rounds / 2], drv[rounds / 2], yf[rounds / 2] / drv[rounds / 2]);
+    for (int i = 0; per_gemm && i < g->n; i++) {
+        const yf__gnode *nd = &g->node[g->order[i]];
+        if (nd->op != YF_OP_DENSE && nd->op != YF_OP_DENSE_DX && nd->op != YF_OP_DENSE_DW)
+            continue;
+        double best[2] = {INFINITY, INFINITY};
+        yf__gemm_mode step_mode = yf__gemm_set_mode(YF__GEMM_BLIS);
+        for (int rep = 0; rep < 200; rep++)
+            for (int w = 0; w < 2; w++) {
+                yf__gemm_set_mode(w ? step_mode : YF__GEMM_BLIS);
+                double t0 = now();
+                yf__dense_sgemm(nd, &ex);
+                double t = now() - t0;
+                best[w] = t < best[w] ? t : best[w];
+            }
+        yf__gemm_set_mode(step_mode);
+        double f = yf__node_flops(g, nd, rows) * 1e-9;
+        printf("  %-12s %-9s %7.3f MFLOP: BLIS %6.1f GFLOP/s, the step's %6.1f (%.3fx)\n",
+               nd->name, yf__op_names[nd->op], f * 1e3, f / best[0], f / best[1],
+               best[0] / best[1]);
+    }
     free(A), free(B), free(C), free(idx), free(yf), free(bl), free(own), free(drv), free(saved);
     yf_dataset_free(d);
     yf_model_free(m);
