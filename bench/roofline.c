@@ -77,6 +77,20 @@ static shape conv_shape(const yf__graph *g, const yf__gnode *nd, int rows)
     }
 }
 
+/* Seconds per step of the step's dense GEMMs, in its order on its own
+ * buffers, with nothing in between (steps of them). */
+static double replay(const yf__graph *g, const yf__exec *ex, int steps)
+{
+    double t0 = now();
+    for (int st = 0; st < steps; st++)
+        for (int i = 0; i < g->n; i++) {
+            const yf__gnode *nd = &g->node[g->order[i]];
+            if (nd->op == YF_OP_DENSE || nd->op == YF_OP_DENSE_DX || nd->op == YF_OP_DENSE_DW)
+                yf__dense_sgemm(nd, ex);
+        }
+    return (now() - t0) / steps;
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -196,25 +210,11 @@ int main(int argc, char **argv)
                               q->n, threads);
             }
         bl[r] = flops * steps / (now() - t0) * 1e-9;
-        t0 = now();
-        for (int st = 0; st < steps && !convs; st++)
-            for (int i = 0; i < g->n; i++) {
-                const yf__gnode *nd = &g->node[g->order[i]];
-                if (nd->op == YF_OP_DENSE || nd->op == YF_OP_DENSE_DX || nd->op == YF_OP_DENSE_DW)
-                    yf__dense_sgemm(nd, &ex);
-            }
-        own[r] = convs ? NAN : flops * steps / (now() - t0) * 1e-9;
-        /* and the step's GEMMs as the step makes them (src/gemm.c on one
-         * thread), alone on its own buffers */
+        own[r] = convs ? NAN : flops / replay(g, &ex, steps) * 1e-9;
+        /* and the step's GEMMs as the step makes them (src/gemm.c), alone on
+         * its own buffers */
         yf__gemm_set_mode(step_mode);
-        t0 = now();
-        for (int st = 0; st < steps && !convs; st++)
-            for (int i = 0; i < g->n; i++) {
-                const yf__gnode *nd = &g->node[g->order[i]];
-                if (nd->op == YF_OP_DENSE || nd->op == YF_OP_DENSE_DX || nd->op == YF_OP_DENSE_DW)
-                    yf__dense_sgemm(nd, &ex);
-            }
-        drv[r] = convs ? NAN : flops * steps / (now() - t0) * 1e-9;
+        drv[r] = convs ? NAN : flops / replay(g, &ex, steps) * 1e-9;
         /* and what the optimizer update alone costs (the model's state is
          * put back afterwards, so the next round trains on) */
         size_t bytes = m->param_floats * sizeof(float);

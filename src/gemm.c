@@ -1,23 +1,21 @@
-/* One-thread GEMMs on BLIS's own microkernel, with yaflow's packing and
- * loop nest.
+/* GEMMs on BLIS's own microkernel, with yaflow's packing and loop nest.
  *
  * BLIS's sgemm is three parts: the microkernel (an MR × NR block of C from
  * a panel of A and one of B, in assembly), the packing of A and B into
- * those panels, and the five loops around them. For the shapes of a
- * training step (a batch of 128 against layers of 150 to 784 units) its
- * packing is a sixth of the time, and Debian's BLIS 0.9 packs through a
- * generic path. Here the same microkernel gets the same panels, packed by
- * plain loops the compiler vectorises, in the same blocks: K cut as BLIS
- * cuts it (bli_determine_blocksize_f: KC, or everything left when that is
- * at most KC's maximum), C's first K block taking beta and the rest adding
- * to it, the problem transposed when the microkernel prefers the other
- * storage of C, as bli_gemm_front does. Each element of C is therefore
- * summed in the same order as by bli_sgemm, and comes out with the same
- * bits (tests/test_gemm.c compares them over many shapes); only the time
- * spent around the microkernel changes (docs/performance.md).
- *
- * Only one thread: several threads' GEMMs stay with BLIS, which splits
- * its loops among them. */
+ * those panels, and the five loops around them. In a training step (a
+ * batch of 128 against layers of 150 to 784 units) BLIS spends about a
+ * sixth of its time around the microkernel, Debian's BLIS 0.9 packing
+ * skx's panels through a generic path. Here the same microkernel gets the
+ * same panels, packed by copies and by 16 × 16 blocks turned in
+ * registers, in the same blocks: K cut as BLIS cuts it
+ * (bli_determine_blocksize_f: KC, or everything left when that is at most
+ * KC's maximum), C's first K block taking beta and the rest adding to it,
+ * the problem transposed when the microkernel prefers the other storage
+ * of C, as bli_gemm_front does. Each element of C is therefore summed in
+ * the same order as by bli_sgemm, and comes out with the same bits
+ * (tests/test_gemm.c compares them over many shapes); only the time spent
+ * around the microkernel changes (docs/performance.md). Several threads
+ * share the packing and split C's blocks, never K. */
 #include "internal.h"
 
 #include <blis.h>
@@ -66,8 +64,8 @@ static void query(void)
                k.nc_max >= k.nc && !sup;
     /* the panel widths whose packing turns 16 × 16 blocks in registers
      * (skx's 32 × 12); with others the scalar packing here loses to
-     * BLIS's (0.85-0.97 of its time, measured for sandybridge, penryn,
-     * excavator and generic) */
+     * BLIS's (0.85-0.97 of its speed, measured for sandybridge, penryn,
+     * excavator, steamroller and generic) */
     k.fast = (k.mr % 16 == 0 || k.mr == 12) && (k.nr % 16 == 0 || k.nr == 12);
     K_ = k;
     const char *env = getenv("YAFLOW_OWN_GEMM"); /* 0: every GEMM to BLIS, to compare */
