@@ -38,6 +38,28 @@ static kernel K_;
 static yf__gemm_mode mode = YF__GEMM_AUTO;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* A buffer per thread for each packed operand, grown when needed, kept
+ * for the thread's life and freed when it ends (a thread-specific value
+ * with a destructor: the caller's own threads come and go). Not through
+ * yf__aligned_alloc, whose failures a test makes every caller report:
+ * these are scratch, and without them the GEMM goes to BLIS, which
+ * allocates its own the same way. */
+typedef struct {
+    float *buf[2];
+    size_t cap[2]; /* floats */
+} scratch;
+
+static pthread_key_t scratch_key;
+static bool have_key;
+
+static void scratch_free(void *p)
+{
+    scratch *s = p;
+    free(s->buf[0]);
+    free(s->buf[1]);
+    free(s);
+}
+
 static void query(void)
 {
     cntx_t *c = bli_gks_query_cntx();
@@ -68,6 +90,7 @@ static void query(void)
      * excavator, steamroller and generic) */
     k.fast = (k.mr % 16 == 0 || k.mr == 12) && (k.nr % 16 == 0 || k.nr == 12);
     K_ = k;
+    have_key = !pthread_key_create(&scratch_key, scratch_free);
     const char *env = getenv("YAFLOW_OWN_GEMM"); /* 0: every GEMM to BLIS, to compare */
     if (mode == YF__GEMM_AUTO && env && !strcmp(env, "0"))
         mode = YF__GEMM_BLIS;
@@ -191,24 +214,28 @@ YF__CLONES static void pack(int rows, int kc, const float *x, ptrdiff_t rs, ptrd
     }
 }
 
-/* A buffer per thread for each packed operand, grown when needed and kept
- * for the thread's life. Not through yf__aligned_alloc, whose failures a
- * test makes every caller report: these are scratch, and without them the
- * GEMM goes to BLIS, which allocates its own the same way. */
-static _Thread_local float *pack_buf[2];
-static _Thread_local size_t pack_cap[2];
-
+/* This thread's buffer for operand which (0: A, 1: B), of at least floats */
 static float *buffer(int which, size_t floats)
 {
-    if (pack_cap[which] < floats) {
-        free(pack_buf[which]);
-        size_t bytes = (floats * sizeof(float) + 4095) & ~(size_t)4095;
-        pack_buf[which] = aligned_alloc(4096, bytes);
-        pack_cap[which] = pack_buf[which] ? bytes / sizeof(float) : 0;
+    if (!have_key)
+        return NULL;
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s)))
+            return NULL;
+        if (pthread_setspecific(scratch_key, s)) {
+            free(s);
+            return NULL;
+        }
     }
-    return pack_buf[which];
+    if (s->cap[which] < floats) {
+        free(s->buf[which]);
+        size_t bytes = (floats * sizeof(float) + 4095) & ~(size_t)4095;
+        s->buf[which] = aligned_alloc(4096, bytes);
+        s->cap[which] = s->buf[which] ? bytes / sizeof(float) : 0;
+    }
+    return s->buf[which];
 }
-
 
 yf__gemm_mode yf__gemm_set_mode(yf__gemm_mode m)
 {
