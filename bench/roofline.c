@@ -77,6 +77,11 @@ static shape conv_shape(const yf__graph *g, const yf__gnode *nd, int rows)
     }
 }
 
+static bool dense_gemm(const yf__gnode *nd)
+{
+    return nd->op == YF_OP_DENSE || nd->op == YF_OP_DENSE_DX || nd->op == YF_OP_DENSE_DW;
+}
+
 /* Seconds per step of the step's dense GEMMs, in its order on its own
  * buffers, with nothing in between (steps of them). */
 static double replay(const yf__graph *g, const yf__exec *ex, int steps)
@@ -85,7 +90,7 @@ static double replay(const yf__graph *g, const yf__exec *ex, int steps)
     for (int st = 0; st < steps; st++)
         for (int i = 0; i < g->n; i++) {
             const yf__gnode *nd = &g->node[g->order[i]];
-            if (nd->op == YF_OP_DENSE || nd->op == YF_OP_DENSE_DX || nd->op == YF_OP_DENSE_DW)
+            if (dense_gemm(nd))
                 yf__dense_sgemm(nd, ex);
         }
     return (now() - t0) / steps;
@@ -261,7 +266,7 @@ int main(int argc, char **argv)
                yf[rounds / 2] / own[rounds / 2], drv[rounds / 2], yf[rounds / 2] / drv[rounds / 2]);
     for (int i = 0; per_gemm && i < g->n; i++) {
         const yf__gnode *nd = &g->node[g->order[i]];
-        if (nd->op != YF_OP_DENSE && nd->op != YF_OP_DENSE_DX && nd->op != YF_OP_DENSE_DW)
+        if (!dense_gemm(nd))
             continue;
         double best[2] = {INFINITY, INFINITY};
         yf__gemm_mode step_mode = yf__gemm_set_mode(YF__GEMM_BLIS);

@@ -1,8 +1,8 @@
 /* The library's allocations, all through these, so that a test can make
  * the Nth of them fail (SQLite's approach) and check that every failure is
  * reported as YF_ENOMEM and nothing leaks (save src/gemm.c's packing
- * scratch, whose failure only sends a GEMM to BLIS). In normal use they are malloc,
- * calloc, realloc and strdup plus one relaxed atomic counter. */
+ * scratch, whose failure only sends a GEMM to BLIS). In normal use they
+ * are malloc, calloc, realloc and strdup plus one relaxed atomic counter. */
 #include "internal.h"
 
 #include <stdlib.h>

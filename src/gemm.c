@@ -21,7 +21,6 @@
 #include <blis.h>
 #include <omp.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -690,9 +690,9 @@ void yf__sgemm(bool ta, bool tb, int m, int n, int k, float alpha,
  * call to BLIS. */
 bool yf__gemm_own(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc, int threads);
-/* Which one-thread GEMMs go through it: those whose panel widths it packs
- * faster than BLIS (the default; YAFLOW_OWN_GEMM=0 in the environment sends
- * every GEMM to BLIS), none, or all it can do (tests/test_gemm.c) */
+/* Which GEMMs go through it: those whose panel widths it packs faster
+ * than BLIS (the default; YAFLOW_OWN_GEMM=0 in the environment sends every
+ * GEMM to BLIS), none, or all it can do (tests/test_gemm.c) */
 typedef enum { YF__GEMM_AUTO, YF__GEMM_BLIS, YF__GEMM_ALL } yf__gemm_mode;
 yf__gemm_mode yf__gemm_set_mode(yf__gemm_mode m); /* the mode it was */
 /* FTZ/DAZ in the calling thread and `threads` OpenMP workers. */
